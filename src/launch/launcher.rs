@@ -1,0 +1,173 @@
+//! The launcher: the one call every op goes through.
+
+use super::{Params, Phase, Route, RoutePolicy, Stage, Tensor};
+use crate::backend::{Backend, BackendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything about a launch except its tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchInfo {
+    /// Launch number in the run, from 0.
+    pub seq: u64,
+    /// Prefill or decode step.
+    pub phase: Phase,
+    /// The stage.
+    pub stage: Stage,
+    /// Layer index, None for global stages.
+    pub layer: Option<u32>,
+    /// The route that runs (and ran) it.
+    pub route: Route,
+    /// Backend name (`cpu`, `hip`).
+    pub backend: String,
+    /// Scalar parameters.
+    pub params: Params,
+}
+
+/// Sees every launch: its inputs before the kernel runs and its outputs after. The recorder is one.
+pub trait LaunchObserver {
+    /// Called before the kernel runs. An error aborts the run (nothing is computed unseen).
+    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String>;
+    /// Called after the kernel ran, with its outputs and wall time.
+    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], duration: Duration) -> Result<(), String>;
+    /// Called once when the run is over (flush, write the footer).
+    fn finish(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A launch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The backend could not run the kernel.
+    #[error("launch {seq} ({phase} layer {layer:?} {stage}): {source}")]
+    Backend {
+        /// Launch number.
+        seq: u64,
+        /// Phase.
+        phase: Phase,
+        /// Stage.
+        stage: Stage,
+        /// Layer.
+        layer: Option<u32>,
+        /// The cause.
+        source: BackendError,
+    },
+    /// An observer (the recorder) failed.
+    #[error("recording launch {seq}: {msg}")]
+    Observer {
+        /// Launch number.
+        seq: u64,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+/// A hook that may change a launch's outputs after the kernel ran (fault injection). It runs before the
+/// observers, so what is recorded is what flows downstream.
+pub type OutputHook = Box<dyn FnMut(&LaunchInfo, &mut Vec<Tensor>)>;
+
+/// Runs launches on a backend, picking routes by the policy and telling observers.
+pub struct Launcher {
+    backend: Arc<dyn Backend>,
+    /// The route rule in force.
+    pub policy: RoutePolicy,
+    observers: Vec<Box<dyn LaunchObserver>>,
+    hooks: Vec<OutputHook>,
+    seq: u64,
+    phase: Phase,
+}
+
+impl Launcher {
+    /// A launcher on `backend` with `policy`.
+    pub fn new(backend: Arc<dyn Backend>, policy: RoutePolicy) -> Launcher {
+        Launcher { backend, policy, observers: Vec::new(), hooks: Vec::new(), seq: 0, phase: Phase::Prefill }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Adds an observer (e.g. the recorder).
+    pub fn observe(&mut self, obs: Box<dyn LaunchObserver>) {
+        self.observers.push(obs);
+    }
+
+    /// Adds an output hook (e.g. fault injection).
+    pub fn hook(&mut self, hook: OutputHook) {
+        self.hooks.push(hook);
+    }
+
+    /// Sets the phase of the launches that follow.
+    pub fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Launches issued so far.
+    pub fn launches(&self) -> u64 {
+        self.seq
+    }
+
+    /// Picks the route for `stage` over `params.rows` rows by the policy, runs it, and returns its outputs.
+    pub fn launch(
+        &mut self,
+        stage: Stage,
+        layer: Option<u32>,
+        inputs: &[&Tensor],
+        params: Params,
+    ) -> Result<Vec<Tensor>, LaunchError> {
+        let route = self.policy.choose(stage, params.rows as usize);
+        self.launch_on(stage, layer, route, inputs, params)
+    }
+
+    /// Runs `stage` on an explicit `route`: `launch(stage, layer, route, inputs, outputs, params)` of DESIGN.md,
+    /// with outputs returned.
+    pub fn launch_on(
+        &mut self,
+        stage: Stage,
+        layer: Option<u32>,
+        route: Route,
+        inputs: &[&Tensor],
+        params: Params,
+    ) -> Result<Vec<Tensor>, LaunchError> {
+        let info = LaunchInfo {
+            seq: self.seq,
+            phase: self.phase,
+            stage,
+            layer,
+            route,
+            backend: self.backend.name().to_string(),
+            params,
+        };
+        self.seq += 1;
+        for o in &mut self.observers {
+            o.begin(&info, inputs).map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+        }
+        let t0 = Instant::now();
+        let mut outputs = self.backend.execute(stage, route, &params, inputs).map_err(|source| {
+            LaunchError::Backend { seq: info.seq, phase: info.phase, stage, layer, source }
+        })?;
+        let dt = t0.elapsed();
+        for h in &mut self.hooks {
+            h(&info, &mut outputs);
+        }
+        for o in &mut self.observers {
+            o.end(&info, &outputs, dt).map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+        }
+        Ok(outputs)
+    }
+
+    /// Tells observers the run is over.
+    pub fn finish(&mut self) -> Result<(), LaunchError> {
+        for o in &mut self.observers {
+            o.finish().map_err(|msg| LaunchError::Observer { seq: self.seq, msg })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! Routes: which kernel variant runs a launch, and the documented rule that picks it.
+//!
+//! A production engine runs the same math through different kernels depending on the launch shape:
+//! one-row decode launches go through a `gemv`, many-row prefill launches through a tiled `gemm` that
+//! reduces in another order; decode attention is a fused flash-decoding kernel, prefill attention three
+//! launches. Those choices are exactly what makes decode step k differ from prefill's row k, so greta
+//! makes them explicit, records them, and lets any of them be forced.
+//!
+//! The rule ([`RoutePolicy::choose`]):
+//! - matmul stages: forced variant if any; else `gemm_invariant` in invariant mode; else `gemv` for a
+//!   one-row launch and `gemm_tiled` for more rows.
+//! - attention: forced variant if any; else `manual` in invariant mode; else `fused` for one row and
+//!   `manual` for more.
+//! - every other stage: `direct` (one kernel, whose per-row result never depends on the row count).
+//! - precision: the policy's precision (`f32` or `f64` on the CPU; `f16` accumulation is a GPU attention route).
+
+use super::stage::Stage;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A kernel variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Variant {
+    /// Matmul, one row at a time; each output is one dot product with a fixed 8-lane reduction.
+    Gemv,
+    /// Matmul over row tiles with the reduction split in K-blocks (another summation order than gemv).
+    GemmTiled,
+    /// Matmul over row tiles with exactly gemv's per-row reduction order: batch-invariant.
+    GemmInvariant,
+    /// Attention as three launches: qk, softmax, pv.
+    Manual,
+    /// Attention as one launch with an online softmax over key blocks (flash-decoding).
+    Fused,
+    /// The single variant of non-matmul, non-attention stages.
+    Direct,
+}
+
+/// The op family a stage belongs to, for `--route FAMILY=VARIANT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpFamily {
+    /// Weight matmuls: q/k/v/o projections, gate, up, down, lm_head.
+    Matmul,
+    /// qk, softmax, pv, or fused attn.
+    Attention,
+    /// Everything else.
+    Elementwise,
+}
+
+impl OpFamily {
+    /// The family of a stage.
+    pub fn of(stage: Stage) -> OpFamily {
+        if stage.is_matmul() {
+            OpFamily::Matmul
+        } else if stage.is_attention() {
+            OpFamily::Attention
+        } else {
+            OpFamily::Elementwise
+        }
+    }
+
+    /// The variants valid for this family.
+    pub fn variants(self) -> &'static [Variant] {
+        match self {
+            OpFamily::Matmul => &[Variant::Gemv, Variant::GemmTiled, Variant::GemmInvariant],
+            OpFamily::Attention => &[Variant::Manual, Variant::Fused],
+            OpFamily::Elementwise => &[Variant::Direct],
+        }
+    }
+
+    /// Name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpFamily::Matmul => "matmul",
+            OpFamily::Attention => "attention",
+            OpFamily::Elementwise => "elementwise",
+        }
+    }
+}
+
+impl Variant {
+    /// Every variant.
+    pub const ALL: &'static [Variant] = &[
+        Variant::Gemv,
+        Variant::GemmTiled,
+        Variant::GemmInvariant,
+        Variant::Manual,
+        Variant::Fused,
+        Variant::Direct,
+    ];
+
+    /// Name on the command line, on the tape and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Gemv => "gemv",
+            Variant::GemmTiled => "gemm_tiled",
+            Variant::GemmInvariant => "gemm_invariant",
+            Variant::Manual => "manual",
+            Variant::Fused => "fused",
+            Variant::Direct => "direct",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Variant::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
+            format!("unknown route variant `{s}`: valid variants are {}", names.join(", "))
+        })
+    }
+}
+
+/// Arithmetic precision of a route: what the kernel computes and accumulates in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Precision {
+    /// f64 everywhere: the reference.
+    F64,
+    /// f32 arithmetic and accumulation: the fast path.
+    F32,
+    /// f16 accumulation (GPU attention route); storage stays f32.
+    F16,
+}
+
+impl Precision {
+    /// Name on the command line and tape.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f64" => Ok(Precision::F64),
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            _ => Err(format!("unknown precision `{s}`: valid precisions are f64, f32, f16")),
+        }
+    }
+}
+
+/// The route a launch ran on: variant plus precision. Printed as `variant/precision`, e.g. `gemv/f32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Route {
+    /// The kernel variant.
+    pub variant: Variant,
+    /// What it computes in.
+    pub precision: Precision,
+}
+
+impl Route {
+    /// A route from its parts.
+    pub fn new(variant: Variant, precision: Precision) -> Route {
+        Route { variant, precision }
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.variant, self.precision)
+    }
+}
+
+impl FromStr for Route {
+    type Err = String;
+    /// Parses `variant/precision` or a bare `variant` (precision f32).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (v, p) = s.split_once('/').unwrap_or((s, "f32"));
+        Ok(Route::new(v.parse()?, p.parse()?))
+    }
+}
+
+/// A bad `--route` or `--routes` value.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Not of the form OP=VARIANT.
+    #[error("bad route `{0}`: expected OP=VARIANT, e.g. matmul=gemv, q_proj=gemm_tiled, attention=fused")]
+    Syntax(String),
+    /// OP is neither a family nor a stage.
+    #[error("unknown op `{op}` in --route: valid ops are matmul, attention, or a stage name ({stages})")]
+    UnknownOp {
+        /// What was given.
+        op: String,
+        /// The valid stage names.
+        stages: String,
+    },
+    /// VARIANT does not exist or does not fit OP.
+    #[error("route variant `{variant}` is not valid for `{op}`: valid variants are {valid}")]
+    BadVariant {
+        /// The op.
+        op: String,
+        /// What was given.
+        variant: String,
+        /// The valid ones for this op.
+        valid: String,
+    },
+}
+
+/// Which default rule is in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RouteMode {
+    /// Shape-dependent routes, like a production engine.
+    #[default]
+    Default,
+    /// Batch-invariant routes: a row's result does not depend on how many rows share the launch.
+    Invariant,
+}
+
+/// The rule that picks a route for each launch, plus the routes forced by the user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoutePolicy {
+    /// Precision of every route.
+    pub precision: Precision,
+    /// Default or invariant rule.
+    pub mode: RouteMode,
+    /// Forced variants per op family.
+    pub family: BTreeMap<OpFamily, Variant>,
+    /// Forced variants per stage (win over family).
+    pub stage: BTreeMap<Stage, Variant>,
+}
+
+
+impl RoutePolicy {
+    /// The default rule at a precision.
+    pub fn new(precision: Precision) -> RoutePolicy {
+        RoutePolicy { precision, mode: RouteMode::Default, family: BTreeMap::new(), stage: BTreeMap::new() }
+    }
+
+    /// Applies one `OP=VARIANT` override (OP: `matmul`, `attention` or a stage name).
+    pub fn force(&mut self, spec: &str) -> Result<(), RouteError> {
+        let (op, var) = spec.split_once('=').ok_or_else(|| RouteError::Syntax(spec.to_string()))?;
+        let (family, stage) = match op {
+            "matmul" => (OpFamily::Matmul, None),
+            "attention" | "attn" => (OpFamily::Attention, None),
+            _ => match op.parse::<Stage>() {
+                Ok(st) => (OpFamily::of(st), Some(st)),
+                Err(_) => {
+                    let stages: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
+                    return Err(RouteError::UnknownOp { op: op.to_string(), stages: stages.join(", ") });
+                }
+            },
+        };
+        let bad = || RouteError::BadVariant {
+            op: op.to_string(),
+            variant: var.to_string(),
+            valid: family.variants().iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
+        };
+        let v: Variant = var.parse().map_err(|_| bad())?;
+        if !family.variants().contains(&v) {
+            return Err(bad());
+        }
+        // Attention is one choice for the whole block (qk/softmax/pv or attn), so a stage-level force
+        // on an attention stage applies to the family.
+        match stage {
+            Some(st) if family != OpFamily::Attention => {
+                self.stage.insert(st, v);
+            }
+            _ => {
+                self.family.insert(family, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The route for a launch of `stage` over `rows` rows (see the module doc for the rule).
+    pub fn choose(&self, stage: Stage, rows: usize) -> Route {
+        let family = OpFamily::of(stage);
+        let forced = self.stage.get(&stage).or_else(|| self.family.get(&family)).copied();
+        let variant = forced.unwrap_or(match (family, self.mode) {
+            (OpFamily::Matmul, RouteMode::Invariant) => Variant::GemmInvariant,
+            (OpFamily::Matmul, RouteMode::Default) if rows == 1 => Variant::Gemv,
+            (OpFamily::Matmul, RouteMode::Default) => Variant::GemmTiled,
+            (OpFamily::Attention, RouteMode::Invariant) => Variant::Manual,
+            (OpFamily::Attention, RouteMode::Default) if rows == 1 => Variant::Fused,
+            (OpFamily::Attention, RouteMode::Default) => Variant::Manual,
+            (OpFamily::Elementwise, _) => Variant::Direct,
+        });
+        Route::new(variant, self.precision)
+    }
+
+    /// One line per forced route, `op=variant`, for headers and reports.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = vec![format!("precision={}", self.precision)];
+        if self.mode == RouteMode::Invariant {
+            out.push("mode=invariant".into());
+        }
+        out.extend(self.family.iter().map(|(f, v)| format!("{}={}", f.name(), v)));
+        out.extend(self.stage.iter().map(|(s, v)| format!("{}={}", s, v)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rule() {
+        let p = RoutePolicy::new(Precision::F32);
+        assert_eq!(p.choose(Stage::QProj, 1).variant, Variant::Gemv);
+        assert_eq!(p.choose(Stage::QProj, 7).variant, Variant::GemmTiled);
+        assert_eq!(p.choose(Stage::Qk, 7).variant, Variant::Manual);
+        assert_eq!(p.choose(Stage::Attn, 1).variant, Variant::Fused);
+        assert_eq!(p.choose(Stage::AttnNorm, 7).variant, Variant::Direct);
+    }
+
+    #[test]
+    fn forcing() {
+        let mut p = RoutePolicy::new(Precision::F64);
+        p.force("matmul=gemv").unwrap();
+        p.force("down=gemm_tiled").unwrap();
+        p.force("attention=manual").unwrap();
+        assert_eq!(p.choose(Stage::Up, 9), Route::new(Variant::Gemv, Precision::F64));
+        assert_eq!(p.choose(Stage::Down, 1).variant, Variant::GemmTiled);
+        assert_eq!(p.choose(Stage::Qk, 1).variant, Variant::Manual);
+        let e = p.force("matmul=fused").unwrap_err().to_string();
+        assert!(e.contains("gemv, gemm_tiled, gemm_invariant"), "{e}");
+        assert!(p.force("bogus=gemv").unwrap_err().to_string().contains("q_proj"));
+        assert!(p.force("nonsense").is_err());
+        assert_eq!("gemv/f64".parse::<Route>().unwrap(), Route::new(Variant::Gemv, Precision::F64));
+    }
+}

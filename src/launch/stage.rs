@@ -1,0 +1,166 @@
+//! Phases and stages: the names used everywhere (CLI, tape, JSON, docs), from DESIGN.md's vocabulary.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which part of the run a launch belongs to: the prompt (`prefill`) or decode step k (`decode<k>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    /// All prompt tokens at once, as many-row launches.
+    Prefill,
+    /// Decode step k (0-based): one new token, one-row launches.
+    Decode(u32),
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Prefill => write!(f, "prefill"),
+            Phase::Decode(k) => write!(f, "decode{k}"),
+        }
+    }
+}
+
+impl FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "prefill" {
+            return Ok(Phase::Prefill);
+        }
+        if let Some(k) = s.strip_prefix("decode") {
+            if let Ok(k) = k.parse() {
+                return Ok(Phase::Decode(k));
+            }
+        }
+        Err(format!("unknown phase `{s}`: expected `prefill` or `decode<k>` (decode0, decode1, ...)"))
+    }
+}
+
+macro_rules! stages {
+    ($( $(#[$doc:meta])* $var:ident = $name:literal ),* $(,)?) => {
+        /// One kind of kernel launch in the forward pass (per layer unless noted as global).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Stage { $( $(#[$doc])* $var ),* }
+
+        impl Stage {
+            /// Every stage, in forward-pass order.
+            pub const ALL: &'static [Stage] = &[ $( Stage::$var ),* ];
+            /// The stage's name as used on the command line, on the tape and in JSON.
+            pub fn name(self) -> &'static str {
+                match self { $( Stage::$var => $name ),* }
+            }
+        }
+    };
+}
+
+stages! {
+    /// Global: token ids to embedding rows.
+    Embed = "embed",
+    /// RMSNorm before attention.
+    AttnNorm = "attn_norm",
+    /// Query projection.
+    QProj = "q_proj",
+    /// Key projection.
+    KProj = "k_proj",
+    /// Value projection.
+    VProj = "v_proj",
+    /// Fused q/k/v projection (when a route fuses them).
+    QkvProj = "qkv_proj",
+    /// Rotary embedding of queries.
+    RopeQ = "rope_q",
+    /// Rotary embedding of keys.
+    RopeK = "rope_k",
+    /// Write of this launch's key and value rows into the KV cache.
+    KvWrite = "kv_write",
+    /// Attention scores q·k (scaled, causally masked).
+    Qk = "qk",
+    /// Row softmax of the scores.
+    Softmax = "softmax",
+    /// Probabilities times values.
+    Pv = "pv",
+    /// Fused attention (qk, softmax and pv in one launch).
+    Attn = "attn",
+    /// Attention output projection.
+    OProj = "o_proj",
+    /// Residual add after attention.
+    AttnResidual = "attn_residual",
+    /// RMSNorm before the FFN.
+    FfnNorm = "ffn_norm",
+    /// FFN gate projection.
+    Gate = "gate",
+    /// FFN up projection.
+    Up = "up",
+    /// silu(gate) * up.
+    Swiglu = "swiglu",
+    /// FFN down projection.
+    Down = "down",
+    /// Residual add after the FFN.
+    FfnResidual = "ffn_residual",
+    /// Global: RMSNorm after the last layer.
+    FinalNorm = "final_norm",
+    /// Global: logits from the last hidden row.
+    LmHead = "lm_head",
+    /// Global: greedy sampling.
+    Argmax = "argmax",
+}
+
+impl Stage {
+    /// True for stages that belong to no layer (`embed`, `final_norm`, `lm_head`, `argmax`).
+    pub fn is_global(self) -> bool {
+        matches!(self, Stage::Embed | Stage::FinalNorm | Stage::LmHead | Stage::Argmax)
+    }
+
+    /// True for stages that multiply by a weight matrix (their route is a matmul variant).
+    pub fn is_matmul(self) -> bool {
+        matches!(
+            self,
+            Stage::QProj
+                | Stage::KProj
+                | Stage::VProj
+                | Stage::QkvProj
+                | Stage::OProj
+                | Stage::Gate
+                | Stage::Up
+                | Stage::Down
+                | Stage::LmHead
+        )
+    }
+
+    /// True for the attention stages whose route is an attention variant.
+    pub fn is_attention(self) -> bool {
+        matches!(self, Stage::Qk | Stage::Softmax | Stage::Pv | Stage::Attn)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Stage::ALL.iter().copied().find(|st| st.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown stage `{s}`: valid stages are {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for &s in Stage::ALL {
+            assert_eq!(s.name().parse::<Stage>().unwrap(), s);
+        }
+        assert!("nope".parse::<Stage>().unwrap_err().contains("attn_norm"));
+        assert_eq!("decode12".parse::<Phase>().unwrap(), Phase::Decode(12));
+        assert_eq!(Phase::Decode(12).to_string(), "decode12");
+        assert!("decodex".parse::<Phase>().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Models: the GGUF reader and writer, dequantisation, model configuration, tokenizer, synthetic models.

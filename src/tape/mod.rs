@@ -1,0 +1,1 @@
+//! The tape: greta's append-only recording format.
