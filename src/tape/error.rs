@@ -1,0 +1,93 @@
+//! Errors of the tape layer: each one says which file, where (byte offset) and what was expected, so a
+//! person can act on it (`greta verify` prints them as they are).
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong writing or reading a tape.
+#[derive(Debug, thiserror::Error)]
+pub enum TapeError {
+    /// The operating system refused a read, write, sync or rename.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done (`create`, `write`, `fsync`, `rename`, `map`, ...).
+        op: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Bytes on disk do not match what their lengths, hashes or checksums promise.
+    #[error("{path}: corrupt {frame} at byte {offset}: {what}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damaged structure (a frame's first byte, the trailer's, an index entry's).
+        offset: u64,
+        /// Which structure (`preamble`, `header frame`, `chunk frame`, `records frame`, `index`, `trailer`).
+        frame: &'static str,
+        /// What did not match.
+        what: String,
+    },
+    /// The tape ends before a structure it needs (a frame or record cut short).
+    #[error("{path}: truncated at byte {offset}: {what}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Where the missing bytes would start.
+        offset: u64,
+        /// What is missing.
+        what: String,
+    },
+    /// The file does not start with the tape magic.
+    #[error("{path}: not a greta tape (no `GRETATAP` magic at byte 0)")]
+    NotATape {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The tape was written by a newer greta whose format this one cannot read.
+    #[error(
+        "{path}: tape format version {found} is newer than this greta supports ({supported}); upgrade greta"
+    )]
+    NewerVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// No launch with this sequence number is on the tape.
+    #[error("no launch with seq {0} on the tape")]
+    NoSuchLaunch(u64),
+    /// The tensor is a model weight: its bytes live in the model file, not on the tape.
+    #[error("tensor is model weight `{name}`: its bytes are in the model file, not on the tape")]
+    ExternalWeight {
+        /// GGUF tensor name.
+        name: String,
+    },
+    /// Only the tensor's hash was captured (`--capture hashes`).
+    #[error(
+        "tensor `{role}` was captured as a hash only; record with full capture to get its bytes"
+    )]
+    NotCaptured {
+        /// The tensor's role (`x`, `w`, `k_cache`...).
+        role: String,
+    },
+    /// A writer was asked something inconsistent (a record citing a chunk never stored, a bad option).
+    #[error("tape writer: {0}")]
+    Usage(String),
+}
+
+impl TapeError {
+    pub(crate) fn io(
+        path: &std::path::Path,
+        op: &'static str,
+        source: std::io::Error,
+    ) -> TapeError {
+        TapeError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The tape's data model: the header, launch records and tensor references, as bincode 2.0.x (serde).
+//!
+//! Records are stored chained: each one is encoded as [`Chained`] `{ prev, record }` where `prev` is the
+//! chain hash of the record before it (the first record's `prev` is the blake3 of the header frame's
+//! payload, so the header is bound into the chain). A record's chain hash is the blake3 of its encoded
+//! bytes; the last one is the tape's fingerprint. Flipping any byte of any record, reordering, dropping
+//! or inserting records changes every later hash.
+
+use crate::launch::{DType, Params, Phase, Route, Stage};
+use serde::{Deserialize, Serialize};
+
+/// A blake3 hash (32 bytes).
+pub type Hash = [u8; 32];
+
+/// The model file a run used.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelIdentity {
+    /// Path as given on the command line.
+    pub path: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// blake3 of the whole file, hex.
+    pub blake3: String,
+}
+
+/// What a run was: everything needed to interpret (and redo) its launches. Stored once, in the first frame.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct TapeHeader {
+    /// `CARGO_PKG_VERSION` of the greta that recorded.
+    pub greta_version: String,
+    /// The model file.
+    pub model: ModelIdentity,
+    /// The engine's model config as JSON text.
+    pub model_config_json: String,
+    /// Backend name (`cpu`, `hip`).
+    pub backend: String,
+    /// Device description.
+    pub device: String,
+    /// Routes in force, e.g. `["precision=f32", "matmul=gemv"]`.
+    pub routes: Vec<String>,
+    /// CPU threads.
+    pub threads: u32,
+    /// The prompt's token ids.
+    pub prompt_tokens: Vec<u32>,
+    /// (kernel name, source hash) of every compiled kernel.
+    pub kernel_hashes: Vec<(String, String)>,
+    /// Unix time the recording started.
+    pub created_unix: u64,
+    /// `full` or `hashes`, plus selectors.
+    pub capture: String,
+    /// Anything else the recorder wants to keep (CLI options), as JSON.
+    pub options_json: String,
+}
+
+/// Where a tensor's bytes are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Storage {
+    /// Stored on this tape as chunks (blake3 of each chunk), in order.
+    Chunks(Vec<Hash>),
+    /// The same bytes as output `index` of launch `seq` (captured once, referenced after).
+    Producer {
+        /// The producing launch.
+        seq: u64,
+        /// Index into its outputs.
+        index: u32,
+    },
+    /// A model weight by GGUF tensor name; the bytes live in the model file and `hash` verifies them.
+    Weight {
+        /// GGUF tensor name.
+        name: String,
+    },
+    /// Only the hash was captured.
+    HashOnly,
+}
+
+/// One tensor of a launch: what it is, its hash, and where its bytes are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorRef {
+    /// Role in the kernel, e.g. `x`, `w`, `k_cache`.
+    pub role: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape, outermost first.
+    pub shape: Vec<u64>,
+    /// Length in bytes.
+    pub len: u64,
+    /// blake3 of the whole tensor's bytes.
+    pub hash: Hash,
+    /// Where the bytes are.
+    pub storage: Storage,
+}
+
+/// Written before a kernel runs: everything needed to run it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchBegin {
+    /// Launch number in the run.
+    pub seq: u64,
+    /// Prefill or decode step.
+    pub phase: Phase,
+    /// Layer, None for global stages.
+    pub layer: Option<u32>,
+    /// The stage.
+    pub stage: Stage,
+    /// The route it ran on.
+    pub route: Route,
+    /// Backend name.
+    pub backend: String,
+    /// GPU grid, if any.
+    pub grid: Option<[u32; 3]>,
+    /// GPU block, if any.
+    pub block: Option<[u32; 3]>,
+    /// Scalar parameters.
+    pub params: Params,
+    /// Input tensors.
+    pub inputs: Vec<TensorRef>,
+}
+
+/// Written after a kernel ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchEnd {
+    /// The launch (same seq as its begin).
+    pub seq: u64,
+    /// Output tensors.
+    pub outputs: Vec<TensorRef>,
+    /// Wall time of the kernel.
+    pub duration_ns: u64,
+}
+
+/// One record of the tape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// Before a kernel runs.
+    Begin(LaunchBegin),
+    /// After it ran.
+    End(LaunchEnd),
+}
+
+impl Record {
+    /// The launch the record belongs to.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Record::Begin(b) => b.seq,
+            Record::End(e) => e.seq,
+        }
+    }
+}
+
+/// A launch as read back: its begin and, unless it crashed (tape cut between them), its end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Launch {
+    /// The begin record.
+    pub begin: LaunchBegin,
+    /// The end record; None when the tape stops after the begin (the kernel never returned).
+    pub end: Option<LaunchEnd>,
+}
+
+/// A record as stored: with the chain hash of the record before it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Chained<R> {
+    pub prev: Hash,
+    pub record: R,
+}
+
+/// Cap on one encoded record or header, so a damaged length can't make bincode allocate gigabytes.
+pub(crate) const MAX_RECORD_BYTES: usize = 64 << 20;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+fn limited() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
+}
+
+/// Encodes a value with the tape's bincode configuration.
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(v, config()).map_err(|e| e.to_string())
+}
+
+/// Decodes a value that must use exactly `bytes`.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let (v, used) =
+        bincode::serde::decode_from_slice(bytes, limited()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes after the value",
+            bytes.len() - used
+        ));
+    }
+    Ok(v)
+}
+
+/// Encodes `record` chained to `prev`; returns the bytes and the new chain hash.
+pub(crate) fn encode_chained(prev: &Hash, record: &Record) -> Result<(Vec<u8>, Hash), String> {
+    let bytes = encode(&Chained {
+        prev: *prev,
+        record,
+    })?;
+    let h = *blake3::hash(&bytes).as_bytes();
+    Ok((bytes, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::{Precision, Variant};
+
+    #[test]
+    fn chained_round_trip() {
+        let rec = Record::End(LaunchEnd {
+            seq: 7,
+            outputs: vec![],
+            duration_ns: 3,
+        });
+        let (bytes, h) = encode_chained(&[1; 32], &rec).unwrap();
+        assert_eq!(h, *blake3::hash(&bytes).as_bytes());
+        let back: Chained<Record> = decode(&bytes).unwrap();
+        assert_eq!(back.prev, [1; 32]);
+        assert_eq!(back.record, rec);
+        let _ = Route::new(Variant::Gemv, Precision::F32);
+    }
+
+    #[test]
+    fn decode_rejects_trailing_bytes() {
+        let mut bytes = encode(&5u32).unwrap();
+        bytes.push(0);
+        assert!(decode::<u32>(&bytes).is_err());
+    }
+}

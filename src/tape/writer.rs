@@ -1,0 +1,428 @@
+//! The tape writer. The format it writes is described in docs/TAPE.md (and in brief in the module docs
+//! of [`super`], [`super::frame`], [`super::index`] and [`super::trailer`]).
+//!
+//! The writer appends to `<path>.incomplete` and renames it to `<path>` in [`TapeWriter::finish`], after
+//! the index and trailer are written and the file is fsynced: a file under the final name is always
+//! complete; anything else is visibly a crash leftover (which still opens, by scanning).
+//!
+//! Order on disk guarantees a readable prefix: a chunk frame is written before any record that cites
+//! it, and a records frame is written whole. [`TapeWriter::flush`] hands everything so far to the OS,
+//! so a process killed inside a kernel still leaves the launch's begin record readable.
+
+use super::error::TapeError;
+use super::frame::{Codec, FRAME_HEADER_LEN, FrameHeader, FrameKind};
+use super::index::{IndexEntry, IndexTotals, RecordLoc, encode_index};
+use super::record::{self, Hash, Record, Storage, TapeHeader, TensorRef};
+use super::trailer::{FORMAT_VERSION, TRAILER_LEN, Trailer, preamble};
+use super::{chunk, incomplete_path};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Whether float chunks are byte-shuffled before zstd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shuffle {
+    /// Store bytes as they are.
+    Off,
+    /// Transpose byte planes by the tensor's element size (when it is > 1).
+    ByElement,
+}
+
+/// Tunables of the writer. [`Default`] holds the measured choices (docs/TAPE.md, "Measurements").
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Chunk size in bytes (the dedup unit). Default 64 KiB.
+    pub chunk_size: usize,
+    /// zstd level for chunk and record frames. Default 1 (fast; higher levels buy little on floats).
+    pub zstd_level: i32,
+    /// Byte shuffle for chunks. Default [`Shuffle::ByElement`].
+    pub shuffle: Shuffle,
+    /// Uncompressed bytes of records buffered before a records frame is written. Default 64 KiB.
+    pub frame_target: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            chunk_size: 64 << 10,
+            zstd_level: 1,
+            shuffle: Shuffle::ByElement,
+            frame_target: 64 << 10,
+        }
+    }
+}
+
+/// The largest chunk a writer makes (the reader's frame cap is far above).
+pub const MAX_CHUNK: usize = 16 << 20;
+
+/// What a finished tape holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TapeSummary {
+    /// The final path.
+    pub path: PathBuf,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Launches (begin records).
+    pub launches: u64,
+    /// Unique chunks.
+    pub chunks: u64,
+    /// Unique tensor bytes before compression.
+    pub raw_bytes: u64,
+    /// The last chain hash.
+    pub fingerprint: Hash,
+}
+
+/// Writes a tape. See the module docs.
+pub struct TapeWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    pos: u64,
+    opts: WriterOptions,
+    zstd: zstd::bulk::Compressor<'static>,
+    chunks: HashMap<Hash, u64>,
+    raw_bytes: u64,
+    chain: Hash,
+    records: u64,
+    pending: Vec<u8>,
+    /// (index into `launches`, is_end, position in `pending`) of records not yet in a frame.
+    pending_locs: Vec<(usize, bool, u32)>,
+    launches: Vec<IndexEntry>,
+    by_seq: HashMap<u64, usize>,
+    scratch: Vec<u8>,
+    packed: Vec<u8>,
+    /// Set when a write failed part-way: the file may end in a partial frame, so nothing more is written.
+    poisoned: bool,
+}
+
+impl TapeWriter {
+    /// Creates `<path>.incomplete` and writes the preamble and the header frame.
+    pub fn create(
+        path: &Path,
+        header: &TapeHeader,
+        opts: WriterOptions,
+    ) -> Result<TapeWriter, TapeError> {
+        if opts.chunk_size == 0 || opts.chunk_size > MAX_CHUNK {
+            return Err(TapeError::Usage(format!(
+                "chunk_size must be 1..={MAX_CHUNK}"
+            )));
+        }
+        if opts.frame_target > 1 << 30 {
+            return Err(TapeError::Usage(
+                "frame_target must be at most 1 GiB".into(),
+            ));
+        }
+        let tmp = incomplete_path(path);
+        let file = File::create(&tmp).map_err(|e| TapeError::io(&tmp, "create", e))?;
+        let zstd = zstd::bulk::Compressor::new(opts.zstd_level)
+            .map_err(|e| TapeError::io(&tmp, "zstd init", e))?;
+        let mut w = TapeWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: BufWriter::with_capacity(1 << 20, file),
+            pos: 0,
+            opts,
+            zstd,
+            chunks: HashMap::new(),
+            raw_bytes: 0,
+            chain: [0; 32],
+            records: 0,
+            pending: Vec::new(),
+            pending_locs: Vec::new(),
+            launches: Vec::new(),
+            by_seq: HashMap::new(),
+            scratch: Vec::new(),
+            packed: Vec::new(),
+            poisoned: false,
+        };
+        w.write_all(&preamble(FORMAT_VERSION))?;
+        let hb = record::encode(header)
+            .map_err(|e| TapeError::Usage(format!("encoding the header: {e}")))?;
+        let hh = *blake3::hash(&hb).as_bytes();
+        w.write_frame(FrameKind::Header, &hb, hh, 0, true)?;
+        w.chain = hh;
+        Ok(w)
+    }
+
+    /// The path the tape will have once finished.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> Result<(), TapeError> {
+        if self.poisoned {
+            return Err(TapeError::Usage(
+                "an earlier write failed; the tape cannot be continued".into(),
+            ));
+        }
+        if let Err(e) = self.out.write_all(b) {
+            self.poisoned = true;
+            return Err(TapeError::io(&self.tmp, "write", e));
+        }
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Writes one frame of `raw` (hash `hash`); `shuffle_es` > 1 byte-shuffles it first; `compress`
+    /// tries zstd and keeps it only if it is smaller. Returns the frame's offset.
+    fn write_frame(
+        &mut self,
+        kind: FrameKind,
+        raw: &[u8],
+        hash: Hash,
+        shuffle_es: usize,
+        compress: bool,
+    ) -> Result<u64, TapeError> {
+        let at = self.pos;
+        let shuffled = shuffle_es > 1 && raw.len() >= 2 * shuffle_es && shuffle_es < 256;
+        let src: &[u8] = if shuffled {
+            self.scratch.clear();
+            self.scratch.resize(raw.len(), 0);
+            chunk::shuffle(raw, &mut self.scratch, shuffle_es);
+            &self.scratch
+        } else {
+            raw
+        };
+        let mut use_zstd = false;
+        if compress && !raw.is_empty() {
+            self.packed.clear();
+            self.packed
+                .reserve(zstd::zstd_safe::compress_bound(src.len()));
+            let n = self
+                .zstd
+                .compress_to_buffer(src, &mut self.packed)
+                .map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
+            use_zstd = n < raw.len();
+        }
+        let (codec, shuffle, stored_len) = if use_zstd {
+            (
+                Codec::Zstd,
+                if shuffled { shuffle_es as u8 } else { 0 },
+                self.packed.len(),
+            )
+        } else {
+            // Incompressible: store the original bytes, unshuffled.
+            (Codec::Stored, 0, raw.len())
+        };
+        let stored_crc = crc32fast::hash(if use_zstd { &self.packed } else { raw });
+        let h = FrameHeader {
+            kind,
+            codec,
+            shuffle,
+            stored_len: stored_len as u64,
+            raw_len: raw.len() as u64,
+            hash,
+            stored_crc,
+        };
+        self.write_all(&h.encode())?;
+        if use_zstd {
+            let packed = std::mem::take(&mut self.packed);
+            let r = self.write_all(&packed);
+            self.packed = packed;
+            r?;
+        } else {
+            self.write_all(raw)?;
+        }
+        debug_assert_eq!(self.pos, at + FRAME_HEADER_LEN as u64 + stored_len as u64);
+        Ok(at)
+    }
+
+    /// Cuts `bytes` into chunks, stores each chunk not yet on the tape, and returns the chunk hashes in
+    /// order (for [`Storage::Chunks`]). `elem_size` is the element size for the byte shuffle (1 for none).
+    pub fn put_tensor(&mut self, bytes: &[u8], elem_size: usize) -> Result<Vec<Hash>, TapeError> {
+        let es = if self.opts.shuffle == Shuffle::ByElement {
+            elem_size
+        } else {
+            1
+        };
+        let mut hashes = Vec::with_capacity(bytes.len().div_ceil(self.opts.chunk_size));
+        for c in bytes.chunks(self.opts.chunk_size) {
+            let h = *blake3::hash(c).as_bytes();
+            if !self.chunks.contains_key(&h) {
+                let at = self.write_frame(FrameKind::Chunk, c, h, es, true)?;
+                self.chunks.insert(h, at);
+                self.raw_bytes += c.len() as u64;
+            }
+            hashes.push(h);
+        }
+        Ok(hashes)
+    }
+
+    /// Whether chunk `h` is already on the tape.
+    pub fn has_chunk(&self, h: &Hash) -> bool {
+        self.chunks.contains_key(h)
+    }
+
+    fn check_refs(&self, refs: &[TensorRef]) -> Result<(), TapeError> {
+        for r in refs {
+            if let Storage::Chunks(hs) = &r.storage {
+                if let Some(h) = hs.iter().find(|h| !self.has_chunk(h)) {
+                    return Err(TapeError::Usage(format!(
+                        "tensor `{}` cites chunk {} that was never stored (call put_tensor first)",
+                        r.role,
+                        super::hex(h)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a record, chained to the one before; returns the new chain hash. A begin must come before
+    /// its end; every chunk a tensor cites must have been stored with [`TapeWriter::put_tensor`].
+    pub fn put_record(&mut self, rec: &Record) -> Result<Hash, TapeError> {
+        let idx = match rec {
+            Record::Begin(b) => {
+                self.check_refs(&b.inputs)?;
+                if self.by_seq.contains_key(&b.seq) {
+                    return Err(TapeError::Usage(format!("launch {} begun twice", b.seq)));
+                }
+                if b.layer == Some(u32::MAX) {
+                    return Err(TapeError::Usage("layer u32::MAX is reserved".into()));
+                }
+                None
+            }
+            Record::End(e) => {
+                self.check_refs(&e.outputs)?;
+                match self.by_seq.get(&e.seq) {
+                    Some(&i) if !self.launches[i].has_end => Some(i),
+                    Some(_) => {
+                        return Err(TapeError::Usage(format!("launch {} ended twice", e.seq)));
+                    }
+                    None => {
+                        return Err(TapeError::Usage(format!(
+                            "end of launch {} without a begin",
+                            e.seq
+                        )));
+                    }
+                }
+            }
+        };
+        let (bytes, h) = record::encode_chained(&self.chain, rec).map_err(|e| {
+            TapeError::Usage(format!("encoding record of launch {}: {e}", rec.seq()))
+        })?;
+        if bytes.len() > record::MAX_RECORD_BYTES {
+            return Err(TapeError::Usage(format!(
+                "record of launch {} is {} bytes, over the cap",
+                rec.seq(),
+                bytes.len()
+            )));
+        }
+        let pos = self.pending.len() as u32;
+        self.pending
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.pending.extend_from_slice(&bytes);
+        let placeholder = RecordLoc {
+            frame: u64::MAX,
+            pos,
+        };
+        match (rec, idx) {
+            (Record::Begin(b), _) => {
+                self.by_seq.insert(b.seq, self.launches.len());
+                self.pending_locs.push((self.launches.len(), false, pos));
+                self.launches.push(IndexEntry {
+                    seq: b.seq,
+                    phase: b.phase,
+                    layer: b.layer,
+                    stage: b.stage,
+                    route: b.route,
+                    has_end: false,
+                    begin: placeholder,
+                    end: None,
+                });
+            }
+            (Record::End(_), Some(i)) => {
+                self.launches[i].has_end = true;
+                self.launches[i].end = Some(placeholder);
+                self.pending_locs.push((i, true, pos));
+            }
+            (Record::End(_), None) => unreachable!("checked above"),
+        }
+        self.chain = h;
+        self.records += 1;
+        if self.pending.len() >= self.opts.frame_target {
+            self.flush_records()?;
+        }
+        Ok(h)
+    }
+
+    fn flush_records(&mut self) -> Result<(), TapeError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let payload = std::mem::take(&mut self.pending);
+        let h = *blake3::hash(&payload).as_bytes();
+        let r = self.write_frame(FrameKind::Records, &payload, h, 0, true);
+        self.pending = payload;
+        let at = r?;
+        for (i, is_end, pos) in self.pending_locs.drain(..) {
+            let loc = RecordLoc { frame: at, pos };
+            if is_end {
+                self.launches[i].end = Some(loc);
+            } else {
+                self.launches[i].begin = loc;
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes buffered records as a complete frame and hands all bytes so far to the operating system
+    /// (they survive the process being killed; [`TapeWriter::finish`] also fsyncs).
+    pub fn flush(&mut self) -> Result<(), TapeError> {
+        self.flush_records()?;
+        if let Err(e) = self.out.flush() {
+            self.poisoned = true;
+            return Err(TapeError::io(&self.tmp, "write", e));
+        }
+        Ok(())
+    }
+
+    /// Writes the index and the trailer, fsyncs, and renames `<path>.incomplete` to `<path>`.
+    pub fn finish(mut self) -> Result<TapeSummary, TapeError> {
+        self.flush_records()?;
+        let mut chunks: Vec<(Hash, u64)> = self.chunks.iter().map(|(h, o)| (*h, *o)).collect();
+        let totals = IndexTotals {
+            records: self.records,
+            fingerprint: self.chain,
+            raw_bytes: self.raw_bytes,
+        };
+        let mut launches = std::mem::take(&mut self.launches);
+        let payload = encode_index(&mut launches, &mut chunks, &totals);
+        let h = *blake3::hash(&payload).as_bytes();
+        let index_offset = self.write_frame(FrameKind::Index, &payload, h, 0, false)?;
+        let t = Trailer {
+            version: FORMAT_VERSION,
+            index_offset,
+            launches: launches.len() as u64,
+            chunks: chunks.len() as u64,
+            trailer_offset: self.pos,
+        };
+        self.write_all(&t.encode())?;
+        self.out
+            .flush()
+            .map_err(|e| TapeError::io(&self.tmp, "write", e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| TapeError::io(&self.tmp, "fsync", e))?;
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| TapeError::io(&self.path, "rename", e))?;
+        // Make the rename itself durable (best effort: not every platform can open a directory).
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        debug_assert_eq!(self.pos, t.trailer_offset + TRAILER_LEN as u64);
+        Ok(TapeSummary {
+            path: self.path.clone(),
+            bytes: self.pos,
+            launches: launches.len() as u64,
+            chunks: chunks.len() as u64,
+            raw_bytes: self.raw_bytes,
+            fingerprint: self.chain,
+        })
+    }
+}
