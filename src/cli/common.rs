@@ -64,7 +64,7 @@ pub struct Prepared {
     /// The route policy.
     pub policy: RoutePolicy,
     /// Generation options.
-    pub gen: GenOptions,
+    pub opts: GenOptions,
 }
 
 /// Resolves the model path: --model, $GRETA_MODEL, or the default.
@@ -118,11 +118,13 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
     let policy = make_policy(a)?;
     let path = model_path(&a.model);
     let model = load_model(&path)?;
-    let tokenizer = match vocab_from_gguf(&model.gguf) {
-        Ok(v) => Some(Tokenizer::new(v).with_context(|| format!("tokenizer of {}", path.display()))?),
-        Err(e) if a.prompt.is_some() => {
-            return Err(anyhow::Error::new(e).context(format!("tokenizer of {}", path.display())));
-        }
+    let tokenizer = match vocab_from_gguf(&model.gguf)
+        .map_err(anyhow::Error::new)
+        .and_then(|v| Tokenizer::new(v).map_err(anyhow::Error::new))
+    {
+        Ok(t) => Some(t),
+        Err(e) if a.prompt.is_some() => return Err(e.context(format!("tokenizer of {}", path.display()))),
+        // Prompt given as ids: run without a tokenizer (no text output).
         Err(_) => None,
     };
     let prompt = match (&a.prompt, &a.tokens, &tokenizer) {
@@ -149,6 +151,6 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
         _ => Vec::new(),
     };
     let backend = make_backend(&a.backend, a.threads)?;
-    let gen = GenOptions { max_tokens: a.max_tokens, stop, probe_last_token: false };
-    Ok(Prepared { model, tokenizer, prompt, backend, policy, gen })
+    let opts = GenOptions { max_tokens: a.max_tokens, stop, probe_last_token: false };
+    Ok(Prepared { model, tokenizer, prompt, backend, policy, opts })
 }

@@ -46,8 +46,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let phase: Option<Phase> = a.phase.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
     let stage: Option<Stage> = a.stage.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
-    let rows: Vec<_> = t
-        .entries()
+    let all = t.entries().collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<_> = all
+        .into_iter()
         .filter(|e| phase.is_none_or(|p| e.phase == p))
         .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
         .filter(|e| stage.is_none_or(|s| e.stage == s))

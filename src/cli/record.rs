@@ -92,8 +92,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let select = selector(&a)?;
     let fault: Option<Fault> = a.inject_fault.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut p = prepare(&a.model)?;
-    p.gen.probe_last_token = a.probe_last_token;
-    if a.probe_last_token && p.gen.max_tokens == 0 {
+    p.opts.probe_last_token = a.probe_last_token;
+    if a.probe_last_token && p.opts.max_tokens == 0 {
         bail!("--probe-last-token needs --max-tokens of at least 1");
     }
     let path = model_path(&a.model.model);
@@ -122,12 +122,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         capture: format!("{} {}", a.capture, select.describe()).trim().to_string(),
         options_json: serde_json::json!({
-            "max_tokens": p.gen.max_tokens,
+            "max_tokens": p.opts.max_tokens,
             "probe_last_token": a.probe_last_token,
             "inject_fault": a.inject_fault,
             "embed_weights": a.embed_weights,
             "policy": p.policy,
-            "stop": p.gen.stop,
+            "stop": p.opts.stop,
         })
         .to_string(),
     };
@@ -149,7 +149,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     );
     launcher.observe(Box::new(Progress(bar)));
     let mut engine = Engine::new(&p.model, launcher);
-    let g = generate(&mut engine, &p.prompt, &p.gen)?;
+    let g = generate(&mut engine, &p.prompt, &p.opts)?;
     let s = summary
         .lock()
         .expect("summary lock")

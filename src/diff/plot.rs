@@ -55,7 +55,7 @@ pub fn heatmap(title: &str, what: &str, cells: &[Cell]) -> String {
         };
         let _ = writeln!(
             s,
-            r#"<rect x="{}" y="{}" width="{cw}" height="{ch}" fill="{fill}" stroke="#ccc"><title>{} {}: {:e}</title></rect>"#,
+            r##"<rect x="{}" y="{}" width="{cw}" height="{ch}" fill="{fill}" stroke="#ccc"><title>{} {}: {:e}</title></rect>"##,
             left + cw * j as f64,
             top + ch * i as f64,
             l.map_or("global".into(), |l| format!("layer {l}")),

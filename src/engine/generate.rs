@@ -54,7 +54,7 @@ pub fn generate(engine: &mut Engine, prompt: &[u32], opts: &GenOptions) -> Resul
         return Err(EngineError::EmptyPrompt);
     }
     if prompt.len() + opts.max_tokens > ctx {
-        return Err(EngineError::ContextOverflow { prompt: prompt.len(), gen: opts.max_tokens, ctx });
+        return Err(EngineError::ContextOverflow { prompt: prompt.len(), to_generate: opts.max_tokens, ctx });
     }
     let t0 = Instant::now();
     let prefill_next = engine.forward(Phase::Prefill, prompt, 0)?;

@@ -30,12 +30,12 @@ pub enum EngineError {
     #[error(transparent)]
     Launch(#[from] LaunchError),
     /// The prompt does not fit the context.
-    #[error("prompt of {prompt} tokens plus {gen} to generate exceeds the model's context of {ctx} tokens")]
+    #[error("prompt of {prompt} tokens plus {to_generate} to generate exceeds the model's context of {ctx} tokens")]
     ContextOverflow {
         /// Prompt tokens.
         prompt: usize,
         /// Tokens to generate.
-        gen: usize,
+        to_generate: usize,
         /// Context length.
         ctx: usize,
     },

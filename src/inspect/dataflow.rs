@@ -42,6 +42,13 @@ pub fn check(t: &TapeReader) -> Dataflow {
     // Per (layer, k|v): rows written, by position.
     let mut cache: HashMap<(u32, usize), Vec<Option<Vec<u8>>>> = HashMap::new();
     for e in t.entries() {
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                out.problems.push(Problem { seq: u64::MAX, what: format!("index: {err}") });
+                continue;
+            }
+        };
         let l = match t.launch(e.seq) {
             Ok(l) => l,
             Err(err) => {

@@ -71,7 +71,7 @@ pub fn fingerprint(launches: &[ManifestLaunch]) -> String {
 pub fn manifest(t: &TapeReader) -> Result<Manifest, TapeError> {
     let mut launches = Vec::with_capacity(t.len());
     for e in t.entries() {
-        let l = t.launch(e.seq)?;
+        let l = t.launch(e?.seq)?;
         launches.push(ManifestLaunch {
             seq: l.begin.seq,
             phase: l.begin.phase.to_string(),
