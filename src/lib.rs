@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod engine;

@@ -3,6 +3,7 @@
 //!
 //! Exit codes, for every command: 0 same / clean / success, 1 different / problems found, 2 error.
 
+mod check;
 mod common;
 mod diff;
 mod export;
@@ -39,6 +40,8 @@ enum Command {
     Replay(replay::Args),
     /// Where two tapes first diverge, or prefill vs decode inside one (--prefill-vs-decode).
     Diff(diff::Args),
+    /// Determinism: N runs identical (threads, recorder on/off), or a run against a golden manifest.
+    Check(check::Args),
     /// List a tape's launches.
     Ls(ls::Args),
     /// Show one launch: params, route, tensors, hashes, statistics.
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Record(a) => record::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Check(a) => check::run(a),
         Command::Ls(a) => ls::run(a),
         Command::Show(a) => show::run(a),
         Command::Verify(a) => verify::run(a),
