@@ -1,1 +1,2 @@
 mod gguf;
+mod tokenizer;

@@ -78,6 +78,10 @@ STRINGS = [
     "$x^2 + y^2 = z^2$ \\frac{a}{b}",
     "Hello World HELLO world hello WORLD",
     "antidisestablishmentarianism supercalifragilisticexpialidocious",
+    "-5 starts with a dash",
+    "",
+    # SmolLM2 has no token for bytes 0x04, 0x06, 0x13, 0x14, 0x16, 0x1d: both sides drop them.
+    "control\x04bytes\x07 and\x1d\x7f",
 ]
 
 

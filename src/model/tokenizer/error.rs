@@ -1,7 +1,7 @@
 //! Errors raised while building a tokenizer from a vocabulary.
 //!
-//! Encoding and decoding never fail: any text encodes (every byte has a token in a byte-level
-//! vocabulary) and any id list decodes (unknown ids are skipped). Only the vocabulary can be wrong,
+//! Encoding and decoding never fail: any text encodes (a byte the vocabulary has no token for is
+//! dropped, as llama.cpp does) and any id list decodes (unknown ids are skipped). Only the vocabulary can be wrong,
 //! and then the error names what is wrong and where, so a person can fix the file.
 
 /// Why a [`Vocab`](super::Vocab) cannot become a [`Tokenizer`](super::Tokenizer).
@@ -41,10 +41,6 @@ pub enum TokenizerError {
         /// The number of tokens.
         vocab_size: usize,
     },
-    /// A byte-level vocabulary lacks the token spelling one of the 256 bytes, so some text could not
-    /// be encoded.
-    #[error("byte-level vocabulary has no token for byte 0x{0:02x}")]
-    MissingByteToken(u8),
     /// A required GGUF metadata key is absent.
     #[error("GGUF metadata key {0:?} is missing")]
     MissingKey(String),

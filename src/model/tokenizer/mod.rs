@@ -42,6 +42,7 @@ mod bpe;
 mod bytes;
 mod chat;
 mod error;
+mod gguf;
 mod pretok;
 mod special;
 mod vocab;
@@ -50,6 +51,7 @@ use std::collections::{HashMap, HashSet};
 
 pub use chat::ChatTemplate;
 pub use error::TokenizerError;
+pub use gguf::vocab_from_gguf;
 pub use pretok::PreTokenizer;
 pub use vocab::{TOKEN_TYPE_CONTROL, TOKEN_TYPE_NORMAL, TOKEN_TYPE_USER_DEFINED, Vocab};
 
@@ -73,6 +75,9 @@ const END_OF_GENERATION_TEXTS: &[&str] = &[
     "<end_of_utterance>",
 ];
 
+/// Stands for a byte the vocabulary has no token for, during merging only.
+const NO_TOKEN: u32 = u32::MAX;
+
 /// The 256 byte tokens of a byte-level vocabulary, in byte order: `tokens[b]` spells byte `b`
 /// (`"Ġ"` for a space). Handy to build a synthetic vocabulary.
 pub fn byte_level_tokens() -> Vec<String> {
@@ -88,8 +93,8 @@ pub struct Tokenizer {
     token_bytes: Vec<Box<[u8]>>,
     token_to_id: HashMap<String, u32>,
     bytes: ByteMap,
-    /// The id of the token spelling each byte.
-    byte_ids: [u32; 256],
+    /// The id of the token spelling each byte, if the vocabulary has one.
+    byte_ids: [Option<u32>; 256],
     merges: Merges,
     pre: PreTokenizer,
     splitter: Splitter,
@@ -151,10 +156,13 @@ impl Tokenizer {
         }
 
         let bytes = ByteMap::new();
-        let mut byte_ids = [0u32; 256];
+        // SmolLM2's vocabulary has no token for six control bytes (0x04, 0x06, ...) never seen in
+        // training; such a byte is dropped when encoding, as llama.cpp and Hugging Face do.
+        let mut byte_ids = [None; 256];
         for b in 0..=255u8 {
-            let id = token_to_id.get(bytes.to_char(b).to_string().as_str());
-            byte_ids[b as usize] = *id.ok_or(TokenizerError::MissingByteToken(b))?;
+            byte_ids[b as usize] = token_to_id
+                .get(bytes.to_char(b).to_string().as_str())
+                .copied();
         }
 
         let mut merges = Merges::default();
@@ -255,8 +263,24 @@ impl Tokenizer {
                 return;
             }
         }
-        let symbols: Vec<u32> = word.bytes().map(|b| self.byte_ids[b as usize]).collect();
+        // A byte without a token becomes NO_TOKEN: no rule merges it, so it splits the word there,
+        // and it is dropped from the output.
+        let symbols: Vec<u32> = word
+            .bytes()
+            .map(|b| self.byte_ids[b as usize].unwrap_or(NO_TOKEN))
+            .collect();
+        let start = out.len();
         self.merges.apply(&symbols, out);
+        if symbols.contains(&NO_TOKEN) {
+            let mut kept = start;
+            for i in start..out.len() {
+                if out[i] != NO_TOKEN {
+                    out[kept] = out[i];
+                    kept += 1;
+                }
+            }
+            out.truncate(kept);
+        }
     }
 
     /// The bytes `ids` stand for; ids outside the vocabulary are skipped.

@@ -147,9 +147,17 @@ fn bad_vocabularies_are_typed_errors() {
             ..
         }
     ));
+}
+
+#[test]
+fn bytes_without_a_token_are_dropped() {
     let mut v = vocab();
-    v.tokens[b'a' as usize] = "zz".into();
-    assert!(matches!(err(v), TokenizerError::MissingByteToken(b'a')));
+    v.tokens[4] = "<unused>".into();
+    v.tokens[b'i' as usize] = "<unused2>".into();
+    let t = Tokenizer::new(v).unwrap();
+    // The missing byte splits the word: no merge spans it.
+    assert_eq!(t.encode("a\u{4}b\u{4}"), [u32::from(b'a'), u32::from(b'b')]);
+    assert_eq!(t.encode(" hi"), [256]);
 }
 
 #[test]
