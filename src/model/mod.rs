@@ -5,6 +5,7 @@
 //! - [`quant`]: dequantisation to f32, bit-exact with the `gguf` Python package;
 //! - [`config`]: llama hyper-parameters from GGUF metadata, validated against the tensors;
 //! - [`synth`]: deterministic synthetic llama models written as real GGUF files.
+//! - [`tokenizer`]: byte-level BPE tokenizer from the GGUF vocabulary, as llama.cpp tokenizes.
 
 pub mod config;
 mod cursor;
@@ -15,5 +16,6 @@ pub mod quant;
 pub mod synth;
 pub mod synth_vocab;
 pub mod synth_weights;
+pub mod tokenizer;
 pub mod value;
 pub mod writer;
