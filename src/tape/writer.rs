@@ -186,14 +186,28 @@ impl TapeWriter {
         };
         let mut use_zstd = false;
         if compress && !raw.is_empty() {
+            let plane = if shuffled {
+                raw.len() / shuffle_es
+            } else {
+                src.len()
+            };
+            let parts = src.len().div_ceil(plane.max(1));
             self.packed.clear();
             self.packed
-                .reserve(zstd::zstd_safe::compress_bound(src.len()));
-            let n = self
-                .zstd
-                .compress_to_buffer(src, &mut self.packed)
-                .map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
-            use_zstd = n < raw.len();
+                .resize(zstd::zstd_safe::compress_bound(src.len()) + 64 * parts, 0);
+            let mut at = 0;
+            // A shuffled payload is compressed one byte plane per zstd frame (the frames are simply
+            // concatenated; a zstd decoder reads them back to back). Each plane gets its own entropy
+            // tables: the sign/exponent plane compresses well, the mantissa planes do not, and one table
+            // for the mix wastes most of the shuffle's gain (docs/TAPE.md, "Measurements").
+            for part in src.chunks(plane.max(1)) {
+                at += self
+                    .zstd
+                    .compress_to_buffer(part, &mut self.packed[at..])
+                    .map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
+            }
+            self.packed.truncate(at);
+            use_zstd = self.packed.len() < raw.len();
         }
         let (codec, shuffle, stored_len) = if use_zstd {
             (
