@@ -703,24 +703,29 @@ fn best_of<F: FnMut()>(n: usize, mut f: F) -> f64 {
 fn measure_compression_and_speed() {
     let mut rng = Rng(3);
     let n = 16 << 20 >> 2; // 16 MiB of f32
-    let sets: Vec<(&str, Vec<u8>)> = vec![
-        ("activations N(0,1)", f32_bytes(&activations(&mut rng, n))),
+    let act = activations(&mut rng, n);
+    let sets: Vec<(&str, Vec<u8>, usize)> = vec![
+        ("activations f32", f32_bytes(&act), 4),
         (
-            "softmax probabilities",
+            "softmax f32",
             f32_bytes(&probabilities(&mut rng, n, 512)),
+            4,
         ),
+        ("bf16-valued f32", f32_bytes(&via_bf16(&act)), 4),
         (
-            "f16 activations",
-            (0..n * 2)
-                .flat_map(|_| half::f16::from_f64(rng.normal()).to_le_bytes())
+            "activations f16",
+            act.iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
                 .collect(),
+            2,
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
-    println!("\n| data | shuffle | level | tape/raw | write MiB/s |");
-    println!("|---|---|---|---|---|");
-    for (name, data) in &sets {
-        let es = if name.starts_with("f16") { 2 } else { 4 };
+    println!(
+        "\n| data | shuffle | zstd level | tape/raw | put_tensor MiB/s | incl. create+finish+fsync MiB/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, data, es) in &sets {
         for level in [1, 3] {
             for shuffle in [Shuffle::Off, Shuffle::ByElement] {
                 let path = dir.path().join("m.tape");
@@ -730,14 +735,18 @@ fn measure_compression_and_speed() {
                     ..WriterOptions::default()
                 };
                 let mut size = 0;
+                let mut put = f64::MAX;
                 let secs = best_of(3, || {
                     let mut w = TapeWriter::create(&path, &header(), opts.clone()).unwrap();
-                    w.put_tensor(data, es).unwrap();
+                    let t = std::time::Instant::now();
+                    w.put_tensor(data, *es).unwrap();
+                    put = put.min(t.elapsed().as_secs_f64());
                     size = w.finish().unwrap().bytes;
                 });
                 println!(
-                    "| {name} | {shuffle:?} | {level} | {:.3} | {:.0} |",
+                    "| {name} | {shuffle:?} | {level} | {:.3} | {:.0} | {:.0} |",
                     size as f64 / data.len() as f64,
+                    mib_s(data.len(), put),
                     mib_s(data.len(), secs)
                 );
             }
@@ -748,7 +757,7 @@ fn measure_compression_and_speed() {
             }
         });
         println!(
-            "| {name} | blake3 alone (64 KiB chunks) | - | - | {:.0} |",
+            "| {name} | blake3 alone (64 KiB chunks) | | | {:.0} | |",
             mib_s(data.len(), secs)
         );
         let mut z = zstd::bulk::Compressor::new(1).unwrap();
@@ -758,7 +767,7 @@ fn measure_compression_and_speed() {
             }
         });
         println!(
-            "| {name} | zstd -1 alone (64 KiB chunks) | - | - | {:.0} |",
+            "| {name} | zstd level 1 alone (64 KiB chunks) | | | {:.0} | |",
             mib_s(data.len(), secs)
         );
     }
