@@ -33,21 +33,16 @@ pub fn shuffle(src: &[u8], dst: &mut [u8], es: usize) {
 }
 
 fn shuffle_n<const ES: usize>(src: &[u8], dst: &mut [u8], n: usize) {
-    let (planes, _) = dst.split_at_mut(n * ES);
-    let cols: [&mut [u8]; ES] = split_planes::<ES>(planes, n);
-    for (i, e) in src.chunks_exact(ES).enumerate() {
-        for b in 0..ES {
-            cols[b][i] = e[b];
+    // One pass per plane, zipped iterators: no bounds checks in the inner loop.
+    for (b, plane) in dst[..n * ES]
+        .chunks_exact_mut(n.max(1))
+        .enumerate()
+        .take(ES)
+    {
+        for (d, e) in plane.iter_mut().zip(src.chunks_exact(ES)) {
+            *d = e[b];
         }
     }
-}
-
-fn split_planes<const ES: usize>(mut planes: &mut [u8], n: usize) -> [&mut [u8]; ES] {
-    std::array::from_fn(|_| {
-        let (p, rest) = std::mem::take(&mut planes).split_at_mut(n);
-        planes = rest;
-        p
-    })
 }
 
 /// Undoes [`shuffle`].
@@ -74,10 +69,9 @@ pub fn unshuffle(src: &[u8], dst: &mut [u8], es: usize) {
 }
 
 fn unshuffle_n<const ES: usize>(src: &[u8], dst: &mut [u8], n: usize) {
-    let planes: [&[u8]; ES] = std::array::from_fn(|b| &src[b * n..(b + 1) * n]);
-    for (i, e) in dst.chunks_exact_mut(ES).enumerate() {
-        for b in 0..ES {
-            e[b] = planes[b][i];
+    for (b, plane) in src[..n * ES].chunks_exact(n.max(1)).enumerate().take(ES) {
+        for (e, &x) in dst.chunks_exact_mut(ES).zip(plane) {
+            e[b] = x;
         }
     }
 }

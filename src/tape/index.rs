@@ -202,7 +202,7 @@ pub(crate) fn encode_index(
     totals: &IndexTotals,
 ) -> Vec<u8> {
     launches.sort_by_key(|e| e.seq);
-    chunks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    chunks.sort_unstable_by_key(|a| a.0);
     let lt = INDEX_HEADER_LEN;
     let ct = lt + launches.len() * LAUNCH_ENTRY_LEN;
     let mut out = Vec::with_capacity(ct + chunks.len() * CHUNK_ENTRY_LEN);

@@ -105,7 +105,7 @@ impl TapeReader {
                     Ok(_) => {}
                 }
             }
-            s.chunks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            s.chunks.sort_unstable_by_key(|a| a.0);
             if lay.chunks != s.chunks.len() {
                 problems.push(Problem {
                     offset: lay.base,
