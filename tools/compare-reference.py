@@ -195,7 +195,7 @@ def compare_stages(args, greta, ref, stage_ids):
         rows.sort(key=lambda r: (0 if r[0] == "prefill" else 1, -1 if r[1] is None and r[2] == "embed" else
                                  (10**6 if r[1] is None else r[1]), order.get(r[2], 99)))
         print(f"  {'phase':<8} {'layer':>5} {'stage':<14} {'max_abs':>12} {'rel_err':>12}")
-        worst = None
+        worst = first_fail = None
         for phase, layer, stage, max_abs, rel, note in rows:
             ok = rel <= args.tol
             if ok:
@@ -203,6 +203,8 @@ def compare_stages(args, greta, ref, stage_ids):
             else:
                 failed += 1
                 failures.append(f"{phase} L{layer} {stage}")
+                if first_fail is None:
+                    first_fail = (phase, layer, stage, rel)
             if worst is None or rel > worst[4]:
                 worst = (phase, layer, stage, max_abs, rel)
             lay = "-" if layer is None else str(layer)
@@ -212,6 +214,10 @@ def compare_stages(args, greta, ref, stage_ids):
             lay = "-" if worst[1] is None else worst[1]
             print(f"\n  worst: {worst[0]} L{lay} {worst[2]}: max_abs {worst[3]:.3e}, rel_err {worst[4]:.3e} "
                   f"(tol {args.tol:g})")
+        if first_fail:
+            lay = "-" if first_fail[1] is None else first_fail[1]
+            print(f"  first failure (forward order): {first_fail[0]} L{lay} {first_fail[2]}: "
+                  f"rel_err {first_fail[3]:.3e}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
