@@ -128,3 +128,37 @@ fn synthetic_model_vocab() {
         assert_eq!(t.decode(&t.encode(s)), *s, "{s:?}");
     }
 }
+
+#[test]
+fn vocab_from_gguf_names_the_bad_key() {
+    use greta::model::gguf::Value;
+    use greta::model::tokenizer::TokenizerError;
+    use greta::model::writer::GgufWriter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let read = |w: &GgufWriter| {
+        let path = dir.path().join("v.gguf");
+        w.write(&path).unwrap();
+        vocab_from_gguf(&Gguf::open(&path).unwrap())
+    };
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", Value::String("llama".into()));
+    assert!(matches!(read(&w), Err(TokenizerError::MissingKey(k)) if k == "tokenizer.ggml.model"));
+
+    w.add_metadata("tokenizer.ggml.model", Value::String("gpt2".into()));
+    w.add_metadata("tokenizer.ggml.tokens", Value::U32(3));
+    assert!(matches!(
+        read(&w),
+        Err(TokenizerError::WrongType { key, .. }) if key == "tokenizer.ggml.tokens"
+    ));
+
+    w.add_metadata(
+        "tokenizer.ggml.tokens",
+        Value::Array(vec![Value::String("a".into())]),
+    );
+    w.add_metadata("tokenizer.ggml.eos_token_id", Value::I32(-1));
+    assert!(matches!(
+        read(&w),
+        Err(TokenizerError::WrongType { key, .. }) if key == "tokenizer.ggml.eos_token_id"
+    ));
+}

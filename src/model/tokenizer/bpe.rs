@@ -13,6 +13,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::TokenizerError;
+
 /// Merge rules: (left id, right id) → (rank, merged id).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Merges {
@@ -20,6 +22,35 @@ pub(crate) struct Merges {
 }
 
 impl Merges {
+    /// Parses `tokenizer.ggml.merges` (`"left right"`, best first) against the vocabulary.
+    pub(crate) fn from_rules(
+        rules: &[String],
+        token_to_id: &HashMap<String, u32>,
+    ) -> Result<Merges, TokenizerError> {
+        let mut merges = Merges::default();
+        for (rank, rule) in rules.iter().enumerate() {
+            // Split at the first space after the first character, as llama.cpp does, so a rule
+            // whose left part is itself a space still parses.
+            let first_len = rule.chars().next().map_or(0, char::len_utf8);
+            let Some(at) = rule[first_len..].find(' ').map(|at| at + first_len) else {
+                return Err(TokenizerError::BadMerge {
+                    index: rank,
+                    merge: rule.clone(),
+                });
+            };
+            let (left, right) = (&rule[..at], &rule[at + 1..]);
+            let ids = (
+                token_to_id.get(left),
+                token_to_id.get(right),
+                token_to_id.get(&format!("{left}{right}")),
+            );
+            if let (Some(&l), Some(&r), Some(&m)) = ids {
+                merges.insert(l, r, rank as u32, m);
+            }
+        }
+        Ok(merges)
+    }
+
     /// Adds a rule unless the pair already has one (the first, best-ranked rule wins, as in llama.cpp).
     pub(crate) fn insert(&mut self, left: u32, right: u32, rank: u32, merged: u32) {
         self.rules.entry((left, right)).or_insert((rank, merged));

@@ -85,6 +85,22 @@ pub fn byte_level_tokens() -> Vec<String> {
     (0..=255u8).map(|b| map.to_char(b).to_string()).collect()
 }
 
+/// The bytes a token decodes to: a special token is its own text; an ordinary token is spelled in
+/// the byte alphabet, which is undone (a character outside it is kept as its UTF-8).
+fn token_bytes(text: &str, special: bool, bytes: &ByteMap) -> Box<[u8]> {
+    if special {
+        return text.as_bytes().into();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match bytes.to_byte(c) {
+            Some(b) => out.push(b),
+            None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out.into_boxed_slice()
+}
+
 /// A byte-level BPE tokenizer built from a [`Vocab`].
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
@@ -165,44 +181,10 @@ impl Tokenizer {
                 .copied();
         }
 
-        let mut merges = Merges::default();
-        for (rank, rule) in vocab.merges.iter().enumerate() {
-            // Split at the first space after the first character, as llama.cpp does, so a rule
-            // whose left part starts with a literal space still parses.
-            let first_len = rule.chars().next().map_or(0, char::len_utf8);
-            let Some(at) = rule[first_len..].find(' ').map(|at| at + first_len) else {
-                return Err(TokenizerError::BadMerge {
-                    index: rank,
-                    merge: rule.clone(),
-                });
-            };
-            let (left, right) = (&rule[..at], &rule[at + 1..]);
-            let ids = (
-                token_to_id.get(left),
-                token_to_id.get(right),
-                token_to_id.get(&format!("{left}{right}")),
-            );
-            if let (Some(&l), Some(&r), Some(&m)) = ids {
-                merges.insert(l, r, rank as u32, m);
-            }
-        }
+        let merges = Merges::from_rules(&vocab.merges, &token_to_id)?;
 
         let token_bytes = (0..n)
-            .map(|i| {
-                let text = &vocab.tokens[i];
-                if is_special(i) {
-                    return text.as_bytes().into();
-                }
-                let mut out = Vec::with_capacity(text.len());
-                for c in text.chars() {
-                    match bytes.to_byte(c) {
-                        Some(b) => out.push(b),
-                        // Not a byte character: keep the character itself.
-                        None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                    }
-                }
-                out.into_boxed_slice()
-            })
+            .map(|i| token_bytes(&vocab.tokens[i], is_special(i), &bytes))
             .collect();
 
         let specials = SpecialMatcher::new(

@@ -166,3 +166,29 @@ fn merges_with_unknown_parts_are_ignored() {
     v.merges.push("q z".into()); // "qz" is not a token
     assert_eq!(Tokenizer::new(v).unwrap().merge_count(), 4);
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_text_round_trips(s in "\\PC*|[<|>a-z_ \\n]*") {
+        let t = tok();
+        proptest::prop_assert_eq!(t.decode(&t.encode(&s)), s);
+    }
+
+    #[test]
+    fn any_ids_decode(ids in proptest::collection::vec(proptest::num::u32::ANY, 0..64)) {
+        let _ = tok().decode(&ids);
+    }
+}
+
+#[test]
+fn long_inputs_round_trip() {
+    let t = tok();
+    for s in [
+        " ".repeat(100_000) + "x",
+        "a".repeat(100_000),
+        "!?".repeat(50_000),
+        "\n".repeat(100_000),
+    ] {
+        assert_eq!(t.decode(&t.encode(&s)), s);
+    }
+}
