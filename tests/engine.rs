@@ -49,7 +49,7 @@ pub fn watched(model: &Model, threads: usize, policy: RoutePolicy) -> (Engine<'_
     (Engine::new(model, l), seen)
 }
 
-fn gen(max: usize) -> GenOptions {
+fn opts(max: usize) -> GenOptions {
     GenOptions { max_tokens: max, stop: vec![], probe_last_token: false }
 }
 
@@ -60,7 +60,7 @@ fn shapes_and_routes() {
     let m = Model::load(&tiny()).unwrap();
     let c = &m.config;
     let (mut e, seen) = watched(&m, 1, RoutePolicy::new(Precision::F32));
-    let g = generate(&mut e, PROMPT, &gen(3)).unwrap();
+    let g = generate(&mut e, PROMPT, &opts(3)).unwrap();
     assert_eq!(g.generated_ids.len(), 3);
     let seen = seen.borrow();
     let n = PROMPT.len();
@@ -96,7 +96,7 @@ fn bitwise_identical_across_thread_counts() {
         let mut all = Vec::new();
         for threads in [1, 2, 8] {
             let (mut e, seen) = watched(&m, threads, RoutePolicy::new(precision));
-            let g = generate(&mut e, PROMPT, &gen(6)).unwrap();
+            let g = generate(&mut e, PROMPT, &opts(6)).unwrap();
             all.push((g.generated_ids, hashes(&seen)));
         }
         assert_eq!(all[0], all[1], "{precision}: 1 vs 2 threads");

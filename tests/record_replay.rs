@@ -99,8 +99,11 @@ fn f64_reference_gives_small_nonzero_local_error() {
     let rows = json(&greta_ok(&["replay", t.to_str().unwrap(), "--phase", "decode1", "--layer", "1", "--reference", "f64", "--json"]));
     let rows = rows.as_array().unwrap();
     let q = rows.iter().find(|r| r["stage"] == "q_proj").unwrap();
+    // f32 against f64 on the same inputs: a small, non-zero error (ULP counts blow up near zero, so the
+    // bound is on the relative L2 error).
     let ulp = q["local"]["max_ulp"].as_u64().unwrap();
-    assert!(ulp > 0 && ulp < 64, "q_proj local error {ulp} ULP");
+    let rel = q["local"]["rel_l2"].as_f64().unwrap();
+    assert!(ulp > 0 && rel > 0.0 && rel < F32_LOCAL_MAX_REL_L2, "q_proj local error {ulp} ULP, rel L2 {rel:e}");
     assert!(q["inherited"]["max_abs"].as_f64().unwrap() >= q["local"]["max_abs"].as_f64().unwrap() * 0.0);
     assert!(rows.iter().all(|r| r["inherited"].is_object()), "inherited error for every stage");
 }

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 /// f32 route against the f64 reference: largest relative error of logits we accept on the tiny model.
 pub const F32_VS_F64_MAX_REL: f64 = 1e-4;
+/// One f32 launch against the f64 reference on the same inputs: largest relative L2 error we accept.
+pub const F32_LOCAL_MAX_REL_L2: f64 = 1e-5;
 /// Prefill-then-decode against one longer prefill (f32): largest relative error of logits we accept.
 pub const DECODE_VS_PREFILL_MAX_REL: f64 = 1e-4;
 

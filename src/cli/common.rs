@@ -154,3 +154,11 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
     let opts = GenOptions { max_tokens: a.max_tokens, stop, probe_last_token: false };
     Ok(Prepared { model, tokenizer, prompt, backend, policy, opts })
 }
+
+/// The generated ids to show as text: without a final end-of-generation token.
+pub fn text_ids<'a>(t: &Tokenizer, ids: &'a [u32]) -> &'a [u32] {
+    match ids.split_last() {
+        Some((&last, rest)) if t.is_end_of_generation(last) => rest,
+        _ => ids,
+    }
+}

@@ -156,7 +156,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .take()
         .unwrap_or_else(|| Err("the recorder did not finish".into()))
         .map_err(anyhow::Error::msg)?;
-    let text = p.tokenizer.as_ref().map(|t| t.decode(&g.generated_ids)).unwrap_or_default();
+    let text = p.tokenizer.as_ref().map(|t| t.decode(super::common::text_ids(t, &g.generated_ids))).unwrap_or_default();
     if a.json {
         println!(
             "{}",

@@ -9,7 +9,7 @@
 //!   prefill row and a decode row of the same token differ in their last bits, as in real engines.
 
 /// K-block length of the tiled matmul route.
-pub const TILE_K: usize = 64;
+pub const TILE_K: usize = 32;
 
 macro_rules! dot_impl {
     ($name:ident, $blocked:ident, $sum:ident, $t:ty) => {
