@@ -32,6 +32,10 @@ fn storage_name(s: &Storage) -> String {
         Storage::Producer { seq, index } => format!("output {index} of launch {seq}"),
         Storage::Weight { name } => format!("model weight {name}"),
         Storage::HashOnly => "hash only".into(),
+        Storage::Rows(spans) => format!(
+            "rows of {}",
+            spans.iter().map(|r| format!("launch {}[{}..{}]", r.seq, r.row0, r.row0 + r.rows)).collect::<Vec<_>>().join(" + ")
+        ),
     }
 }
 

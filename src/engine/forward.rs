@@ -94,7 +94,11 @@ impl<'m> Engine<'m> {
             x = self.one(Stage::FfnResidual, li, &[&x1, &d], p)?;
         }
         // Only the last row feeds the next token.
-        let last = if n == 1 { x } else { self.launcher.backend().gather_rows(&[(&x, n - 1, 1)]).map_err(gather_err)? };
+        let last = if n == 1 {
+            x
+        } else {
+            super::kv_cache::gathered(self.launcher.backend().as_ref(), &[(&x, n - 1, 1)]).map_err(gather_err)?
+        };
         let p1 = Params { rows: 1, pos: (pos + n - 1) as u32, ..self.base };
         let hn = self.one(Stage::FinalNorm, None, &[&last, &w.output_norm], p1)?;
         let logits = self.one(Stage::LmHead, None, &[&hn, &w.output], p1)?;

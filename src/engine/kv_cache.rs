@@ -8,7 +8,8 @@
 //! the last prompt position with its own row, as an engine that re-runs a token would.
 
 use crate::backend::{Backend, BackendError};
-use crate::launch::Tensor;
+use crate::launch::{Origin, Tensor};
+use std::sync::Arc;
 
 /// Rows of one layer: for each position, (tensor, row within it).
 #[derive(Default)]
@@ -61,5 +62,12 @@ fn gather(backend: &dyn Backend, rows: &[(Tensor, usize)]) -> Result<Tensor, Bac
             _ => parts.push((t, *r, 1)),
         }
     }
-    backend.gather_rows(&parts)
+    gathered(backend, &parts)
+}
+
+/// Gathers rows and marks the result with where its rows came from (so a recorder can store references).
+pub fn gathered(backend: &dyn Backend, parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, BackendError> {
+    let mut t = backend.gather_rows(parts)?;
+    t.origin = Origin::Gathered(Arc::new(parts.iter().map(|(t, r0, n)| (t.id, *r0, *n)).collect()));
+    Ok(t)
 }

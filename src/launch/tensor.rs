@@ -178,8 +178,11 @@ pub trait DeviceBuffer: Send + Sync + fmt::Debug {
 pub enum Origin {
     /// A model weight, by GGUF tensor name.
     Weight(Arc<str>),
-    /// Made by a launch or by the engine (token ids, KV cache views).
+    /// Made by a launch or by the engine (token ids).
     Value,
+    /// Rows copied out of earlier tensors (a KV cache view, prefill's last row): `(tensor id, first row,
+    /// rows)` in order. The recorder stores such a tensor as references to the rows it came from.
+    Gathered(Arc<Vec<(u64, usize, usize)>>),
 }
 
 /// A tensor handed across the launch seam.
@@ -301,7 +304,7 @@ impl Tensor {
     pub fn weight_name(&self) -> Option<&str> {
         match &self.origin {
             Origin::Weight(n) => Some(n),
-            Origin::Value => None,
+            _ => None,
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::budget::ByteBudget;
 use super::{Capture, RecordOptions};
-use crate::launch::{DType, LaunchInfo, Tensor};
-use crate::tape::{Hash, LaunchBegin, LaunchEnd, Record, Storage, TapeSummary, TapeWriter, TensorRef};
+use crate::launch::{DType, LaunchInfo, Origin, Tensor};
+use crate::tape::{Hash, LaunchBegin, LaunchEnd, Record, RowSpan, Storage, TapeSummary, TapeWriter, TensorRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
@@ -129,6 +129,29 @@ impl Worker {
                 return Ok(TensorRef { role: role.to_string(), ..p });
             }
             return self.store(t, role, p.hash, true);
+        }
+        if let (Origin::Gathered(spans), true) = (&t.origin, self.payload) {
+            // Rows of earlier outputs: stored as references when every source was stored.
+            let refs: Option<Vec<RowSpan>> = spans
+                .iter()
+                .map(|&(id, row0, rows)| match self.produced.get(&id).map(|p| &p.storage) {
+                    Some(Storage::Producer { seq, index }) => {
+                        Some(RowSpan { seq: *seq, index: *index, row0: row0 as u64, rows: rows as u64 })
+                    }
+                    _ => None,
+                })
+                .collect();
+            if let Some(refs) = refs {
+                let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
+                return Ok(TensorRef {
+                    role: role.to_string(),
+                    dtype: t.dtype,
+                    shape: t.shape.iter().map(|&d| d as u64).collect(),
+                    len: bytes.len() as u64,
+                    hash: *blake3::hash(bytes).as_bytes(),
+                    storage: Storage::Rows(refs),
+                });
+            }
         }
         if let Some(name) = t.weight_name() {
             let hash = match self.weights.get(&t.id) {

@@ -71,6 +71,23 @@ pub enum Storage {
     },
     /// Only the hash was captured.
     HashOnly,
+    /// Rows of earlier launches' outputs, concatenated in order (a KV cache view, prefill's last row):
+    /// stored as references, so a growing cache costs nothing per step beyond its new rows. The whole
+    /// tensor's `hash` still verifies the assembled bytes.
+    Rows(Vec<RowSpan>),
+}
+
+/// Rows `row0..row0+rows` of output `index` of launch `seq` (rows: all dimensions but the last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSpan {
+    /// The producing launch.
+    pub seq: u64,
+    /// Index into its outputs.
+    pub index: u32,
+    /// First row.
+    pub row0: u64,
+    /// Row count.
+    pub rows: u64,
 }
 
 /// One tensor of a launch: what it is, its hash, and where its bytes are.
