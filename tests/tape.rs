@@ -751,6 +751,25 @@ fn measure_compression_and_speed() {
                 );
             }
         }
+        for threads in [4, 8] {
+            let path = dir.path().join("m.tape");
+            let opts = WriterOptions {
+                threads,
+                ..WriterOptions::default()
+            };
+            let mut put = f64::MAX;
+            best_of(3, || {
+                let mut w = TapeWriter::create(&path, &header(), opts.clone()).unwrap();
+                let t = std::time::Instant::now();
+                w.put_tensor(data, *es).unwrap();
+                put = put.min(t.elapsed().as_secs_f64());
+                w.finish().unwrap();
+            });
+            println!(
+                "| {name} | ByElement, {threads} threads | 1 | | {:.0} | |",
+                mib_s(data.len(), put)
+            );
+        }
         let secs = best_of(3, || {
             for c in data.chunks(64 << 10) {
                 std::hint::black_box(blake3::hash(c));
