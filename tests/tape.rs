@@ -944,3 +944,72 @@ fn measure_codec_choices() {
         }
     }
 }
+
+#[test]
+fn verify_reports_broken_dataflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.tape");
+    let mut w = TapeWriter::create(&path, &header(), WriterOptions::default()).unwrap();
+    let mut exp = Expected {
+        launches: Vec::new(),
+        bytes: HashMap::new(),
+        fingerprint: [0; 32],
+    };
+    let y = tref(
+        &mut w,
+        &mut exp,
+        "y",
+        &f32_bytes(&[1.0, 2.0, 3.0]),
+        DType::F32,
+    );
+    let launch = |seq: u64, inputs: Vec<TensorRef>| LaunchBegin {
+        seq,
+        phase: Phase::Prefill,
+        layer: Some(0),
+        stage: Stage::Up,
+        route: Route::new(Variant::Gemv, Precision::F32),
+        backend: "cpu".into(),
+        grid: None,
+        block: None,
+        params: Params::default(),
+        inputs,
+    };
+    w.put_record(&Record::Begin(launch(0, vec![]))).unwrap();
+    w.put_record(&Record::End(LaunchEnd {
+        seq: 0,
+        outputs: vec![y.clone()],
+        duration_ns: 1,
+    }))
+    .unwrap();
+    let mut wrong = y.clone();
+    wrong.hash = [9; 32];
+    wrong.storage = Storage::Producer { seq: 0, index: 0 };
+    let mut dangling = y.clone();
+    dangling.storage = Storage::Producer { seq: 5, index: 0 };
+    let mut good = y.clone();
+    good.storage = Storage::Producer { seq: 0, index: 0 };
+    w.put_record(&Record::Begin(launch(
+        1,
+        vec![good.clone(), wrong.clone(), dangling.clone()],
+    )))
+    .unwrap();
+    w.finish().unwrap();
+    let r = TapeReader::open(&path).unwrap();
+    assert_eq!(r.tensor_bytes(&good).unwrap(), f32_bytes(&[1.0, 2.0, 3.0]));
+    assert!(matches!(
+        r.tensor_bytes(&wrong),
+        Err(TapeError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        r.tensor_bytes(&dangling),
+        Err(TapeError::NoSuchLaunch(5))
+    ));
+    let v = r.verify();
+    let whats: Vec<&str> = v.problems.iter().map(|p| p.what.as_str()).collect();
+    assert_eq!(v.problems.len(), 2, "{whats:?}");
+    assert!(
+        whats[0].contains("differs from output 0 of launch 0"),
+        "{whats:?}"
+    );
+    assert!(whats[1].contains("launch 5"), "{whats:?}");
+}
