@@ -409,9 +409,13 @@ impl TapeReader {
                 Storage::Chunks(hs) => {
                     let bytes = self.assemble(&cur, hs)?;
                     if bytes.len() as u64 != r.len || *blake3::hash(&bytes).as_bytes() != r.hash {
+                        let first = match hs.first() {
+                            Some(h) => self.chunk_offset(h)?.unwrap_or(self.frames_end),
+                            None => self.frames_end,
+                        };
                         return Err(self.corrupt(
-                            self.frames_end,
-                            "records frame",
+                            first,
+                            "chunk frame",
                             format!("tensor `{}`: bytes do not match the referring tensor's length and hash", r.role),
                         ));
                     }
@@ -419,9 +423,10 @@ impl TapeReader {
                 }
                 Storage::Producer { seq, index } => {
                     let l = self.launch(*seq)?;
+                    let at = self.entry(*seq)?.begin.frame;
                     let end = l.end.ok_or_else(|| {
                         self.corrupt(
-                            self.frames_end,
+                            at,
                             "records frame",
                             format!(
                                 "tensor `{}`: producer launch {seq} has no end record",
@@ -435,7 +440,7 @@ impl TapeReader {
                         .nth(*index as usize)
                         .ok_or_else(|| {
                             self.corrupt(
-                                self.frames_end,
+                                at,
                                 "records frame",
                                 format!("tensor `{}`: launch {seq} has no output {index}", r.role),
                             )
@@ -467,7 +472,7 @@ impl TapeReader {
         for h in hs {
             let off = self.chunk_offset(h)?.ok_or_else(|| {
                 self.corrupt(
-                    self.frames_end,
+                    self.layout.base,
                     "index",
                     format!(
                         "tensor `{}`: chunk {} is not on the tape",
