@@ -361,6 +361,8 @@ fn crashed_writer_leaves_a_readable_incomplete_tape() {
     let (exp, _) = write_tape(&path, 10, WriterOptions::default(), true, true);
     assert!(!path.exists());
     let inc = greta::tape::incomplete_path(&path);
+    // Asking for the final name finds the crash leftover.
+    assert_eq!(TapeReader::open(&path).unwrap().path(), inc.as_path());
     let r = TapeReader::open(&inc).unwrap();
     let t = r.truncation().expect("opened by scanning");
     assert_eq!(t.offset, std::fs::metadata(&inc).unwrap().len());
@@ -1012,4 +1014,41 @@ fn verify_reports_broken_dataflow() {
         "{whats:?}"
     );
     assert!(whats[1].contains("launch 5"), "{whats:?}");
+}
+
+#[test]
+fn listing_and_fetching_do_not_touch_other_records() {
+    // Damage the payload of the first records frame: the tape still opens by its trailer, entries come
+    // from the index alone, other launches fetch, and the damaged ones fail with that frame's offset.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, exp, pristine) = small_tape(dir.path());
+    let regs = regions(&pristine);
+    let rec = regs.iter().find(|r| r.2 == "records frame").unwrap();
+    let mut b = pristine.clone();
+    b[rec.1 - 1] ^= 0xFF;
+    std::fs::write(&path, &b).unwrap();
+    let r = TapeReader::open(&path).unwrap();
+    assert!(r.truncation().is_none());
+    let entries: Vec<IndexEntry> = r.entries().map(|e| e.unwrap()).collect();
+    assert_eq!(entries.len(), exp.launches.len());
+    let mut failed = 0;
+    for e in &entries {
+        let touches =
+            e.begin.frame == rec.0 as u64 || e.end.is_some_and(|l| l.frame == rec.0 as u64);
+        match r.launch(e.seq) {
+            Ok(l) => {
+                assert!(!touches);
+                assert_eq!(Some(&l), exp.launches.iter().find(|x| x.begin.seq == e.seq));
+            }
+            Err(TapeError::Corrupt { offset, .. }) => {
+                assert!(touches);
+                assert_eq!(offset, rec.0 as u64);
+                failed += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(failed > 0 && failed < entries.len());
+    let v = r.verify();
+    assert!(v.problems.iter().any(|p| p.offset == rec.0 as u64), "{v:?}");
 }

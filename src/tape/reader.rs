@@ -69,7 +69,20 @@ fn map_file(path: &Path) -> Result<Mmap, TapeError> {
 
 impl TapeReader {
     /// Opens a tape: by its trailer when it has a valid one, else by scanning its frames.
+    ///
+    /// When `path` does not exist but `<path>.incomplete` does (the recorder crashed before
+    /// `finish`), that file is opened instead; [`TapeReader::path`] names it.
     pub fn open(path: &Path) -> Result<TapeReader, TapeError> {
+        if !path.exists() {
+            let inc = super::incomplete_path(path);
+            if inc.is_file() {
+                return Self::open_exact(&inc);
+            }
+        }
+        Self::open_exact(path)
+    }
+
+    fn open_exact(path: &Path) -> Result<TapeReader, TapeError> {
         let len = std::fs::metadata(path)
             .map_err(|e| TapeError::io(path, "stat", e))?
             .len();
