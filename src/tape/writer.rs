@@ -616,4 +616,13 @@ mod tests {
         }
         assert_eq!(files[0], files[1]);
     }
+
+    #[test]
+    fn writer_moves_to_a_worker_thread_and_readers_share() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<TapeWriter>();
+        send::<crate::tape::TapeReader>();
+        sync::<crate::tape::TapeReader>();
+    }
 }
