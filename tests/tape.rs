@@ -662,7 +662,11 @@ fn every_truncation_leaves_a_readable_prefix() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // 64 cases by default; PROPTEST_CASES=N for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn random_damage_never_yields_wrong_bytes(flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6),
                                               cut in proptest::option::of(any::<prop::sample::Index>())) {
