@@ -9,7 +9,14 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod check;
+pub mod cli;
+pub mod diff;
 pub mod engine;
+pub mod inspect;
 pub mod launch;
 pub mod model;
+pub mod record;
+pub mod replay;
 pub mod tape;
+

@@ -237,13 +237,35 @@ pub struct RoutePolicy {
     pub family: BTreeMap<OpFamily, Variant>,
     /// Forced variants per stage (win over family).
     pub stage: BTreeMap<Stage, Variant>,
+    /// A change to the route rule itself, as a code change would make: consulted by [`RoutePolicy::choose`]
+    /// but not part of the options ([`RoutePolicy::describe`]). Set only from the `GRETA_DEBUG_ROUTE_RULE`
+    /// environment variable (`stage=variant,...`), so tests can show that a golden check catches a changed
+    /// route rule. Never set it in production.
+    #[serde(skip)]
+    pub rule_change: BTreeMap<Stage, Variant>,
 }
 
 
 impl RoutePolicy {
     /// The default rule at a precision.
     pub fn new(precision: Precision) -> RoutePolicy {
-        RoutePolicy { precision, mode: RouteMode::Default, family: BTreeMap::new(), stage: BTreeMap::new() }
+        let mut p = RoutePolicy {
+            precision,
+            mode: RouteMode::Default,
+            family: BTreeMap::new(),
+            stage: BTreeMap::new(),
+            rule_change: BTreeMap::new(),
+        };
+        if let Ok(spec) = std::env::var("GRETA_DEBUG_ROUTE_RULE") {
+            for part in spec.split(',').filter(|s| !s.is_empty()) {
+                if let Some((st, v)) = part.split_once('=') {
+                    if let (Ok(st), Ok(v)) = (st.parse::<Stage>(), v.parse::<Variant>()) {
+                        p.rule_change.insert(st, v);
+                    }
+                }
+            }
+        }
+        p
     }
 
     /// Applies one `OP=VARIANT` override (OP: `matmul`, `attention` or a stage name).
@@ -285,7 +307,12 @@ impl RoutePolicy {
     /// The route for a launch of `stage` over `rows` rows (see the module doc for the rule).
     pub fn choose(&self, stage: Stage, rows: usize) -> Route {
         let family = OpFamily::of(stage);
-        let forced = self.stage.get(&stage).or_else(|| self.family.get(&family)).copied();
+        let forced = self
+            .rule_change
+            .get(&stage)
+            .or_else(|| self.stage.get(&stage))
+            .or_else(|| self.family.get(&family))
+            .copied();
         let variant = forced.unwrap_or(match (family, self.mode) {
             (OpFamily::Matmul, RouteMode::Invariant) => Variant::GemmInvariant,
             (OpFamily::Matmul, RouteMode::Default) if rows == 1 => Variant::Gemv,

@@ -1,1 +1,21 @@
 //! Models: the GGUF reader and writer, dequantisation, model configuration, tokenizer, synthetic models.
+//!
+//! - [`gguf`]: the defensive GGUF v2/v3 reader on memmap2 (tensors are views into the mapping);
+//! - [`writer`]: the GGUF v3 writer (synthetic models, tests);
+//! - [`quant`]: dequantisation to f32, bit-exact with the `gguf` Python package;
+//! - [`config`]: llama hyper-parameters from GGUF metadata, validated against the tensors;
+//! - [`synth`]: deterministic synthetic llama models written as real GGUF files.
+//! - [`tokenizer`]: byte-level BPE tokenizer from the GGUF vocabulary, as llama.cpp tokenizes.
+
+pub mod config;
+mod cursor;
+pub mod error;
+pub mod ggml;
+pub mod gguf;
+pub mod quant;
+pub mod synth;
+pub mod synth_vocab;
+pub mod synth_weights;
+pub mod tokenizer;
+pub mod value;
+pub mod writer;

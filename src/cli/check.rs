@@ -1,0 +1,263 @@
+//! `greta check`: determinism (N runs across thread counts, recorded and not, identical manifests) and
+//! golden manifests (`--golden FILE`, `--bless` to rewrite on purpose). Exit 0 same, 1 different, 2 error.
+
+use super::Outcome;
+use super::common::{ModelArgs, model_path, prepare};
+use super::record::file_blake3;
+use crate::check::golden::{Golden, GoldenOptions};
+use crate::check::runs::{HashObserver, manifest_of};
+use crate::check::{Mismatch, compare_manifests};
+use crate::engine::{Engine, generate};
+use crate::inspect::manifest::{Manifest, manifest};
+use crate::launch::Launcher;
+use crate::record::{Capture, RecordOptions, Recorder};
+use crate::tape::{ModelIdentity, TapeHeader, TapeReader};
+use anyhow::{Context, bail};
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Arguments of `greta check`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A recorded tape to check against --golden (instead of running the model).
+    tape: Option<PathBuf>,
+    /// GGUF model file [default: as for `greta run`].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Prompt text.
+    #[arg(long, conflicts_with = "tokens")]
+    prompt: Option<String>,
+    /// Prompt as comma-separated token ids.
+    #[arg(long, value_delimiter = ',')]
+    tokens: Option<Vec<u32>>,
+    /// Wrap the prompt in the chat template.
+    #[arg(long)]
+    chat: bool,
+    /// Tokens to generate (always past end-of-sequence, so every run has the same length).
+    #[arg(long, default_value_t = 8)]
+    max_tokens: usize,
+    /// Recorded runs.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Thread counts the runs cycle through.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Backend.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Route family precision.
+    #[arg(long, default_value = "f32")]
+    precision: String,
+    /// Forced routes OP=VARIANT.
+    #[arg(long = "route", value_name = "OP=VARIANT")]
+    route: Vec<String>,
+    /// Route rule: default or invariant.
+    #[arg(long = "routes", default_value = "default")]
+    routes: String,
+    /// Compare against this golden manifest.
+    #[arg(long)]
+    golden: Option<PathBuf>,
+    /// Rewrite the golden manifest from this run (an intended numerical change).
+    #[arg(long, requires = "golden")]
+    bless: bool,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn model_args(a: &Args, threads: usize) -> ModelArgs {
+    ModelArgs {
+        model: a.model.clone(),
+        prompt: a.prompt.clone(),
+        tokens: a.tokens.clone(),
+        chat: a.chat,
+        max_tokens: a.max_tokens,
+        ignore_eos: true,
+        backend: a.backend.clone(),
+        precision: a.precision.clone(),
+        route: a.route.clone(),
+        routes: a.routes.clone(),
+        threads,
+    }
+}
+
+/// One run: recorded (hashes capture, through the recorder and a real tape) or not (in-process hashes).
+fn one_run(a: &Args, threads: usize, recorded: bool, dir: &Path, i: usize) -> anyhow::Result<(Manifest, GoldenOptions)> {
+    let p = prepare(&model_args(a, threads))?;
+    let path = model_path(&a.model);
+    let opts = GoldenOptions {
+        model_name: path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+        model_blake3: file_blake3(&path)?,
+        prompt_tokens: p.prompt.clone(),
+        max_tokens: a.max_tokens,
+        backend: a.backend.clone(),
+        routes: p.policy.describe(),
+    };
+    let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
+    let header = TapeHeader {
+        greta_version: env!("CARGO_PKG_VERSION").into(),
+        model: ModelIdentity { path: path.display().to_string(), size: p.model.gguf.file_size(), blake3: opts.model_blake3.clone() },
+        backend: p.backend.name().into(),
+        device: p.backend.device(),
+        routes: opts.routes.clone(),
+        threads: threads as u32,
+        prompt_tokens: p.prompt.clone(),
+        options_json: serde_json::json!({ "max_tokens": a.max_tokens }).to_string(),
+        ..TapeHeader::default()
+    };
+    let lines = Rc::new(RefCell::new(Vec::new()));
+    let tape = dir.join(format!("run{i}.tape"));
+    let summary = if recorded {
+        let ro = RecordOptions { capture: Capture::Hashes, ..RecordOptions::default() };
+        let (rec, s) = Recorder::start(&tape, header.clone(), ro).map_err(anyhow::Error::msg)?;
+        launcher.observe(Box::new(rec));
+        Some(s)
+    } else {
+        launcher.observe(Box::new(HashObserver(lines.clone())));
+        None
+    };
+    let mut engine = Engine::new(&p.model, launcher);
+    generate(&mut engine, &p.prompt, &p.opts)?;
+    drop(engine);
+    let m = match summary {
+        Some(_) => manifest(&TapeReader::open(&tape)?)?,
+        None => {
+            let base = Manifest {
+                model: serde_json::json!({"path": header.model.path, "size": header.model.size, "blake3": header.model.blake3}),
+                backend: header.backend.clone(),
+                routes: header.routes.clone(),
+                prompt_tokens: header.prompt_tokens.clone(),
+                launches: vec![],
+                fingerprint: String::new(),
+            };
+            manifest_of(Rc::try_unwrap(lines).map(|c| c.into_inner()).unwrap_or_default(), &base)
+        }
+    };
+    Ok((m, opts))
+}
+
+fn read_golden(p: &Path) -> anyhow::Result<Golden> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading golden {}", p.display()))?;
+    let g: Golden = serde_json::from_str(&text).with_context(|| format!("parsing golden {}", p.display()))?;
+    if g.greta_golden != crate::check::golden::GOLDEN_VERSION {
+        bail!("golden {} has format version {}, this greta reads {}", p.display(), g.greta_golden, crate::check::golden::GOLDEN_VERSION);
+    }
+    Ok(g)
+}
+
+fn golden_check(a: &Args, gp: &Path, m: &Manifest, opts: &GoldenOptions, o: &mut impl Write) -> anyhow::Result<Outcome> {
+    if a.bless {
+        let g = Golden::new(opts.clone(), m);
+        std::fs::write(gp, serde_json::to_string_pretty(&g)? + "\n").with_context(|| format!("writing {}", gp.display()))?;
+        writeln!(o, "blessed {}: {} launches, fingerprint {}", gp.display(), m.launches.len(), m.fingerprint)?;
+        return Ok(Outcome::Same);
+    }
+    let g = read_golden(gp)?;
+    if &g.options != opts {
+        bail!(
+            "golden {} was made with other options: golden {} vs this run {} (rerun with the golden's options, or --bless on purpose)",
+            gp.display(),
+            serde_json::to_string(&g.options)?,
+            serde_json::to_string(opts)?
+        );
+    }
+    match g.first_difference(m) {
+        None => {
+            if a.json {
+                writeln!(o, "{}", serde_json::json!({"golden": gp, "identical": true, "fingerprint": m.fingerprint}))?;
+            } else {
+                writeln!(o, "golden {}: identical ({} launches, fingerprint {})", gp.display(), m.launches.len(), m.fingerprint)?;
+            }
+            Ok(Outcome::Same)
+        }
+        Some((want, got)) => {
+            if a.json {
+                writeln!(o, "{}", serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}}))?;
+            } else {
+                writeln!(o, "golden {}: DIFFERENT", gp.display())?;
+                writeln!(o, "  first differing launch (seq phase layer stage route hash):")?;
+                writeln!(o, "    golden: {}", want.unwrap_or_else(|| "(none)".into()))?;
+                writeln!(o, "    actual: {}", got.unwrap_or_else(|| "(none)".into()))?;
+            }
+            Ok(Outcome::Different)
+        }
+    }
+}
+
+/// Runs `greta check`.
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let mut o = std::io::stdout().lock();
+    if let Some(tp) = &a.tape {
+        let gp = a.golden.as_ref().context("checking a tape needs --golden FILE")?;
+        let t = TapeReader::open(tp).with_context(|| format!("opening tape {}", tp.display()))?;
+        let h = t.header();
+        let extra: serde_json::Value = serde_json::from_str(&h.options_json).unwrap_or_default();
+        let opts = GoldenOptions {
+            model_name: Path::new(&h.model.path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+            model_blake3: h.model.blake3.clone(),
+            prompt_tokens: h.prompt_tokens.clone(),
+            max_tokens: extra["max_tokens"].as_u64().unwrap_or(0) as usize,
+            backend: h.backend.clone(),
+            routes: h.routes.clone(),
+        };
+        return golden_check(&a, gp, &manifest(&t)?, &opts, &mut o);
+    }
+    if a.prompt.is_none() && a.tokens.is_none() {
+        bail!("give --prompt TEXT or --tokens IDS (or a TAPE with --golden)");
+    }
+    let dir = tempfile::tempdir()?;
+    if let Some(gp) = &a.golden {
+        let (m, opts) = one_run(&a, *a.threads.first().unwrap_or(&0), true, dir.path(), 0)?;
+        return golden_check(&a, gp, &m, &opts, &mut o);
+    }
+    if a.runs == 0 || a.threads.is_empty() {
+        bail!("--runs must be at least 1 and --threads must name at least one thread count");
+    }
+    // N recorded runs cycling through the thread counts, plus one without the recorder.
+    let mut labels = Vec::new();
+    let mut manifests = Vec::new();
+    for i in 0..a.runs {
+        let th = a.threads[i % a.threads.len()];
+        eprintln!("run {}/{}: recorded, {th} threads", i + 1, a.runs + 1);
+        manifests.push(one_run(&a, th, true, dir.path(), i)?.0);
+        labels.push(format!("run {} (recorded, {th} threads)", i + 1));
+    }
+    let th = a.threads[0];
+    eprintln!("run {}/{}: not recorded, {th} threads", a.runs + 1, a.runs + 1);
+    manifests.push(one_run(&a, th, false, dir.path(), a.runs)?.0);
+    labels.push(format!("run {} (not recorded, {th} threads)", a.runs + 1));
+    let diffs: Vec<(usize, Mismatch)> =
+        manifests.iter().enumerate().skip(1).filter_map(|(i, m)| compare_manifests(&manifests[0], m).map(|d| (i, d))).collect();
+    let n = manifests.len();
+    let identical = n - diffs.len();
+    if a.json {
+        writeln!(
+            o,
+            "{}",
+            serde_json::json!({
+                "deterministic": diffs.is_empty(), "runs": n, "identical": identical,
+                "fingerprint": manifests[0].fingerprint, "launches": manifests[0].launches.len(),
+                "mismatches": diffs.iter().map(|(i, d)| serde_json::json!({"run": labels[*i], "against": labels[0], "first": d})).collect::<Vec<_>>(),
+            })
+        )?;
+    } else if diffs.is_empty() {
+        writeln!(o, "deterministic: {n}/{n} identical, fingerprint {} ({} launches)", manifests[0].fingerprint, manifests[0].launches.len())?;
+    } else {
+        writeln!(o, "NOT deterministic: {identical}/{n} identical to {}", labels[0])?;
+        for (i, d) in &diffs {
+            writeln!(
+                o,
+                "  {} first differs at launch {}: {} layer {} {} ({})",
+                labels[*i],
+                d.seq,
+                d.phase,
+                d.layer.map_or("-".into(), |l| l.to_string()),
+                d.stage,
+                d.what
+            )?;
+        }
+    }
+    Ok(if diffs.is_empty() { Outcome::Same } else { Outcome::Different })
+}

@@ -1,0 +1,156 @@
+//! Arguments shared by the commands that run the model (run, record, check), and their resolution into
+//! real objects: the model, the prompt's token ids, the backend and the route policy.
+
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::engine::{GenOptions, Model};
+use crate::launch::{Precision, RouteMode, RoutePolicy};
+use crate::model::tokenizer::{Tokenizer, vocab_from_gguf};
+use anyhow::{Context, bail};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The default model: what tools/fetch-model downloads.
+pub const DEFAULT_MODEL: &str = ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Which model, which prompt, which routes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// GGUF model file [default: $GRETA_MODEL, else .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Prompt text (tokenized with the model's own vocabulary).
+    #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+    pub prompt: Option<String>,
+    /// Prompt as comma-separated token ids.
+    #[arg(long, value_delimiter = ',')]
+    pub tokens: Option<Vec<u32>>,
+    /// Wrap the prompt in the model's chat template (an instruct prompt).
+    #[arg(long, requires = "prompt")]
+    pub chat: bool,
+    /// Tokens to generate at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: usize,
+    /// Keep generating past the end-of-sequence token.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Backend: cpu, or hip (needs a build with --features hip and a GPU).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// CPU route family: f32 (fast) or f64 (reference).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+    /// Force one op's route: OP=VARIANT, OP one of matmul, attention or a stage name (repeatable).
+    #[arg(long = "route", value_name = "OP=VARIANT")]
+    pub route: Vec<String>,
+    /// Route rule: default (shape-dependent, like production engines) or invariant (batch-invariant).
+    #[arg(long = "routes", default_value = "default")]
+    pub routes: String,
+    /// CPU threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Everything a run needs, resolved.
+pub struct Prepared {
+    /// The model.
+    pub model: Model,
+    /// Its tokenizer (None when the file has no vocabulary and the prompt was given as ids).
+    pub tokenizer: Option<Tokenizer>,
+    /// Prompt ids.
+    pub prompt: Vec<u32>,
+    /// The backend.
+    pub backend: Arc<dyn Backend>,
+    /// The route policy.
+    pub policy: RoutePolicy,
+    /// Generation options.
+    pub opts: GenOptions,
+}
+
+/// Resolves the model path: --model, $GRETA_MODEL, or the default.
+pub fn model_path(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone()
+        .or_else(|| std::env::var_os("GRETA_MODEL").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
+}
+
+/// Opens the model with a one-line error naming the file.
+pub fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
+    if !path.exists() {
+        bail!(
+            "model file {} does not exist{}",
+            path.display(),
+            if path.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf") { " (run tools/fetch-model)" } else { "" }
+        );
+    }
+    Model::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// Builds a backend by name.
+pub fn make_backend(name: &str, threads: usize) -> anyhow::Result<Arc<dyn Backend>> {
+    match name {
+        "cpu" => Ok(Arc::new(CpuBackend::new(threads))),
+        "hip" => Ok(crate::backend::hip::open()?),
+        _ => bail!("unknown backend `{name}`: valid backends are cpu, hip"),
+    }
+}
+
+/// Builds the route policy from --precision, --routes and --route.
+pub fn make_policy(a: &ModelArgs) -> anyhow::Result<RoutePolicy> {
+    let precision: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
+    if precision == Precision::F16 {
+        bail!("--precision f16 is not a model-wide route: force it per op with --route attention=... on the GPU");
+    }
+    let mut policy = RoutePolicy::new(precision);
+    policy.mode = match a.routes.as_str() {
+        "default" => RouteMode::Default,
+        "invariant" => RouteMode::Invariant,
+        other => bail!("unknown --routes `{other}`: valid values are default, invariant"),
+    };
+    for r in &a.route {
+        policy.force(r)?;
+    }
+    Ok(policy)
+}
+
+/// Resolves the arguments into a model, prompt ids, backend and policy.
+pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
+    let policy = make_policy(a)?;
+    let path = model_path(&a.model);
+    let model = load_model(&path)?;
+    let tokenizer = match vocab_from_gguf(&model.gguf)
+        .map_err(anyhow::Error::new)
+        .and_then(|v| Tokenizer::new(v).map_err(anyhow::Error::new))
+    {
+        Ok(t) => Some(t),
+        Err(e) if a.prompt.is_some() => return Err(e.context(format!("tokenizer of {}", path.display()))),
+        // Prompt given as ids: run without a tokenizer (no text output).
+        Err(_) => None,
+    };
+    let prompt = match (&a.prompt, &a.tokens, &tokenizer) {
+        (Some(text), _, Some(tok)) => {
+            let text = if a.chat { tok.chat_prompt(text) } else { text.clone() };
+            tok.encode(&text)
+        }
+        (None, Some(ids), _) => ids.clone(),
+        _ => bail!("give --prompt TEXT or --tokens IDS"),
+    };
+    if prompt.is_empty() {
+        bail!("the prompt is empty: give at least one token");
+    }
+    let ctx = model.config.ctx_len;
+    if prompt.len() + a.max_tokens > ctx {
+        bail!(
+            "prompt of {} tokens plus --max-tokens {} exceeds the model's context of {ctx} tokens",
+            prompt.len(),
+            a.max_tokens
+        );
+    }
+    let stop = match (&tokenizer, a.ignore_eos) {
+        (Some(t), false) => (0..t.vocab_size() as u32).filter(|&id| t.is_end_of_generation(id)).collect(),
+        _ => Vec::new(),
+    };
+    let backend = make_backend(&a.backend, a.threads)?;
+    let opts = GenOptions { max_tokens: a.max_tokens, stop, probe_last_token: false };
+    Ok(Prepared { model, tokenizer, prompt, backend, policy, opts })
+}

@@ -1,0 +1,32 @@
+//! `greta gen-model`: deterministic synthetic llama models as real GGUF files.
+
+use super::Outcome;
+use crate::launch::DType;
+use crate::model::synth::{Preset, generate};
+use std::path::PathBuf;
+
+/// Arguments of `greta gen-model`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Shape preset: tiny, smollm2, llama3-8b.
+    #[arg(long)]
+    preset: String,
+    /// Weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k (Q4_K_M-style mix with Q6_K), q6_k.
+    #[arg(long, default_value = "q4_1")]
+    dtype: String,
+    /// PRNG seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `greta gen-model`.
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let preset: Preset = a.preset.parse().map_err(anyhow::Error::msg)?;
+    let dtype: DType = a.dtype.parse().map_err(anyhow::Error::msg)?;
+    generate(preset, dtype, a.seed, &a.out)?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(Outcome::Same)
+}

@@ -1,0 +1,84 @@
+//! `greta ls`: one line per launch, from the tape's index (no record frames decoded).
+
+use super::Outcome;
+use crate::launch::{Phase, Stage};
+use crate::tape::TapeReader;
+use anyhow::Context;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `greta ls`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The tape.
+    tape: PathBuf,
+    /// Only this phase (prefill, decode0, ...).
+    #[arg(long)]
+    phase: Option<String>,
+    /// Only this layer.
+    #[arg(long)]
+    layer: Option<u32>,
+    /// Only this stage.
+    #[arg(long)]
+    stage: Option<String>,
+    /// JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Opens a tape, warning on stderr when it was truncated.
+pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
+    let t = TapeReader::open(path).with_context(|| format!("opening tape {}", path.display()))?;
+    if let Some(tr) = t.truncation() {
+        eprintln!(
+            "warning: {} is truncated at byte {} ({}); reading the {} launches before it",
+            path.display(),
+            tr.offset,
+            tr.reason,
+            t.len()
+        );
+    }
+    Ok(t)
+}
+
+/// Runs `greta ls`.
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let t = open(&a.tape)?;
+    let phase: Option<Phase> = a.phase.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let stage: Option<Stage> = a.stage.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let all = t.entries().collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<_> = all
+        .into_iter()
+        .filter(|e| phase.is_none_or(|p| e.phase == p))
+        .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
+        .filter(|e| stage.is_none_or(|s| e.stage == s))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "seq": e.seq, "phase": e.phase.to_string(), "layer": e.layer, "stage": e.stage.name(),
+                    "route": e.route.to_string(), "complete": e.has_end,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::Value::Array(v))?;
+    } else {
+        writeln!(out, "{:>7}  {:<9} {:>5}  {:<14} {:<20} {}", "seq", "phase", "layer", "stage", "route", "")?;
+        for e in &rows {
+            writeln!(
+                out,
+                "{:>7}  {:<9} {:>5}  {:<14} {:<20} {}",
+                e.seq,
+                e.phase.to_string(),
+                e.layer.map_or("-".into(), |l| l.to_string()),
+                e.stage.name(),
+                e.route.to_string(),
+                if e.has_end { "" } else { "INCOMPLETE (no outputs: crashed or cut here)" }
+            )?;
+        }
+    }
+    Ok(Outcome::Same)
+}

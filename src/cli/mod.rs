@@ -1,0 +1,95 @@
+//! The command line: clap-derived arguments that only parse (this module and each command's `Args`),
+//! then per-command functions that open files and build the real objects.
+//!
+//! Exit codes, for every command: 0 same / clean / success, 1 different / problems found, 2 error.
+
+mod check;
+mod common;
+mod diff;
+mod export;
+mod gen_model;
+mod ls;
+mod manifest;
+mod record;
+mod replay;
+mod run;
+mod show;
+mod tokenize;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub use common::{ModelArgs, load_model};
+
+/// greta: record every kernel launch of an LLM inference run; replay any one; diff bit for bit.
+#[derive(Parser, Debug)]
+#[command(name = "greta", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate text (prefill, then greedy decode) without recording.
+    Run(run::Args),
+    /// Generate with every launch recorded to a tape.
+    Record(record::Args),
+    /// Re-execute recorded launches and compare (bit-exact, f64 reference, route matrix).
+    Replay(replay::Args),
+    /// Where two tapes first diverge, or prefill vs decode inside one (--prefill-vs-decode).
+    Diff(diff::Args),
+    /// Determinism: N runs identical (threads, recorder on/off), or a run against a golden manifest.
+    Check(check::Args),
+    /// List a tape's launches.
+    Ls(ls::Args),
+    /// Show one launch: params, route, tensors, hashes, statistics.
+    Show(show::Args),
+    /// Check a tape: frame and chunk hashes, record chain, dataflow invariants.
+    Verify(verify::Args),
+    /// Export one launch's tensors as .npy files.
+    Export(export::Args),
+    /// Print a tape's hash manifest (JSON).
+    Manifest(manifest::Args),
+    /// Print the token ids of a text.
+    Tokenize(tokenize::Args),
+    /// Write a deterministic synthetic llama model as a GGUF file.
+    GenModel(gen_model::Args),
+}
+
+/// Outcome of a command, mapped to the process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Same, clean, done: exit 0.
+    Same,
+    /// Different, or problems found: exit 1.
+    Different,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        match o {
+            Outcome::Same => ExitCode::SUCCESS,
+            Outcome::Different => ExitCode::from(1),
+        }
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Record(a) => record::run(a),
+        Command::Replay(a) => replay::run(a),
+        Command::Diff(a) => diff::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Ls(a) => ls::run(a),
+        Command::Show(a) => show::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Manifest(a) => manifest::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::GenModel(a) => gen_model::run(a),
+    }
+}

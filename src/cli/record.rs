@@ -1,0 +1,189 @@
+//! `greta record`: run the model with the recorder attached and write a tape.
+
+use super::Outcome;
+use super::common::{ModelArgs, model_path, prepare};
+use crate::engine::{Engine, generate};
+use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
+use crate::record::fault::Fault;
+use crate::record::{Capture, Durability, RecordOptions, Recorder, Selector};
+use crate::tape::{ModelIdentity, TapeHeader};
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Arguments of `greta record`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// What to store: full (tensor bytes, replayable) or hashes (determinism checks).
+    #[arg(long, default_value = "full")]
+    pub capture: String,
+    /// Store payloads only for these phases (comma-separated: prefill,decode0,...).
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Vec<String>,
+    /// Store payloads only for these layers.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<u32>,
+    /// Store payloads only for these stages.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<String>,
+    /// Copy model weights into the tape instead of referencing them by GGUF name and hash.
+    #[arg(long)]
+    pub embed_weights: bool,
+    /// Write each launch's Begin record before its kernel runs (crash forensics; slower).
+    #[arg(long)]
+    pub sync: bool,
+    /// Decode step 0 re-runs the last prompt token at its own position (for diff --prefill-vs-decode).
+    #[arg(long)]
+    pub probe_last_token: bool,
+    /// Perturb one output element: phase=P,layer=L,stage=S,index=I,ulps=U.
+    #[arg(long)]
+    pub inject_fault: Option<String>,
+    /// Output tape [default: recordings/<model>-<time>.tape].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shows progress on a terminal (indicatif draws nothing when stderr is not one).
+struct Progress(indicatif::ProgressBar);
+
+impl LaunchObserver for Progress {
+    fn begin(&mut self, info: &LaunchInfo, _inputs: &[&Tensor]) -> Result<(), String> {
+        if info.stage == Stage::Embed {
+            self.0.set_message(info.phase.to_string());
+        }
+        self.0.inc(1);
+        Ok(())
+    }
+    fn end(&mut self, _: &LaunchInfo, _: &[Tensor], _: Duration) -> Result<(), String> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        self.0.finish_and_clear();
+        Ok(())
+    }
+}
+
+/// blake3 of a whole file, read through a memory map.
+pub fn file_blake3(path: &Path) -> anyhow::Result<String> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: the model file is opened read-only; a concurrent writer truncating it could fault the read,
+    // as for any mmap reader; greta never writes model files it reads.
+    let map = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
+    Ok(blake3::hash(&map).to_hex().to_string())
+}
+
+/// Parses the payload selectors.
+pub fn selector(a: &Args) -> anyhow::Result<Selector> {
+    Ok(Selector {
+        phases: a.phases.iter().map(|p| p.parse::<Phase>()).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+        layers: a.layers.clone(),
+        stages: a.stages.iter().map(|s| s.parse::<Stage>()).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+    })
+}
+
+/// Runs `greta record`.
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
+    let select = selector(&a)?;
+    let fault: Option<Fault> = a.inject_fault.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let mut p = prepare(&a.model)?;
+    p.opts.probe_last_token = a.probe_last_token;
+    if a.probe_last_token && p.opts.max_tokens == 0 {
+        bail!("--probe-last-token needs --max-tokens of at least 1");
+    }
+    let path = model_path(&a.model.model);
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("recordings/{stem}-{t}.tape"))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let header = TapeHeader {
+        greta_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: ModelIdentity {
+            path: std::fs::canonicalize(&path).unwrap_or(path.clone()).display().to_string(),
+            size: p.model.gguf.file_size(),
+            blake3: file_blake3(&path)?,
+        },
+        model_config_json: serde_json::to_string(&p.model.config)?,
+        backend: p.backend.name().to_string(),
+        device: p.backend.device(),
+        routes: p.policy.describe(),
+        threads: a.model.threads as u32,
+        prompt_tokens: p.prompt.clone(),
+        kernel_hashes: p.backend.kernel_hashes(),
+        created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        capture: format!("{} {}", a.capture, select.describe()).trim().to_string(),
+        options_json: serde_json::json!({
+            "max_tokens": p.opts.max_tokens,
+            "probe_last_token": a.probe_last_token,
+            "inject_fault": a.inject_fault,
+            "embed_weights": a.embed_weights,
+            "policy": p.policy,
+            "stop": p.opts.stop,
+        })
+        .to_string(),
+    };
+    let opts = RecordOptions {
+        capture,
+        select,
+        embed_weights: a.embed_weights,
+        durability: if a.sync { Durability::EveryLaunch } else { Durability::Buffered },
+        ..RecordOptions::default()
+    };
+    let (recorder, summary) = Recorder::start(&out, header, opts).map_err(anyhow::Error::msg)?;
+    let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
+    if let Some(f) = fault {
+        launcher.hook(f.hook());
+    }
+    launcher.observe(Box::new(recorder));
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} recording {msg}: {pos} launches").expect("template"),
+    );
+    launcher.observe(Box::new(Progress(bar)));
+    let mut engine = Engine::new(&p.model, launcher);
+    let g = generate(&mut engine, &p.prompt, &p.opts)?;
+    let s = summary
+        .lock()
+        .expect("summary lock")
+        .take()
+        .unwrap_or_else(|| Err("the recorder did not finish".into()))
+        .map_err(anyhow::Error::msg)?;
+    let text = p.tokenizer.as_ref().map(|t| t.decode(&g.generated_ids)).unwrap_or_default();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tape": out.display().to_string(),
+                "launches": s.launches,
+                "bytes": s.bytes,
+                "raw_bytes": s.raw_bytes,
+                "fingerprint": crate::replay::hex(&s.fingerprint),
+                "prompt_ids": g.prompt_ids,
+                "generated_ids": g.generated_ids,
+                "text": text,
+                "prefill_tok_s": g.prefill_tok_s(),
+                "decode_tok_s": g.decode_tok_s(),
+            })
+        );
+    } else {
+        println!("{text}");
+        eprintln!("generated ids: {:?}", g.generated_ids);
+        eprintln!(
+            "tape {}: {} launches, {:.1} MB ({:.1} MB of unique tensor bytes before compression), fingerprint {}",
+            out.display(),
+            s.launches,
+            s.bytes as f64 / 1e6,
+            s.raw_bytes as f64 / 1e6,
+            &crate::replay::hex(&s.fingerprint)[..16]
+        );
+    }
+    Ok(Outcome::Same)
+}

@@ -1,0 +1,199 @@
+//! `greta replay`: re-execute selected launches from their recorded inputs and compare.
+//! Exit 0 when every replay on the recorded route is bit-exact, 1 when one is not, 2 on error.
+
+use super::Outcome;
+use super::common::{load_model, make_backend};
+use super::ls::open;
+use crate::diff::plot;
+use crate::launch::{Phase, Route, Stage};
+use crate::replay::inherited::{Key, f64_outputs};
+use crate::replay::report::merge;
+use crate::replay::{ReplayOptions, Source, replay_one};
+use crate::tape::Storage;
+use anyhow::{Context, bail};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `greta replay`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The tape.
+    tape: PathBuf,
+    /// Replay this launch.
+    #[arg(long)]
+    seq: Option<u64>,
+    /// Select by phase (prefill, decode0, ...).
+    #[arg(long)]
+    phase: Option<String>,
+    /// Select by layer.
+    #[arg(long)]
+    layer: Option<u32>,
+    /// Select by stage.
+    #[arg(long)]
+    stage: Option<String>,
+    /// Backend to replay on: cpu or hip.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Replay on this route (variant/precision, e.g. gemm_tiled/f32) instead of the recorded one.
+    #[arg(long)]
+    route: Option<String>,
+    /// Every route available for the op, each against the recorded output and the f64 reference.
+    #[arg(long)]
+    all_routes: bool,
+    /// Local error (f64 CPU reference on the exact recorded inputs) and inherited error (f64 run of the
+    /// whole model) side by side. Only `f64` is accepted.
+    #[arg(long)]
+    reference: Option<String>,
+    /// Model file for weights referenced by name [default: the path in the tape header].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// CPU threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Write an SVG heatmap (layers by stages, colour = log10 max |recorded - f64|, or replay difference).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
+    match c {
+        Some(c) => format!("{:>6} {:>9.2e} {:>9.2e}", c.max_ulp, c.max_abs, c.mae),
+        None => format!("{:>6} {:>9} {:>9}", "-", "-", "-"),
+    }
+}
+
+/// Runs `greta replay`.
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let t = open(&a.tape)?;
+    if let Some(r) = &a.reference {
+        if r != "f64" {
+            bail!("--reference `{r}`: only f64 is available");
+        }
+    }
+    let phase: Option<Phase> = a.phase.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let stage: Option<Stage> = a.stage.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let route: Option<Route> = a.route.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
+        bail!("select launches with --seq N or --phase/--layer/--stage");
+    }
+    let seqs: Vec<u64> = match a.seq {
+        Some(s) => vec![t.entry(s)?.seq],
+        None => t
+            .entries()
+            .filter_map(|e| e.ok())
+            .filter(|e| phase.is_none_or(|p| e.phase == p))
+            .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
+            .filter(|e| stage.is_none_or(|s| e.stage == s))
+            .map(|e| e.seq)
+            .collect(),
+    };
+    if seqs.is_empty() {
+        bail!("no launch matches the selection");
+    }
+    let src = Source::new(&t, a.model.as_deref());
+    let opts = ReplayOptions {
+        backend: make_backend(&a.backend, a.threads)?,
+        route,
+        reference: a.reference.is_some(),
+        all_routes: a.all_routes,
+    };
+    let launches = seqs.iter().map(|&s| t.launch(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<_> = launches.iter().map(|l| replay_one(&src, l, &opts)).collect();
+    if a.reference.is_some() {
+        // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
+        let model_path = a.model.clone().unwrap_or_else(|| PathBuf::from(&t.header().model.path));
+        let model = load_model(&model_path)?;
+        let keys: Vec<Key> = launches.iter().map(|l| (l.begin.phase, l.begin.layer, l.begin.stage)).collect();
+        let f64s = f64_outputs(&model, &t, &src, &keys).map_err(anyhow::Error::msg).context("the f64 whole-model run")?;
+        for (row, l) in rows.iter_mut().zip(&launches) {
+            let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else { continue };
+            let Some(end) = &l.end else { continue };
+            let cs: Vec<_> = end
+                .outputs
+                .iter()
+                .zip(outs)
+                .filter(|(r, _)| !matches!(r.storage, Storage::HashOnly))
+                .filter_map(|(r, f)| {
+                    let rb = src.bytes(r).ok()?;
+                    let fb = f.host_bytes()?.as_slice().to_vec();
+                    Some(crate::diff::compare(r.dtype, &rb, f.dtype, &fb, &r.shape))
+                })
+                .collect();
+            if !cs.is_empty() {
+                row.inherited = Some(merge(&cs));
+            }
+        }
+    }
+    let all_exact = rows.iter().all(|r| r.bit_exact && r.error.is_none());
+    if let Some(p) = &a.plot {
+        let cells: Vec<plot::Cell> = rows
+            .iter()
+            .map(|r| {
+                let v = r.inherited.as_ref().or(r.local.as_ref()).map_or(r.max_abs, |c| c.max_abs);
+                (r.layer, r.stage.clone(), v)
+            })
+            .collect();
+        let what = if a.reference.is_some() { "log10 max |recorded - f64 run|" } else { "log10 max |replayed - recorded|" };
+        std::fs::write(p, plot::heatmap(&format!("greta replay {}", a.tape.display()), what, &cells))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let mut o = std::io::stdout().lock();
+    if a.json {
+        writeln!(o, "{}", serde_json::to_string(&rows)?)?;
+        return Ok(if all_exact { Outcome::Same } else { Outcome::Different });
+    }
+    writeln!(
+        o,
+        "{:>6} {:<8} {:>5} {:<13} {:<18} {:<18} {:<9} {:>6} {:>9} {:>9}{}",
+        "seq", "phase", "layer", "stage", "recorded route", "replayed on", "bit-exact", "ulp", "max_abs", "mae",
+        if a.reference.is_some() { " | local (f64, same inputs)  ulp   max_abs       mae | inherited (f64 run) ulp   max_abs       mae" } else { "" }
+    )?;
+    for r in &rows {
+        let base = format!(
+            "{:>6} {:<8} {:>5} {:<13} {:<18} {:<18} {:<9} {:>6} {:>9.2e} {:>9.2e}",
+            r.seq,
+            r.phase,
+            r.layer.map_or("-".into(), |l| l.to_string()),
+            r.stage,
+            r.route,
+            format!("{}:{}", r.backend, r.replay_route),
+            if r.error.is_some() { "ERROR" } else if r.bit_exact { "yes" } else { "NO" },
+            r.max_ulp,
+            r.max_abs,
+            r.mae
+        );
+        if a.reference.is_some() {
+            writeln!(o, "{base} | {:>32} | {:>32}", fmt_c(&r.local), fmt_c(&r.inherited))?;
+        } else {
+            writeln!(o, "{base}")?;
+        }
+        if let Some(e) = &r.error {
+            writeln!(o, "       error: {e}")?;
+        }
+        if let (false, Some(f)) = (r.bit_exact, &r.first) {
+            writeln!(o, "       first difference at index {} {:?}: recorded {:e}, replayed {:e}", f.index, f.coords, f.a, f.b)?;
+        }
+        for c in &r.matrix {
+            writeln!(
+                o,
+                "       route {:<22} vs recorded: {}  vs f64: {}{}",
+                format!("{}:{}", c.backend, c.route),
+                c.vs_recorded.as_ref().map_or("-".into(), |x| format!(
+                    "{} ulp {:>5} max_abs {:.2e}",
+                    if x.bit_exact { "bit-exact" } else { "differs  " },
+                    x.max_ulp,
+                    x.max_abs
+                )),
+                c.vs_f64.as_ref().map_or("-".into(), |x| format!("ulp {:>5} max_abs {:.2e}", x.max_ulp, x.max_abs)),
+                c.error.as_ref().map_or(String::new(), |e| format!("  ({e})"))
+            )?;
+        }
+    }
+    let n = rows.len();
+    let exact = rows.iter().filter(|r| r.bit_exact).count();
+    writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
+    Ok(if all_exact { Outcome::Same } else { Outcome::Different })
+}

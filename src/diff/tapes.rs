@@ -1,0 +1,222 @@
+//! Tape against tape: where do two runs (two machines, commits, backends, routes) first diverge?
+//!
+//! Launches are aligned by (phase, layer, stage, occurrence), so tapes whose routes, backends or launch
+//! shapes differ still line up stage by stage. Output hashes are compared first; tensor bytes are read
+//! (decompressed) only for launches whose hashes differ.
+
+use super::compare::{Compare, compare};
+use crate::launch::{Phase, Stage};
+use crate::replay::Source;
+use crate::tape::{Launch, TapeError, TapeReader};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// One aligned pair that differs.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaunchDiff {
+    /// Phase.
+    pub phase: String,
+    /// Layer.
+    pub layer: Option<u32>,
+    /// Stage.
+    pub stage: String,
+    /// Launch in A.
+    pub seq_a: u64,
+    /// Launch in B.
+    pub seq_b: u64,
+    /// Route in A.
+    pub route_a: String,
+    /// Route in B.
+    pub route_b: String,
+    /// Element-wise figures (None when bytes were not captured: only the hashes differ).
+    pub compare: Option<Compare>,
+    /// A note (shape mismatch, hashes only).
+    pub note: Option<String>,
+}
+
+/// Per-stage summary.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct StageRow {
+    /// Stage.
+    pub stage: String,
+    /// Aligned launches.
+    pub launches: usize,
+    /// Of which differ.
+    pub differing: usize,
+    /// Worst ULP.
+    pub max_ulp: u64,
+    /// Worst |a-b|.
+    pub max_abs: f64,
+    /// Worst MAE.
+    pub mae: f64,
+}
+
+/// The first divergence, flattened for scripts.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstDivergence {
+    /// Phase.
+    pub phase: String,
+    /// Layer.
+    pub layer: Option<u32>,
+    /// Stage.
+    pub stage: String,
+    /// Launch in A.
+    pub seq_a: u64,
+    /// Launch in B.
+    pub seq_b: u64,
+    /// Flat element index of the first differing element (None when only hashes are known).
+    pub index: Option<usize>,
+    /// Coordinates of it.
+    pub coords: Option<Vec<usize>>,
+    /// Value in A.
+    pub value_a: Option<f64>,
+    /// Value in B.
+    pub value_b: Option<f64>,
+    /// Worst ULP in that launch.
+    pub max_ulp: u64,
+    /// Worst |a-b| in that launch.
+    pub max_abs: f64,
+}
+
+/// The result of a tape diff.
+#[derive(Clone, Debug, Serialize)]
+pub struct TapeDiff {
+    /// First divergence in A's launch order, or None when every aligned output is identical.
+    pub first_divergence: Option<FirstDivergence>,
+    /// Per-stage table.
+    pub rows: Vec<StageRow>,
+    /// Every differing aligned launch.
+    pub launches: Vec<LaunchDiff>,
+    /// Aligned launches compared.
+    pub aligned: usize,
+    /// Launches of A with no counterpart in B.
+    pub only_a: usize,
+    /// Launches of B with no counterpart in A.
+    pub only_b: usize,
+    /// Why comparing these two proves little, when it does.
+    pub warning: Option<String>,
+}
+
+type Key = (Phase, Option<u32>, Stage, usize);
+
+fn keys(t: &TapeReader) -> Result<Vec<(Key, u64)>, TapeError> {
+    let mut seen: HashMap<(Phase, Option<u32>, Stage), usize> = HashMap::new();
+    let mut out = Vec::new();
+    for e in t.entries() {
+        let e = e?;
+        let n = seen.entry((e.phase, e.layer, e.stage)).or_default();
+        out.push(((e.phase, e.layer, e.stage, *n), e.seq));
+        *n += 1;
+    }
+    Ok(out)
+}
+
+/// Explains when A and B are the same computation (comparing a run with itself proves nothing).
+pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
+    let (ha, hb) = (a.header(), b.header());
+    let same = ha.model.blake3 == hb.model.blake3
+        && ha.prompt_tokens == hb.prompt_tokens
+        && ha.routes == hb.routes
+        && ha.backend == hb.backend
+        && ha.options_json == hb.options_json;
+    if !same {
+        return None;
+    }
+    let mut differ = Vec::new();
+    if ha.threads != hb.threads {
+        differ.push(format!("threads {} vs {}", ha.threads, hb.threads));
+    }
+    if ha.device != hb.device {
+        differ.push(format!("device `{}` vs `{}`", ha.device, hb.device));
+    }
+    Some(if differ.is_empty() {
+        "A and B are the same computation (same model, prompt, routes, backend, options): equal outputs only \
+         show that the run is repeatable, not that it is right"
+            .to_string()
+    } else {
+        format!(
+            "A and B are the same computation except {}: a difference means nondeterminism; equality proves \
+             determinism, not correctness",
+            differ.join(", ")
+        )
+    })
+}
+
+/// Diffs two tapes.
+pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
+    let (ka, kb) = (keys(a)?, keys(b)?);
+    let bmap: HashMap<Key, u64> = kb.iter().cloned().collect();
+    let (sa, sb) = (Source::new(a, None), Source::new(b, None));
+    let mut rows: BTreeMap<Stage, StageRow> = BTreeMap::new();
+    let mut launches = Vec::new();
+    let mut first = None;
+    let mut aligned = 0;
+    for (key, seq_a) in &ka {
+        let Some(&seq_b) = bmap.get(key) else { continue };
+        aligned += 1;
+        let (la, lb) = (a.launch(*seq_a)?, b.launch(seq_b)?);
+        let row = rows.entry(key.2).or_insert_with(|| StageRow { stage: key.2.name().into(), ..StageRow::default() });
+        row.launches += 1;
+        let (oa, ob) = (outs(&la), outs(&lb));
+        if oa.iter().map(|r| r.hash).eq(ob.iter().map(|r| r.hash)) && !oa.is_empty() {
+            continue; // hash fast path
+        }
+        row.differing += 1;
+        let mut d = LaunchDiff {
+            phase: key.0.to_string(),
+            layer: key.1,
+            stage: key.2.name().into(),
+            seq_a: *seq_a,
+            seq_b,
+            route_a: la.begin.route.to_string(),
+            route_b: lb.begin.route.to_string(),
+            compare: None,
+            note: None,
+        };
+        if oa.is_empty() || ob.is_empty() {
+            d.note = Some("no outputs recorded on one side (incomplete launch)".into());
+        } else if let (Ok(ba), Ok(bb)) = (sa.bytes(&oa[0]), sb.bytes(&ob[0])) {
+            if oa[0].shape != ob[0].shape {
+                d.note = Some(format!("shapes differ: {:?} vs {:?}", oa[0].shape, ob[0].shape));
+            } else {
+                let c = compare(oa[0].dtype, &ba, ob[0].dtype, &bb, &oa[0].shape);
+                row.max_ulp = row.max_ulp.max(c.max_ulp);
+                row.max_abs = row.max_abs.max(c.max_abs);
+                row.mae = row.mae.max(c.mae);
+                d.compare = Some(c);
+            }
+        } else {
+            d.note = Some("hashes differ; bytes not captured on one side".into());
+        }
+        if first.is_none() {
+            let c = d.compare.as_ref();
+            first = Some(FirstDivergence {
+                phase: d.phase.clone(),
+                layer: d.layer,
+                stage: d.stage.clone(),
+                seq_a: d.seq_a,
+                seq_b: d.seq_b,
+                index: c.and_then(|c| c.first.as_ref()).map(|f| f.index),
+                coords: c.and_then(|c| c.first.as_ref()).map(|f| f.coords.clone()),
+                value_a: c.and_then(|c| c.first.as_ref()).map(|f| f.a),
+                value_b: c.and_then(|c| c.first.as_ref()).map(|f| f.b),
+                max_ulp: c.map_or(0, |c| c.max_ulp),
+                max_abs: c.map_or(0.0, |c| c.max_abs),
+            });
+        }
+        launches.push(d);
+    }
+    Ok(TapeDiff {
+        first_divergence: first,
+        rows: rows.into_values().collect(),
+        launches,
+        aligned,
+        only_a: ka.len() - aligned,
+        only_b: kb.len() - aligned,
+        warning: same_computation(a, b),
+    })
+}
+
+fn outs(l: &Launch) -> &[crate::tape::TensorRef] {
+    l.end.as_ref().map(|e| e.outputs.as_slice()).unwrap_or(&[])
+}

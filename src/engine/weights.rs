@@ -1,0 +1,68 @@
+//! Weight handles by role, looked up once by their GGUF names.
+
+use crate::launch::Tensor;
+use crate::model::config::LlamaConfig;
+use crate::model::gguf::{Gguf, GgufError};
+
+/// One transformer block's weights.
+pub struct LayerWeights {
+    /// blk.N.attn_norm.weight
+    pub attn_norm: Tensor,
+    /// blk.N.attn_q.weight
+    pub wq: Tensor,
+    /// blk.N.attn_k.weight
+    pub wk: Tensor,
+    /// blk.N.attn_v.weight
+    pub wv: Tensor,
+    /// blk.N.attn_output.weight
+    pub wo: Tensor,
+    /// blk.N.ffn_norm.weight
+    pub ffn_norm: Tensor,
+    /// blk.N.ffn_gate.weight
+    pub gate: Tensor,
+    /// blk.N.ffn_up.weight
+    pub up: Tensor,
+    /// blk.N.ffn_down.weight
+    pub down: Tensor,
+}
+
+/// All weights of a llama model.
+pub struct Weights {
+    /// token_embd.weight
+    pub token_embd: Tensor,
+    /// Per layer.
+    pub layers: Vec<LayerWeights>,
+    /// output_norm.weight
+    pub output_norm: Tensor,
+    /// output.weight, or token_embd.weight when the embeddings are tied.
+    pub output: Tensor,
+}
+
+impl Weights {
+    /// Looks up every weight (mapped views, no copies).
+    pub fn load(g: &Gguf, c: &LlamaConfig) -> Result<Weights, GgufError> {
+        let layers = (0..c.n_layers)
+            .map(|l| {
+                let t = |s: &str| g.tensor(&format!("blk.{l}.{s}.weight"));
+                Ok(LayerWeights {
+                    attn_norm: t("attn_norm")?,
+                    wq: t("attn_q")?,
+                    wk: t("attn_k")?,
+                    wv: t("attn_v")?,
+                    wo: t("attn_output")?,
+                    ffn_norm: t("ffn_norm")?,
+                    gate: t("ffn_gate")?,
+                    up: t("ffn_up")?,
+                    down: t("ffn_down")?,
+                })
+            })
+            .collect::<Result<Vec<_>, GgufError>>()?;
+        let token_embd = g.tensor("token_embd.weight")?;
+        let output = if g.tensor_info("output.weight").is_some() {
+            g.tensor("output.weight")?
+        } else {
+            token_embd.clone()
+        };
+        Ok(Weights { token_embd, layers, output_norm: g.tensor("output_norm.weight")?, output })
+    }
+}

@@ -1,0 +1,136 @@
+//! Dataflow invariants of a recorded run, beyond the tape's own integrity:
+//! - every input recorded as the unchanged output of an earlier launch has that output's hash;
+//! - the KV cache rows an attention launch reads are exactly the rows `kv_write` launches wrote
+//!   (the latest write of each position before the read) — "is the KV cache read at decode what prefill
+//!   wrote?". This needs the bytes of both (full capture); launches whose bytes were not captured are
+//!   counted as unchecked, not as clean.
+
+use crate::launch::Stage;
+use crate::replay::Source;
+use crate::tape::{Storage, TapeReader};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One violated invariant.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Problem {
+    /// The launch where it shows.
+    pub seq: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// The outcome of the dataflow checks.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Dataflow {
+    /// Producer references checked.
+    pub producer_refs: usize,
+    /// KV cache reads checked row by row.
+    pub kv_reads_checked: usize,
+    /// KV cache reads that could not be checked (bytes not captured).
+    pub kv_reads_unchecked: usize,
+    /// Violations.
+    pub problems: Vec<Problem>,
+}
+
+/// Runs the dataflow checks over a tape.
+pub fn check(t: &TapeReader) -> Dataflow {
+    let src = Source::new(t, None);
+    let mut out = Dataflow::default();
+    // Output hashes by (seq, index), for producer checks.
+    let mut outputs: HashMap<(u64, u32), [u8; 32]> = HashMap::new();
+    // Per (layer, k|v): rows written, by position.
+    let mut cache: HashMap<(u32, usize), Vec<Option<Vec<u8>>>> = HashMap::new();
+    for e in t.entries() {
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                out.problems.push(Problem { seq: u64::MAX, what: format!("index: {err}") });
+                continue;
+            }
+        };
+        let l = match t.launch(e.seq) {
+            Ok(l) => l,
+            Err(err) => {
+                out.problems.push(Problem { seq: e.seq, what: format!("unreadable: {err}") });
+                continue;
+            }
+        };
+        let b = &l.begin;
+        for r in &b.inputs {
+            if let Storage::Producer { seq, index } = r.storage {
+                out.producer_refs += 1;
+                match outputs.get(&(seq, index)) {
+                    Some(h) if *h == r.hash => {}
+                    Some(_) => out.problems.push(Problem {
+                        seq: b.seq,
+                        what: format!("input `{}` claims output {index} of launch {seq} but its hash differs", r.role),
+                    }),
+                    None => out.problems.push(Problem {
+                        seq: b.seq,
+                        what: format!("input `{}` refers to output {index} of launch {seq}, which is not on the tape", r.role),
+                    }),
+                }
+            }
+        }
+        let layer = b.layer.unwrap_or(0);
+        if matches!(b.stage, Stage::Qk | Stage::Pv | Stage::Attn) {
+            for (which, role) in [(0usize, "k_cache"), (1, "v_cache")] {
+                let Some(r) = b.inputs.iter().find(|r| r.role == role) else { continue };
+                let rows = cache.get(&(layer, which));
+                let Ok(bytes) = src.bytes(r) else {
+                    out.kv_reads_unchecked += 1;
+                    continue;
+                };
+                let ctx = r.shape.first().copied().unwrap_or(0) as usize;
+                let row_len = if ctx == 0 { 0 } else { bytes.len() / ctx };
+                let mut checked = true;
+                for p in 0..ctx {
+                    match rows.and_then(|rs| rs.get(p)).and_then(|x| x.as_ref()) {
+                        Some(w) if w.as_slice() == &bytes[p * row_len..(p + 1) * row_len] => {}
+                        Some(_) => {
+                            out.problems.push(Problem {
+                                seq: b.seq,
+                                what: format!(
+                                    "{} layer {layer} {}: {role} row {p} differs from what kv_write wrote there",
+                                    b.phase, b.stage
+                                ),
+                            });
+                            break;
+                        }
+                        None => {
+                            checked = false;
+                        }
+                    }
+                }
+                if checked { out.kv_reads_checked += 1 } else { out.kv_reads_unchecked += 1 }
+            }
+        }
+        if let Some(end) = &l.end {
+            for (i, o) in end.outputs.iter().enumerate() {
+                outputs.insert((b.seq, i as u32), o.hash);
+            }
+            if b.stage == Stage::KvWrite {
+                let pos = b.params.pos as usize;
+                for (which, o) in end.outputs.iter().enumerate().take(2) {
+                    let rows = cache.entry((layer, which)).or_default();
+                    let n = o.shape.first().copied().unwrap_or(0) as usize;
+                    if rows.len() < pos + n {
+                        rows.resize(pos + n, None);
+                    }
+                    rows.truncate(pos + n);
+                    match src.bytes(o) {
+                        Ok(bytes) if n > 0 => {
+                            let rl = bytes.len() / n;
+                            for i in 0..n {
+                                rows[pos + i] = Some(bytes[i * rl..(i + 1) * rl].to_vec());
+                            }
+                        }
+                        _ => (pos..pos + n).for_each(|p| rows[p] = None),
+                    }
+                }
+            }
+        }
+    }
+    out
+}

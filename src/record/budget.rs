@@ -1,0 +1,71 @@
+//! Bounded memory between the inference thread and the recorder's worker: a byte budget the inference
+//! thread acquires before queueing tensors and the worker releases after writing them. When the worker
+//! falls behind, the inference thread blocks (backpressure) instead of queueing without limit.
+//! Also remembers which tensor ids the worker has seen, so device inputs are not copied twice.
+
+use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
+
+/// A byte budget plus the set of known tensor ids.
+pub struct ByteBudget {
+    limit: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+    known: Mutex<HashSet<u64>>,
+}
+
+impl ByteBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> ByteBudget {
+        ByteBudget { limit, used: Mutex::new(0), freed: Condvar::new(), known: Mutex::new(HashSet::new()) }
+    }
+
+    /// Takes `n` bytes, waiting while the budget is spent. A single request larger than the whole
+    /// budget waits until nothing else is in flight, then proceeds.
+    pub fn acquire(&self, n: usize) {
+        let mut used = self.used.lock().expect("budget lock");
+        while *used > 0 && *used + n > self.limit {
+            used = self.freed.wait(used).expect("budget lock");
+        }
+        *used += n;
+    }
+
+    /// Gives `n` bytes back.
+    pub fn release(&self, n: usize) {
+        let mut used = self.used.lock().expect("budget lock");
+        *used = used.saturating_sub(n);
+        self.freed.notify_all();
+    }
+
+    /// Notes that tensor `id` has been handed to the worker.
+    pub fn remember(&self, id: u64) {
+        self.known.lock().expect("known lock").insert(id);
+    }
+
+    /// True when tensor `id` was handed to the worker before.
+    pub fn known(&self, id: u64) -> bool {
+        self.known.lock().expect("known lock").contains(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn blocks_until_released() {
+        let b = Arc::new(ByteBudget::new(100));
+        b.acquire(80);
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || {
+            b2.acquire(50);
+            b2.release(50);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!t.is_finished(), "second acquire must wait");
+        b.release(80);
+        t.join().unwrap();
+        b.acquire(1000); // larger than the budget: proceeds when nothing is in flight
+    }
+}

@@ -1,0 +1,235 @@
+//! The recorder: a [`LaunchObserver`] that writes every launch to a tape.
+//!
+//! Cost model. The inference thread does almost nothing: host tensors are immutable and shared (`Arc`),
+//! so handing one to the recorder is a reference-count increment; only device tensors are copied to the
+//! host, and only when they are new (an input that is the unchanged output of an earlier launch is known by
+//! its tensor id and never copied again — buffer versions). Hashing (blake3), chunking, deduplication and
+//! compression (zstd) run on a worker thread that owns the tape writer. The queue between them is bounded
+//! in bytes ([`budget::ByteBudget`]): when the worker falls behind, the inference thread waits instead of
+//! buffering without limit.
+//!
+//! Durability. By default records are buffered in the worker and written in frames. With
+//! [`Durability::EveryLaunch`] the inference thread waits, before each kernel runs, until the launch's
+//! Begin record is written to the file: if the process then dies inside the kernel, the tape says which
+//! launch it was and with what inputs.
+//!
+//! Recording never changes what is computed: the recorder only reads tensors (and the launcher hands it the
+//! outputs after the kernel finished); a test checks that output hashes with and without recording match.
+
+mod budget;
+pub mod fault;
+mod select;
+mod worker;
+
+pub use select::Selector;
+
+use crate::launch::{LaunchInfo, LaunchObserver, Tensor, TensorData};
+use crate::tape::{TapeHeader, TapeSummary, WriterOptions};
+use budget::ByteBudget;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use worker::{Job, Worker};
+
+/// What to store besides hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Capture {
+    /// Tensor bytes of selected launches (replayable), hashes of all.
+    Full,
+    /// Hashes only (determinism checks, manifests).
+    Hashes,
+}
+
+impl std::str::FromStr for Capture {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Capture::Full),
+            "hashes" => Ok(Capture::Hashes),
+            _ => Err(format!("unknown capture `{s}`: valid values are full, hashes")),
+        }
+    }
+}
+
+/// When records reach the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Buffered in frames (fast).
+    Buffered,
+    /// Each launch's Begin record is written before its kernel runs.
+    EveryLaunch,
+}
+
+/// How to record.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    /// Payloads or hashes only.
+    pub capture: Capture,
+    /// Which launches get payloads (all by default).
+    pub select: Selector,
+    /// Copy model weights into the tape instead of referencing them by GGUF name and hash.
+    pub embed_weights: bool,
+    /// When records reach the file.
+    pub durability: Durability,
+    /// Bytes of tensors queued for the worker at most.
+    pub max_inflight: usize,
+    /// Tape writer options.
+    pub writer: WriterOptions,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            capture: Capture::Full,
+            select: Selector::default(),
+            embed_weights: false,
+            durability: Durability::Buffered,
+            max_inflight: 256 << 20,
+            writer: WriterOptions::default(),
+        }
+    }
+}
+
+/// The result of a recording, available after the launcher's `finish`.
+pub type Summary = Arc<Mutex<Option<Result<TapeSummary, String>>>>;
+
+/// The observer half of a recorder: attach it to a launcher.
+pub struct Recorder {
+    tx: Option<SyncSender<Job>>,
+    acks: Receiver<u64>,
+    budget: Arc<ByteBudget>,
+    durability: Durability,
+    handle: Option<JoinHandle<Result<TapeSummary, String>>>,
+    summary: Summary,
+    path: PathBuf,
+    capture: Capture,
+    select: Selector,
+}
+
+impl Recorder {
+    /// Starts a recorder writing to `path` (via `path.incomplete`, renamed when complete).
+    pub fn start(path: &Path, header: TapeHeader, opts: RecordOptions) -> Result<(Recorder, Summary), String> {
+        let writer = crate::tape::TapeWriter::create(path, &header, opts.writer.clone())
+            .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(1024);
+        let (ack_tx, acks) = mpsc::channel();
+        let budget = Arc::new(ByteBudget::new(opts.max_inflight));
+        let durability = opts.durability;
+        let (capture, select) = (opts.capture, opts.select.clone());
+        let mut w = Worker::new(writer, opts, budget.clone(), ack_tx);
+        let handle = std::thread::Builder::new()
+            .name("greta-recorder".into())
+            .spawn(move || w.run(rx))
+            .map_err(|e| format!("starting the recorder thread: {e}"))?;
+        let summary: Summary = Arc::new(Mutex::new(None));
+        let rec = Recorder {
+            tx: Some(tx),
+            acks,
+            budget,
+            durability,
+            handle: Some(handle),
+            summary: summary.clone(),
+            path: path.to_path_buf(),
+            capture,
+            select,
+        };
+        Ok((rec, summary))
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), String> {
+        let tx = self.tx.as_ref().ok_or("recorder already finished")?;
+        if tx.send(job).is_err() {
+            // The worker stopped: report why.
+            return Err(self.join().err().unwrap_or_else(|| "recorder worker stopped".into()));
+        }
+        Ok(())
+    }
+
+    fn join(&mut self) -> Result<TapeSummary, String> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err("recorder worker panicked".into())),
+            None => Err("recorder already finished".into()),
+        }
+    }
+}
+
+/// Host copies of tensors for the worker: shared host bytes, or device bytes copied now.
+fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, String> {
+    ts.iter()
+        .map(|t| match &t.data {
+            TensorData::Host(_) => Ok((*t).clone()),
+            TensorData::Device(d) => {
+                let bytes = d.to_host()?;
+                let mut h = Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
+                h.id = t.id;
+                Ok(h)
+            }
+        })
+        .collect()
+}
+
+fn bytes_of(ts: &[Tensor]) -> usize {
+    ts.iter().map(|t| t.host_bytes().map_or(0, |b| b.as_slice().len())).sum()
+}
+
+impl LaunchObserver for Recorder {
+    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String> {
+        // Device inputs the worker already knows (by id) are not copied again.
+        let known: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| match &t.data {
+                TensorData::Device(_) if self.budget.known(t.id) => Ok(Tensor {
+                    data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
+                    ..(*t).clone()
+                }),
+                _ => to_host(&[*t]).map(|mut v| v.remove(0)),
+            })
+            .collect::<Result<_, String>>()?;
+        let n = bytes_of(&known);
+        self.budget.acquire(n);
+        let wait = self.durability == Durability::EveryLaunch;
+        self.send(Job::Begin { info: info.clone(), inputs: known, bytes: n, ack: wait })?;
+        if wait {
+            self.acks.recv().map_err(|_| "recorder worker stopped".to_string())?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], duration: Duration) -> Result<(), String> {
+        let outs = to_host(&outputs.iter().collect::<Vec<_>>())?;
+        if self.capture == Capture::Full && self.select.matches(info) {
+            // Stored by the worker: later device inputs with these ids need no copy.
+            for o in &outs {
+                self.budget.remember(o.id);
+            }
+        }
+        let n = bytes_of(&outs);
+        self.budget.acquire(n);
+        self.send(Job::End { seq: info.seq, outputs: outs, duration, bytes: n })
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        let r = self.join().map_err(|e| format!("writing tape {}: {e}", self.path.display()));
+        let out = r.as_ref().map(|_| ()).map_err(|e| e.clone());
+        *self.summary.lock().expect("summary lock") = Some(r);
+        out
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // A run that failed part-way: let the worker write what it has (the tape stays `.incomplete`,
+        // readable up to its last frame) and stop.
+        if self.handle.is_some() {
+            if let Some(tx) = self.tx.take() {
+                let _ = tx.send(Job::Abort);
+            }
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The recorder's worker thread: hashes, chunks, deduplicates and writes what the inference thread queued.
+
+use super::budget::ByteBudget;
+use super::{Capture, RecordOptions};
+use crate::launch::{DType, LaunchInfo, Tensor};
+use crate::tape::{Hash, LaunchBegin, LaunchEnd, Record, Storage, TapeSummary, TapeWriter, TensorRef};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+/// Work queued by the inference thread.
+pub enum Job {
+    /// A launch is about to run with these inputs.
+    Begin {
+        /// The launch.
+        info: LaunchInfo,
+        /// Its inputs (host; device inputs already stored are empty placeholders).
+        inputs: Vec<Tensor>,
+        /// Bytes to release from the budget when written.
+        bytes: usize,
+        /// Acknowledge on the ack channel once the Begin record is in the file.
+        ack: bool,
+    },
+    /// The launch finished with these outputs.
+    End {
+        /// Launch number.
+        seq: u64,
+        /// Outputs (host).
+        outputs: Vec<Tensor>,
+        /// Kernel wall time.
+        duration: Duration,
+        /// Bytes to release.
+        bytes: usize,
+    },
+    /// The run failed: write what there is and stop without completing the tape.
+    Abort,
+}
+
+/// The worker state.
+pub struct Worker {
+    writer: Option<TapeWriter>,
+    opts: RecordOptions,
+    budget: Arc<ByteBudget>,
+    ack: Sender<u64>,
+    /// Output refs by tensor id (capture-once).
+    produced: HashMap<u64, TensorRef>,
+    /// Weight hashes by tensor id.
+    weights: HashMap<u64, Hash>,
+    /// Whether the launch in flight stores payloads.
+    payload: bool,
+    /// The stage of the launch in flight.
+    stage: crate::launch::Stage,
+}
+
+fn seq_role(n: usize, i: usize, stage: crate::launch::Stage) -> &'static str {
+    stage.output_roles().get(i).copied().unwrap_or(if n == 1 { "out" } else { "out_n" })
+}
+
+fn elem_size(d: DType) -> usize {
+    match d {
+        DType::F64 => 8,
+        DType::F32 | DType::I32 => 4,
+        DType::F16 | DType::BF16 => 2,
+        _ => 1,
+    }
+}
+
+impl Worker {
+    /// A worker writing with `writer`.
+    pub fn new(writer: TapeWriter, opts: RecordOptions, budget: Arc<ByteBudget>, ack: Sender<u64>) -> Worker {
+        Worker { writer: Some(writer), opts, budget, ack, produced: HashMap::new(), weights: HashMap::new(), payload: false, stage: crate::launch::Stage::Embed }
+    }
+
+    /// Runs until the channel closes (then finishes the tape) or an abort/error.
+    pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, String> {
+        for job in rx {
+            match job {
+                Job::Begin { info, inputs, bytes, ack } => {
+                    let r = self.begin(&info, &inputs, ack);
+                    self.budget.release(bytes);
+                    r?;
+                    if ack {
+                        let _ = self.ack.send(info.seq);
+                    }
+                }
+                Job::End { seq, outputs, duration, bytes } => {
+                    let r = self.end(seq, &outputs, duration);
+                    self.budget.release(bytes);
+                    r?;
+                }
+                Job::Abort => {
+                    if let Some(w) = self.writer.as_mut() {
+                        w.flush().map_err(|e| e.to_string())?;
+                    }
+                    return Err("the run stopped before it completed; the tape is left incomplete".into());
+                }
+            }
+        }
+        self.writer.take().ok_or("tape already finished")?.finish().map_err(|e| e.to_string())
+    }
+
+    fn w(&mut self) -> Result<&mut TapeWriter, String> {
+        self.writer.as_mut().ok_or_else(|| "tape already finished".to_string())
+    }
+
+    fn store(&mut self, t: &Tensor, role: &str, hash: Hash, payload: bool) -> Result<TensorRef, String> {
+        let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
+        let storage = if payload {
+            Storage::Chunks(self.w()?.put_tensor(bytes, elem_size(t.dtype)).map_err(|e| e.to_string())?)
+        } else {
+            Storage::HashOnly
+        };
+        Ok(TensorRef {
+            role: role.to_string(),
+            dtype: t.dtype,
+            shape: t.shape.iter().map(|&d| d as u64).collect(),
+            len: bytes.len() as u64,
+            hash,
+            storage,
+        })
+    }
+
+    fn input_ref(&mut self, t: &Tensor, role: &str) -> Result<TensorRef, String> {
+        if let Some(p) = self.produced.get(&t.id).cloned() {
+            // Capture-once: the unchanged output of an earlier launch is referenced, not stored again;
+            // unless its bytes were not stored (it was outside the selection) and this launch needs them.
+            if !matches!(p.storage, Storage::HashOnly) || !self.payload {
+                return Ok(TensorRef { role: role.to_string(), ..p });
+            }
+            return self.store(t, role, p.hash, true);
+        }
+        if let Some(name) = t.weight_name() {
+            let hash = match self.weights.get(&t.id) {
+                Some(h) => *h,
+                None => {
+                    let bytes = t.host_bytes().map(|b| b.as_slice()).ok_or("weight not on the host")?;
+                    let h = *blake3::hash(bytes).as_bytes();
+                    self.weights.insert(t.id, h);
+                    h
+                }
+            };
+            if self.opts.embed_weights && self.payload {
+                return self.store(t, role, hash, true);
+            }
+            let len = t.host_bytes().map_or(0, |b| b.as_slice().len()) as u64;
+            return Ok(TensorRef {
+                role: role.to_string(),
+                dtype: t.dtype,
+                shape: t.shape.iter().map(|&d| d as u64).collect(),
+                len,
+                hash,
+                storage: Storage::Weight { name: name.to_string() },
+            });
+        }
+        let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
+        let hash = *blake3::hash(bytes).as_bytes();
+        let payload = self.payload;
+        self.store(t, role, hash, payload)
+    }
+
+    fn begin(&mut self, info: &LaunchInfo, inputs: &[Tensor], _ack: bool) -> Result<(), String> {
+        self.payload = self.opts.capture == Capture::Full && self.opts.select.matches(info);
+        self.stage = info.stage;
+        let roles = info.stage.input_roles();
+        let refs = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.input_ref(t, roles.get(i).copied().unwrap_or("in")))
+            .collect::<Result<Vec<_>, String>>()?;
+        let rec = Record::Begin(LaunchBegin {
+            seq: info.seq,
+            phase: info.phase,
+            layer: info.layer,
+            stage: info.stage,
+            route: info.route,
+            backend: info.backend.clone(),
+            grid: None,
+            block: None,
+            params: info.params,
+            inputs: refs,
+        });
+        let durable = self.opts.durability == super::Durability::EveryLaunch;
+        let w = self.w()?;
+        w.put_record(&rec).map_err(|e| e.to_string())?;
+        if durable {
+            w.flush().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, seq: u64, outputs: &[Tensor], duration: Duration) -> Result<(), String> {
+        let mut refs = Vec::with_capacity(outputs.len());
+        for (i, t) in outputs.iter().enumerate() {
+            let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
+            let hash = *blake3::hash(bytes).as_bytes();
+            let role = seq_role(outputs.len(), i, self.stage);
+            let r = self.store(t, role, hash, self.payload)?;
+            // Later launches that read this tensor unchanged refer to it by producer.
+            let mut later = r.clone();
+            if !matches!(r.storage, Storage::HashOnly) {
+                later.storage = Storage::Producer { seq, index: i as u32 };
+            }
+            self.produced.insert(t.id, later);
+            refs.push(r);
+        }
+        let rec = Record::End(LaunchEnd { seq, outputs: refs, duration_ns: duration.as_nanos() as u64 });
+        self.w()?.put_record(&rec).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Re-executing one recorded launch: resolve its inputs, adapt them to the route's precision, run the
+//! kernel on a backend, compare with what was recorded.
+
+use super::{Source, SourceError};
+use crate::backend::{Backend, BackendError};
+use crate::diff::compare::{Compare, compare};
+use crate::launch::{DType, Origin, Precision, Route, Tensor};
+use crate::tape::{Launch, Storage};
+
+/// Replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// An input could not be resolved.
+    #[error("launch {seq}: input `{role}`: {source}")]
+    Input {
+        /// Launch.
+        seq: u64,
+        /// Input role.
+        role: String,
+        /// Why.
+        source: SourceError,
+    },
+    /// The kernel failed.
+    #[error("launch {seq}: {source}")]
+    Backend {
+        /// Launch.
+        seq: u64,
+        /// Why.
+        source: BackendError,
+    },
+    /// The launch has no recorded outputs (it crashed or the tape was cut inside it).
+    #[error("launch {0} has no recorded outputs (the run crashed or the tape was cut inside it)")]
+    Incomplete(u64),
+}
+
+/// The recorded inputs of a launch as host tensors.
+pub fn inputs(src: &Source, l: &Launch) -> Result<Vec<Tensor>, ReplayError> {
+    l.begin
+        .inputs
+        .iter()
+        .map(|r| src.tensor(r).map_err(|source| ReplayError::Input { seq: l.begin.seq, role: r.role.clone(), source }))
+        .collect()
+}
+
+/// Converts activation inputs to the precision a route computes in (weights and ids stay as they are).
+/// Widening f32 to f64 is exact; narrowing rounds to nearest.
+pub fn adapt(t: &Tensor, p: Precision) -> Tensor {
+    if matches!(t.origin, Origin::Weight(_)) {
+        return t.clone();
+    }
+    match (p, t.as_f32(), t.as_f64()) {
+        (Precision::F64, Some(v), _) => Tensor::f64(t.shape.clone(), v.iter().map(|&x| x as f64).collect()),
+        (Precision::F32 | Precision::F16, _, Some(v)) => {
+            Tensor::f32(t.shape.clone(), v.iter().map(|&x| x as f32).collect())
+        }
+        _ => t.clone(),
+    }
+}
+
+/// Runs launch `l` on `backend` and `route` from host `inputs`; returns the outputs as host tensors.
+pub fn execute(l: &Launch, inputs: &[Tensor], backend: &dyn Backend, route: Route) -> Result<Vec<Tensor>, ReplayError> {
+    let adapted: Vec<Tensor> = inputs.iter().map(|t| adapt(t, route.precision)).collect();
+    let refs: Vec<&Tensor> = adapted.iter().collect();
+    let b = &l.begin;
+    let outs = backend
+        .execute(b.stage, route, &b.params, &refs)
+        .map_err(|source| ReplayError::Backend { seq: b.seq, source })?;
+    outs.into_iter()
+        .map(|t| match t.to_host_bytes() {
+            Ok(bytes) => Ok(Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes.into_owned(), Origin::Value)),
+            Err(e) => Err(ReplayError::Backend { seq: b.seq, source: BackendError::Device(e) }),
+        })
+        .collect()
+}
+
+/// A recorded output with its bytes when they were captured.
+pub struct Recorded {
+    /// dtype.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// blake3.
+    pub hash: [u8; 32],
+    /// Bytes (None when only the hash was captured).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// The recorded outputs of `l`.
+pub fn recorded(src: &Source, l: &Launch) -> Result<Vec<Recorded>, ReplayError> {
+    let end = l.end.as_ref().ok_or(ReplayError::Incomplete(l.begin.seq))?;
+    Ok(end
+        .outputs
+        .iter()
+        .map(|r| Recorded {
+            dtype: r.dtype,
+            shape: r.shape.clone(),
+            hash: r.hash,
+            bytes: match r.storage {
+                Storage::HashOnly => None,
+                _ => src.bytes(r).ok(),
+            },
+        })
+        .collect())
+}
+
+/// Compares a recorded output with a computed tensor: by bytes when captured, else by hash.
+pub fn against(rec: &Recorded, t: &Tensor) -> Compare {
+    let bytes = t.host_bytes().map(|b| b.as_slice().to_vec()).unwrap_or_default();
+    match &rec.bytes {
+        Some(rb) => compare(rec.dtype, rb, t.dtype, &bytes, &rec.shape),
+        None => {
+            let same = rec.dtype == t.dtype && blake3::hash(&bytes).as_bytes() == &rec.hash;
+            Compare { n: t.numel(), bit_exact: same, differing: usize::from(!same), ..Compare::default() }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The replay report: for each selected launch, replay on its own (or a forced) route, the local error
+//! against the f64 reference on the exact recorded inputs, the inherited error against an f64 run of the
+//! whole model, and optionally the route matrix.
+
+use super::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
+use super::{Source, hex};
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::diff::compare::{Compare, FirstDiff};
+use crate::launch::{OpFamily, Precision, Route, Stage};
+use crate::tape::Launch;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Folds several outputs' comparisons into one (worst case of each figure).
+pub fn merge(cs: &[Compare]) -> Compare {
+    let mut m = Compare { bit_exact: true, ..Compare::default() };
+    let mut mae_n = 0.0;
+    for c in cs {
+        m.n += c.n;
+        m.bit_exact &= c.bit_exact;
+        m.differing += c.differing;
+        m.max_ulp = m.max_ulp.max(c.max_ulp);
+        m.max_abs = m.max_abs.max(c.max_abs);
+        m.rel_l2 = m.rel_l2.max(c.rel_l2);
+        m.nonfinite_mismatch += c.nonfinite_mismatch;
+        mae_n += c.mae * c.n as f64;
+        if m.first.is_none() {
+            m.first = c.first.clone();
+        }
+    }
+    m.mae = if m.n > 0 { mae_n / m.n as f64 } else { 0.0 };
+    m
+}
+
+/// One route of the route matrix.
+#[derive(Clone, Debug, Serialize)]
+pub struct MatrixCell {
+    /// Route.
+    pub route: String,
+    /// Backend.
+    pub backend: String,
+    /// Against the recorded output.
+    pub vs_recorded: Option<Compare>,
+    /// Against the f64 reference on the same inputs.
+    pub vs_f64: Option<Compare>,
+    /// Why it could not run.
+    pub error: Option<String>,
+}
+
+/// One replayed launch.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Launch number.
+    pub seq: u64,
+    /// Phase.
+    pub phase: String,
+    /// Layer.
+    pub layer: Option<u32>,
+    /// Stage.
+    pub stage: String,
+    /// Route recorded.
+    pub route: String,
+    /// Route replayed.
+    pub replay_route: String,
+    /// Backend replayed on.
+    pub backend: String,
+    /// blake3 of the recorded output 0.
+    pub recorded_hash: String,
+    /// blake3 of the replayed output 0.
+    pub replayed_hash: String,
+    /// Replay reproduced the recorded bits.
+    pub bit_exact: bool,
+    /// Replay vs recorded: max ULP.
+    pub max_ulp: u64,
+    /// Replay vs recorded: max |difference|.
+    pub max_abs: f64,
+    /// Replay vs recorded: mean |difference|.
+    pub mae: f64,
+    /// Replay vs recorded: relative L2.
+    pub rel_l2: f64,
+    /// First differing element.
+    pub first: Option<FirstDiff>,
+    /// Recorded vs f64 reference on the recorded inputs (this launch's own error).
+    pub local: Option<Compare>,
+    /// Recorded vs the same stage of an f64 run of the whole model (error inherited from upstream plus local).
+    pub inherited: Option<Compare>,
+    /// Route matrix (--all-routes).
+    pub matrix: Vec<MatrixCell>,
+    /// Why the replay failed.
+    pub error: Option<String>,
+}
+
+/// What to compute besides the plain replay.
+#[derive(Clone)]
+pub struct ReplayOptions {
+    /// Backend to replay on.
+    pub backend: Arc<dyn Backend>,
+    /// Replay on this route instead of the recorded one.
+    pub route: Option<Route>,
+    /// Compute the f64 reference on the recorded inputs.
+    pub reference: bool,
+    /// Compute the route matrix.
+    pub all_routes: bool,
+}
+
+/// The routes available for a stage on a backend.
+pub fn routes_for(stage: Stage, backend: &str) -> Vec<Route> {
+    let variants: Vec<_> = match stage {
+        Stage::Qk | Stage::Softmax | Stage::Pv => vec![crate::launch::Variant::Manual],
+        Stage::Attn => vec![crate::launch::Variant::Fused],
+        s => OpFamily::of(s).variants().to_vec(),
+    };
+    let precisions: &[Precision] = match (backend, stage.is_attention()) {
+        ("cpu", _) => &[Precision::F32, Precision::F64],
+        (_, true) => &[Precision::F32, Precision::F16],
+        _ => &[Precision::F32],
+    };
+    variants.iter().flat_map(|&v| precisions.iter().map(move |&p| Route::new(v, p))).collect()
+}
+
+fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
+    merge(&rec.iter().zip(outs).map(|(r, t)| against(r, t)).collect::<Vec<_>>())
+}
+
+/// Replays one launch.
+pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
+    let b = &l.begin;
+    let route = o.route.unwrap_or(b.route);
+    let mut row = Row {
+        seq: b.seq,
+        phase: b.phase.to_string(),
+        layer: b.layer,
+        stage: b.stage.name().to_string(),
+        route: b.route.to_string(),
+        replay_route: route.to_string(),
+        backend: o.backend.name().to_string(),
+        recorded_hash: l.end.as_ref().and_then(|e| e.outputs.first()).map(|r| hex(&r.hash)).unwrap_or_default(),
+        replayed_hash: String::new(),
+        bit_exact: false,
+        max_ulp: 0,
+        max_abs: 0.0,
+        mae: 0.0,
+        rel_l2: 0.0,
+        first: None,
+        local: None,
+        inherited: None,
+        matrix: Vec::new(),
+        error: None,
+    };
+    let result = (|| -> Result<(), ReplayError> {
+        let ins = inputs(src, l)?;
+        let rec = recorded(src, l)?;
+        let outs = execute(l, &ins, o.backend.as_ref(), route)?;
+        let c = outputs_vs(&rec, &outs);
+        row.replayed_hash = outs
+            .first()
+            .and_then(|t| t.host_bytes())
+            .map(|b| blake3::hash(b.as_slice()).to_hex().to_string())
+            .unwrap_or_default();
+        row.bit_exact = c.bit_exact;
+        row.max_ulp = c.max_ulp;
+        row.max_abs = c.max_abs;
+        row.mae = c.mae;
+        row.rel_l2 = c.rel_l2;
+        row.first = c.first;
+        let need_ref = o.reference || o.all_routes;
+        let cpu = CpuBackend::new(0);
+        let reference = if need_ref {
+            Some(execute(l, &ins, &cpu, Route::new(b.route.variant, Precision::F64))?)
+        } else {
+            None
+        };
+        if let (Some(r), true) = (&reference, o.reference) {
+            row.local = Some(outputs_vs(&rec, r));
+        }
+        if o.all_routes {
+            let as_rec: Option<Vec<Recorded>> = reference.as_ref().map(|r| {
+                r.iter()
+                    .map(|t| Recorded {
+                        dtype: t.dtype,
+                        shape: t.shape.iter().map(|&d| d as u64).collect(),
+                        hash: *blake3::hash(t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[])).as_bytes(),
+                        bytes: t.host_bytes().map(|b| b.as_slice().to_vec()),
+                    })
+                    .collect()
+            });
+            let mut backends: Vec<Arc<dyn Backend>> = vec![o.backend.clone()];
+            if o.backend.name() != "cpu" {
+                backends.push(Arc::new(CpuBackend::new(0)));
+            }
+            for be in backends {
+                for r in routes_for(b.stage, be.name()) {
+                    let cell = match execute(l, &ins, be.as_ref(), r) {
+                        Ok(outs) => MatrixCell {
+                            route: r.to_string(),
+                            backend: be.name().to_string(),
+                            vs_recorded: Some(outputs_vs(&rec, &outs)),
+                            // The f64 reference as A, so ULPs are counted in the reference's format only
+                            // when the route is f64; otherwise in the route's format.
+                            vs_f64: as_rec.as_ref().map(|refs| {
+                                merge(&refs.iter().zip(&outs).map(|(rf, t)| {
+                                    let tb = t.host_bytes().map(|b| b.as_slice().to_vec()).unwrap_or_default();
+                                    crate::diff::compare::compare(t.dtype, &tb, rf.dtype, rf.bytes.as_deref().unwrap_or(&[]), &rf.shape)
+                                }).collect::<Vec<_>>())
+                            }),
+                            error: None,
+                        },
+                        Err(e) => MatrixCell {
+                            route: r.to_string(),
+                            backend: be.name().to_string(),
+                            vs_recorded: None,
+                            vs_f64: None,
+                            error: Some(e.to_string()),
+                        },
+                    };
+                    row.matrix.push(cell);
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        row.error = Some(e.to_string());
+    }
+    row
+}
