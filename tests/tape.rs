@@ -361,6 +361,8 @@ fn crashed_writer_leaves_a_readable_incomplete_tape() {
     let (exp, _) = write_tape(&path, 10, WriterOptions::default(), true, true);
     assert!(!path.exists());
     let inc = greta::tape::incomplete_path(&path);
+    // Asking for the final name finds the crash leftover.
+    assert_eq!(TapeReader::open(&path).unwrap().path(), inc.as_path());
     let r = TapeReader::open(&inc).unwrap();
     let t = r.truncation().expect("opened by scanning");
     assert_eq!(t.offset, std::fs::metadata(&inc).unwrap().len());
@@ -660,7 +662,11 @@ fn every_truncation_leaves_a_readable_prefix() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // 64 cases by default; PROPTEST_CASES=N for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn random_damage_never_yields_wrong_bytes(flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6),
                                               cut in proptest::option::of(any::<prop::sample::Index>())) {
@@ -750,6 +756,25 @@ fn measure_compression_and_speed() {
                     mib_s(data.len(), secs)
                 );
             }
+        }
+        for threads in [4, 8] {
+            let path = dir.path().join("m.tape");
+            let opts = WriterOptions {
+                threads,
+                ..WriterOptions::default()
+            };
+            let mut put = f64::MAX;
+            best_of(3, || {
+                let mut w = TapeWriter::create(&path, &header(), opts.clone()).unwrap();
+                let t = std::time::Instant::now();
+                w.put_tensor(data, *es).unwrap();
+                put = put.min(t.elapsed().as_secs_f64());
+                w.finish().unwrap();
+            });
+            println!(
+                "| {name} | ByElement, {threads} threads | 1 | | {:.0} | |",
+                mib_s(data.len(), put)
+            );
         }
         let secs = best_of(3, || {
             for c in data.chunks(64 << 10) {
@@ -924,4 +949,110 @@ fn measure_codec_choices() {
             }
         }
     }
+}
+
+#[test]
+fn verify_reports_broken_dataflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.tape");
+    let mut w = TapeWriter::create(&path, &header(), WriterOptions::default()).unwrap();
+    let mut exp = Expected {
+        launches: Vec::new(),
+        bytes: HashMap::new(),
+        fingerprint: [0; 32],
+    };
+    let y = tref(
+        &mut w,
+        &mut exp,
+        "y",
+        &f32_bytes(&[1.0, 2.0, 3.0]),
+        DType::F32,
+    );
+    let launch = |seq: u64, inputs: Vec<TensorRef>| LaunchBegin {
+        seq,
+        phase: Phase::Prefill,
+        layer: Some(0),
+        stage: Stage::Up,
+        route: Route::new(Variant::Gemv, Precision::F32),
+        backend: "cpu".into(),
+        grid: None,
+        block: None,
+        params: Params::default(),
+        inputs,
+    };
+    w.put_record(&Record::Begin(launch(0, vec![]))).unwrap();
+    w.put_record(&Record::End(LaunchEnd {
+        seq: 0,
+        outputs: vec![y.clone()],
+        duration_ns: 1,
+    }))
+    .unwrap();
+    let mut wrong = y.clone();
+    wrong.hash = [9; 32];
+    wrong.storage = Storage::Producer { seq: 0, index: 0 };
+    let mut dangling = y.clone();
+    dangling.storage = Storage::Producer { seq: 5, index: 0 };
+    let mut good = y.clone();
+    good.storage = Storage::Producer { seq: 0, index: 0 };
+    w.put_record(&Record::Begin(launch(
+        1,
+        vec![good.clone(), wrong.clone(), dangling.clone()],
+    )))
+    .unwrap();
+    w.finish().unwrap();
+    let r = TapeReader::open(&path).unwrap();
+    assert_eq!(r.tensor_bytes(&good).unwrap(), f32_bytes(&[1.0, 2.0, 3.0]));
+    assert!(matches!(
+        r.tensor_bytes(&wrong),
+        Err(TapeError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        r.tensor_bytes(&dangling),
+        Err(TapeError::NoSuchLaunch(5))
+    ));
+    let v = r.verify();
+    let whats: Vec<&str> = v.problems.iter().map(|p| p.what.as_str()).collect();
+    assert_eq!(v.problems.len(), 2, "{whats:?}");
+    assert!(
+        whats[0].contains("differs from output 0 of launch 0"),
+        "{whats:?}"
+    );
+    assert!(whats[1].contains("launch 5"), "{whats:?}");
+}
+
+#[test]
+fn listing_and_fetching_do_not_touch_other_records() {
+    // Damage the payload of the first records frame: the tape still opens by its trailer, entries come
+    // from the index alone, other launches fetch, and the damaged ones fail with that frame's offset.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, exp, pristine) = small_tape(dir.path());
+    let regs = regions(&pristine);
+    let rec = regs.iter().find(|r| r.2 == "records frame").unwrap();
+    let mut b = pristine.clone();
+    b[rec.1 - 1] ^= 0xFF;
+    std::fs::write(&path, &b).unwrap();
+    let r = TapeReader::open(&path).unwrap();
+    assert!(r.truncation().is_none());
+    let entries: Vec<IndexEntry> = r.entries().map(|e| e.unwrap()).collect();
+    assert_eq!(entries.len(), exp.launches.len());
+    let mut failed = 0;
+    for e in &entries {
+        let touches =
+            e.begin.frame == rec.0 as u64 || e.end.is_some_and(|l| l.frame == rec.0 as u64);
+        match r.launch(e.seq) {
+            Ok(l) => {
+                assert!(!touches);
+                assert_eq!(Some(&l), exp.launches.iter().find(|x| x.begin.seq == e.seq));
+            }
+            Err(TapeError::Corrupt { offset, .. }) => {
+                assert!(touches);
+                assert_eq!(offset, rec.0 as u64);
+                failed += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(failed > 0 && failed < entries.len());
+    let v = r.verify();
+    assert!(v.problems.iter().any(|p| p.offset == rec.0 as u64), "{v:?}");
 }

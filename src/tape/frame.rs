@@ -8,6 +8,7 @@
 //! | 4      | kind: 1 header, 2 chunk, 3 records, 4 index                               |
 //! | 5      | codec: 0 stored (raw), 1 zstd                                             |
 //! | 6      | shuffle: 0 none, else the element size whose byte planes were transposed  |
+//! |        | (then compressed one plane per zstd frame, see `encode.rs`)               |
 //! | 7      | reserved, 0                                                               |
 //! | 8..16  | stored (compressed) payload length, u64 LE                                |
 //! | 16..24 | uncompressed payload length, u64 LE                                       |

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod chunk;
+mod encode;
 mod error;
 pub mod frame;
 pub mod index;

@@ -69,7 +69,20 @@ fn map_file(path: &Path) -> Result<Mmap, TapeError> {
 
 impl TapeReader {
     /// Opens a tape: by its trailer when it has a valid one, else by scanning its frames.
+    ///
+    /// When `path` does not exist but `<path>.incomplete` does (the recorder crashed before
+    /// `finish`), that file is opened instead; [`TapeReader::path`] names it.
     pub fn open(path: &Path) -> Result<TapeReader, TapeError> {
+        if !path.exists() {
+            let inc = super::incomplete_path(path);
+            if inc.is_file() {
+                return Self::open_exact(&inc);
+            }
+        }
+        Self::open_exact(path)
+    }
+
+    fn open_exact(path: &Path) -> Result<TapeReader, TapeError> {
         let len = std::fs::metadata(path)
             .map_err(|e| TapeError::io(path, "stat", e))?
             .len();
@@ -409,9 +422,13 @@ impl TapeReader {
                 Storage::Chunks(hs) => {
                     let bytes = self.assemble(&cur, hs)?;
                     if bytes.len() as u64 != r.len || *blake3::hash(&bytes).as_bytes() != r.hash {
+                        let first = match hs.first() {
+                            Some(h) => self.chunk_offset(h)?.unwrap_or(self.frames_end),
+                            None => self.frames_end,
+                        };
                         return Err(self.corrupt(
-                            self.frames_end,
-                            "records frame",
+                            first,
+                            "chunk frame",
                             format!("tensor `{}`: bytes do not match the referring tensor's length and hash", r.role),
                         ));
                     }
@@ -419,9 +436,10 @@ impl TapeReader {
                 }
                 Storage::Producer { seq, index } => {
                     let l = self.launch(*seq)?;
+                    let at = self.entry(*seq)?.begin.frame;
                     let end = l.end.ok_or_else(|| {
                         self.corrupt(
-                            self.frames_end,
+                            at,
                             "records frame",
                             format!(
                                 "tensor `{}`: producer launch {seq} has no end record",
@@ -435,7 +453,7 @@ impl TapeReader {
                         .nth(*index as usize)
                         .ok_or_else(|| {
                             self.corrupt(
-                                self.frames_end,
+                                at,
                                 "records frame",
                                 format!("tensor `{}`: launch {seq} has no output {index}", r.role),
                             )
@@ -505,7 +523,7 @@ impl TapeReader {
         for h in hs {
             let off = self.chunk_offset(h)?.ok_or_else(|| {
                 self.corrupt(
-                    self.frames_end,
+                    self.layout.base,
                     "index",
                     format!(
                         "tensor `{}`: chunk {} is not on the tape",

@@ -3,7 +3,7 @@
 
 use super::frame::{FrameKind, decode_vec, frame_at, u32_at};
 use super::index::{IndexEntry, RecordLoc};
-use super::record::{self, Chained, Hash, Record};
+use super::record::{self, Chained, Hash, Record, Storage};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -59,7 +59,10 @@ pub(crate) fn scan(
         ..Scan::default()
     };
     let mut by_seq: HashMap<u64, usize> = HashMap::new();
-    let mut seen_chunks: HashMap<Hash, ()> = HashMap::new();
+    let mut flow = Dataflow {
+        mode: Some(mode),
+        ..Dataflow::default()
+    };
     let mut pos = start;
     let view = &data[..end as usize];
     while pos < end {
@@ -101,14 +104,18 @@ pub(crate) fn scan(
         s.frames += 1;
         match kind {
             FrameKind::Chunk => {
-                if seen_chunks.insert(f.header.hash, ()).is_none() {
+                if flow
+                    .chunk_lens
+                    .insert(f.header.hash, f.header.raw_len)
+                    .is_none()
+                {
                     s.chunks.push((f.header.hash, pos));
                     s.raw_bytes += f.header.raw_len;
                 }
             }
             FrameKind::Records => {
                 let p = payload.unwrap_or_default();
-                if let Err((at, what)) = records(&mut s, &mut by_seq, &p, pos) {
+                if let Err((at, what)) = records(&mut s, &mut by_seq, &mut flow, &p, pos) {
                     let pr = Problem {
                         offset: pos,
                         frame: kind.name(),
@@ -145,6 +152,7 @@ pub(crate) fn scan(
 fn records(
     s: &mut Scan,
     by_seq: &mut HashMap<u64, usize>,
+    flow: &mut Dataflow,
     p: &[u8],
     frame: u64,
 ) -> Result<(), (usize, String)> {
@@ -172,6 +180,16 @@ fn records(
             frame,
             pos: at as u32,
         };
+        for what in flow.check(&c.record) {
+            s.problems.push(Problem {
+                offset: frame,
+                frame: "records frame",
+                what: format!(
+                    "record at payload byte {at} (launch {}): {what}",
+                    c.record.seq()
+                ),
+            });
+        }
         match &c.record {
             Record::Begin(b) => {
                 if by_seq.contains_key(&b.seq) {
@@ -204,4 +222,65 @@ fn records(
         at += 4 + n;
     }
     Ok(())
+}
+
+/// What `verify` checks across records: every tensor's chunks are on the tape before it and add up to
+/// its length; every producer reference names an earlier launch's output with the same length and hash.
+#[derive(Default)]
+struct Dataflow {
+    mode: Option<ScanMode>,
+    chunk_lens: HashMap<Hash, u64>,
+    /// (len, hash) of each output of each ended launch (Verify mode only).
+    outputs: HashMap<u64, Vec<(u64, Hash)>>,
+}
+
+impl Dataflow {
+    fn check(&mut self, rec: &Record) -> Vec<String> {
+        if self.mode != Some(ScanMode::Verify) {
+            return Vec::new();
+        }
+        let refs = match rec {
+            Record::Begin(b) => &b.inputs,
+            Record::End(e) => &e.outputs,
+        };
+        let mut problems = Vec::new();
+        for t in refs {
+            match &t.storage {
+                Storage::Chunks(hs) => {
+                    let mut total = 0u64;
+                    let mut missing = false;
+                    for h in hs {
+                        match self.chunk_lens.get(h) {
+                            Some(n) => total += n,
+                            None => {
+                                missing = true;
+                                problems.push(format!(
+                                    "tensor `{}` cites chunk {} not stored before it",
+                                    t.role,
+                                    super::hex(h)
+                                ));
+                            }
+                        }
+                    }
+                    if total != t.len && !missing {
+                        problems.push(format!("tensor `{}`: chunks hold {total} bytes, tensor says {}", t.role, t.len));
+                    }
+                }
+                Storage::Producer { seq, index } => match self.outputs.get(seq).and_then(|o| o.get(*index as usize)) {
+                    Some(&(len, hash)) if len == t.len && hash == t.hash => {}
+                    Some(_) => problems.push(format!("tensor `{}` differs from output {index} of launch {seq}", t.role)),
+                    None => problems.push(format!(
+                        "tensor `{}` cites output {index} of launch {seq}, which is not on the tape before it",
+                        t.role
+                    )),
+                },
+                Storage::Weight { .. } | Storage::HashOnly => {}
+            }
+        }
+        if let Record::End(e) = rec {
+            self.outputs
+                .insert(e.seq, e.outputs.iter().map(|t| (t.len, t.hash)).collect());
+        }
+        problems
+    }
 }

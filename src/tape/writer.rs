@@ -9,12 +9,14 @@
 //! it, and a records frame is written whole. [`TapeWriter::flush`] hands everything so far to the OS,
 //! so a process killed inside a kernel still leaves the launch's begin record readable.
 
+use super::encode::{Encoded, Encoder};
 use super::error::TapeError;
 use super::frame::{Codec, FRAME_HEADER_LEN, FrameHeader, FrameKind};
+use super::incomplete_path;
 use super::index::{IndexEntry, IndexTotals, RecordLoc, encode_index};
 use super::record::{self, Hash, Record, Storage, TapeHeader, TensorRef};
 use super::trailer::{FORMAT_VERSION, TRAILER_LEN, Trailer, preamble};
-use super::{chunk, incomplete_path};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -40,6 +42,9 @@ pub struct WriterOptions {
     pub shuffle: Shuffle,
     /// Uncompressed bytes of records buffered before a records frame is written. Default 64 KiB.
     pub frame_target: usize,
+    /// Threads hashing and compressing the chunks of one tensor in parallel; 1 (the default) does all
+    /// the work on the calling thread. The file is byte-identical for any value.
+    pub threads: usize,
 }
 
 impl Default for WriterOptions {
@@ -49,8 +54,14 @@ impl Default for WriterOptions {
             zstd_level: 1,
             shuffle: Shuffle::ByElement,
             frame_target: 64 << 10,
+            threads: 1,
         }
     }
+}
+
+thread_local! {
+    /// Each pool thread's zstd context and buffers, reused across chunks.
+    static THREAD_ENCODER: RefCell<Option<Encoder>> = const { RefCell::new(None) };
 }
 
 /// The largest chunk a writer makes (the reader's frame cap is far above).
@@ -80,7 +91,9 @@ pub struct TapeWriter {
     out: BufWriter<File>,
     pos: u64,
     opts: WriterOptions,
-    zstd: zstd::bulk::Compressor<'static>,
+    enc: Encoder,
+    /// A private pool for hashing and compressing the chunks of big tensors (`threads` > 1).
+    pool: Option<rayon::ThreadPool>,
     chunks: HashMap<Hash, u64>,
     raw_bytes: u64,
     chain: Hash,
@@ -90,8 +103,6 @@ pub struct TapeWriter {
     pending_locs: Vec<(usize, bool, u32)>,
     launches: Vec<IndexEntry>,
     by_seq: HashMap<u64, usize>,
-    scratch: Vec<u8>,
-    packed: Vec<u8>,
     /// Set when a write failed part-way: the file may end in a partial frame, so nothing more is written.
     poisoned: bool,
 }
@@ -115,15 +126,25 @@ impl TapeWriter {
         }
         let tmp = incomplete_path(path);
         let file = File::create(&tmp).map_err(|e| TapeError::io(&tmp, "create", e))?;
-        let zstd = zstd::bulk::Compressor::new(opts.zstd_level)
-            .map_err(|e| TapeError::io(&tmp, "zstd init", e))?;
+        let enc = Encoder::new(opts.zstd_level).map_err(|e| TapeError::io(&tmp, "zstd init", e))?;
+        let pool = if opts.threads > 1 {
+            let p = rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads)
+                .thread_name(|i| format!("greta-tape-{i}"))
+                .build()
+                .map_err(|e| TapeError::Usage(format!("tape writer threads: {e}")))?;
+            Some(p)
+        } else {
+            None
+        };
         let mut w = TapeWriter {
             path: path.to_path_buf(),
             tmp,
             out: BufWriter::with_capacity(1 << 20, file),
             pos: 0,
             opts,
-            zstd,
+            enc,
+            pool,
             chunks: HashMap::new(),
             raw_bytes: 0,
             chain: [0; 32],
@@ -132,8 +153,6 @@ impl TapeWriter {
             pending_locs: Vec::new(),
             launches: Vec::new(),
             by_seq: HashMap::new(),
-            scratch: Vec::new(),
-            packed: Vec::new(),
             poisoned: false,
         };
         w.write_all(&preamble(FORMAT_VERSION))?;
@@ -174,71 +193,43 @@ impl TapeWriter {
         shuffle_es: usize,
         compress: bool,
     ) -> Result<u64, TapeError> {
-        let at = self.pos;
-        let shuffled = shuffle_es > 1 && raw.len() >= 2 * shuffle_es && shuffle_es < 256;
-        let src: &[u8] = if shuffled {
-            self.scratch.clear();
-            self.scratch.resize(raw.len(), 0);
-            chunk::shuffle(raw, &mut self.scratch, shuffle_es);
-            &self.scratch
+        let enc = self
+            .enc
+            .encode(raw, shuffle_es, compress)
+            .map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
+        let packed = std::mem::take(&mut self.enc.packed);
+        let stored = if enc.codec == Codec::Zstd {
+            &packed[..]
         } else {
             raw
         };
-        let mut use_zstd = false;
-        if compress && !raw.is_empty() {
-            let plane = if shuffled {
-                raw.len() / shuffle_es
-            } else {
-                src.len()
-            };
-            let parts = src.len().div_ceil(plane.max(1));
-            self.packed.clear();
-            self.packed
-                .resize(zstd::zstd_safe::compress_bound(src.len()) + 64 * parts, 0);
-            let mut at = 0;
-            // A shuffled payload is compressed one byte plane per zstd frame (the frames are simply
-            // concatenated; a zstd decoder reads them back to back). Each plane gets its own entropy
-            // tables: the sign/exponent plane compresses well, the mantissa planes do not, and one table
-            // for the mix wastes most of the shuffle's gain (docs/TAPE.md, "Measurements").
-            for part in src.chunks(plane.max(1)) {
-                at += self
-                    .zstd
-                    .compress_to_buffer(part, &mut self.packed[at..])
-                    .map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
-            }
-            self.packed.truncate(at);
-            use_zstd = self.packed.len() < raw.len();
-        }
-        let (codec, shuffle, stored_len) = if use_zstd {
-            (
-                Codec::Zstd,
-                if shuffled { shuffle_es as u8 } else { 0 },
-                self.packed.len(),
-            )
-        } else {
-            // Incompressible: store the original bytes, unshuffled.
-            (Codec::Stored, 0, raw.len())
-        };
-        let stored_crc = crc32fast::hash(if use_zstd { &self.packed } else { raw });
+        let r = self.write_encoded(kind, raw.len(), hash, enc, stored);
+        self.enc.packed = packed;
+        r
+    }
+
+    /// Writes a frame whose payload is already encoded.
+    fn write_encoded(
+        &mut self,
+        kind: FrameKind,
+        raw_len: usize,
+        hash: Hash,
+        enc: Encoded,
+        stored: &[u8],
+    ) -> Result<u64, TapeError> {
+        let at = self.pos;
         let h = FrameHeader {
             kind,
-            codec,
-            shuffle,
-            stored_len: stored_len as u64,
-            raw_len: raw.len() as u64,
+            codec: enc.codec,
+            shuffle: enc.shuffle,
+            stored_len: stored.len() as u64,
+            raw_len: raw_len as u64,
             hash,
-            stored_crc,
+            stored_crc: enc.crc,
         };
         self.write_all(&h.encode())?;
-        if use_zstd {
-            let packed = std::mem::take(&mut self.packed);
-            let r = self.write_all(&packed);
-            self.packed = packed;
-            r?;
-        } else {
-            self.write_all(raw)?;
-        }
-        debug_assert_eq!(self.pos, at + FRAME_HEADER_LEN as u64 + stored_len as u64);
+        self.write_all(stored)?;
+        debug_assert_eq!(self.pos, at + (FRAME_HEADER_LEN + stored.len()) as u64);
         Ok(at)
     }
 
@@ -250,8 +241,12 @@ impl TapeWriter {
         } else {
             1
         };
-        let mut hashes = Vec::with_capacity(bytes.len().div_ceil(self.opts.chunk_size));
-        for c in bytes.chunks(self.opts.chunk_size) {
+        let cs = self.opts.chunk_size;
+        if self.pool.is_some() && bytes.len() > cs {
+            return self.put_tensor_parallel(bytes, es);
+        }
+        let mut hashes = Vec::with_capacity(bytes.len().div_ceil(cs));
+        for c in bytes.chunks(cs) {
             let h = *blake3::hash(c).as_bytes();
             if !self.chunks.contains_key(&h) {
                 let at = self.write_frame(FrameKind::Chunk, c, h, es, true)?;
@@ -259,6 +254,80 @@ impl TapeWriter {
                 self.raw_bytes += c.len() as u64;
             }
             hashes.push(h);
+        }
+        Ok(hashes)
+    }
+
+    /// [`TapeWriter::put_tensor`] on the pool: hash all chunks, then compress the new ones a batch at
+    /// a time in parallel and write them in order (the same bytes as the serial path).
+    fn put_tensor_parallel(&mut self, bytes: &[u8], es: usize) -> Result<Vec<Hash>, TapeError> {
+        // The pool is taken out for the call so that it and `&mut self` can be borrowed together.
+        let pool = self
+            .pool
+            .take()
+            .ok_or_else(|| TapeError::Usage("no writer pool".into()))?;
+        let r = self.put_parallel_on(&pool, bytes, es);
+        self.pool = Some(pool);
+        r
+    }
+
+    fn put_parallel_on(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        bytes: &[u8],
+        es: usize,
+    ) -> Result<Vec<Hash>, TapeError> {
+        use rayon::prelude::*;
+        let chunks: Vec<&[u8]> = bytes.chunks(self.opts.chunk_size).collect();
+        let hashes: Vec<Hash> = pool.install(|| {
+            chunks
+                .par_iter()
+                .map(|c| *blake3::hash(c).as_bytes())
+                .collect()
+        });
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, h) in hashes.iter().enumerate() {
+            if !self.chunks.contains_key(h) && seen.insert(*h) {
+                fresh.push(i);
+            }
+        }
+        let level = self.opts.zstd_level;
+        let batch = 4 * pool.current_num_threads();
+        for group in fresh.chunks(batch) {
+            let encoded: Vec<std::io::Result<(Encoded, Vec<u8>)>> = pool.install(|| {
+                group
+                    .par_iter()
+                    .map(|&i| {
+                        THREAD_ENCODER.with(|cell| {
+                            let mut slot = cell.borrow_mut();
+                            if slot.as_ref().is_none_or(|e| e.level() != level) {
+                                *slot = Some(Encoder::new(level)?);
+                            }
+                            let enc = slot.as_mut().expect("just set");
+                            let e = enc.encode(chunks[i], es, true)?;
+                            let stored = if e.codec == Codec::Zstd {
+                                std::mem::take(&mut enc.packed)
+                            } else {
+                                Vec::new()
+                            };
+                            Ok((e, stored))
+                        })
+                    })
+                    .collect()
+            });
+            for (&i, r) in group.iter().zip(encoded) {
+                let (e, packed) = r.map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
+                let raw = chunks[i];
+                let stored = if e.codec == Codec::Zstd {
+                    &packed[..]
+                } else {
+                    raw
+                };
+                let at = self.write_encoded(FrameKind::Chunk, raw.len(), hashes[i], e, stored)?;
+                self.chunks.insert(hashes[i], at);
+                self.raw_bytes += raw.len() as u64;
+            }
         }
         Ok(hashes)
     }
@@ -522,5 +591,38 @@ mod tests {
         assert_eq!(&hb[..4], &ha[..]);
         let s = w.finish().unwrap();
         assert_eq!((s.chunks, s.raw_bytes), (2, 2048));
+    }
+
+    #[test]
+    fn threads_do_not_change_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| ((i % 1000) as f32 * 0.37).cos().to_le_bytes())
+            .collect();
+        let mut files = Vec::new();
+        for threads in [1, 3] {
+            let path = dir.path().join(format!("t{threads}.tape"));
+            let opts = WriterOptions {
+                threads,
+                chunk_size: 4096,
+                ..WriterOptions::default()
+            };
+            let mut w = TapeWriter::create(&path, &TapeHeader::default(), opts).unwrap();
+            let a = w.put_tensor(&data, 4).unwrap();
+            let b = w.put_tensor(&data[..100_000], 4).unwrap();
+            assert_eq!(&a[..24], &b[..24]);
+            w.finish().unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert_eq!(files[0], files[1]);
+    }
+
+    #[test]
+    fn writer_moves_to_a_worker_thread_and_readers_share() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<TapeWriter>();
+        send::<crate::tape::TapeReader>();
+        sync::<crate::tape::TapeReader>();
     }
 }
