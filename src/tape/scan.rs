@@ -232,9 +232,15 @@ struct Dataflow {
     chunk_lens: HashMap<Hash, u64>,
     /// (len, hash) of each output of each ended launch (Verify mode only).
     outputs: HashMap<u64, Vec<(u64, Hash)>>,
+    /// Rows (all dimensions but the last) of each output, for row-span references.
+    out_rows: HashMap<u64, Vec<u64>>,
 }
 
 impl Dataflow {
+    fn rows_of(&self, seq: u64, index: u32) -> u64 {
+        self.out_rows.get(&seq).and_then(|r| r.get(index as usize)).copied().unwrap_or(1)
+    }
+
     fn check(&mut self, rec: &Record) -> Vec<String> {
         if self.mode != Some(ScanMode::Verify) {
             return Vec::new();
@@ -274,12 +280,33 @@ impl Dataflow {
                         t.role
                     )),
                 },
+                Storage::Rows(spans) => {
+                    // Each span must lie inside an output already on the tape; the assembled bytes'
+                    // hash is checked when the tensor is read (tensor_bytes).
+                    let mut total = 0u64;
+                    for sp in spans {
+                        match self.outputs.get(&sp.seq).and_then(|o| o.get(sp.index as usize)) {
+                            Some(&(len, _)) => total += sp.rows.saturating_mul(len / self.rows_of(sp.seq, sp.index).max(1)),
+                            None => problems.push(format!(
+                                "tensor `{}` cites rows of output {} of launch {}, which is not on the tape before it",
+                                t.role, sp.index, sp.seq
+                            )),
+                        }
+                    }
+                    if total != t.len && problems.is_empty() {
+                        problems.push(format!("tensor `{}`: its row spans hold {total} bytes, tensor says {}", t.role, t.len));
+                    }
+                }
                 Storage::Weight { .. } | Storage::HashOnly => {}
             }
         }
         if let Record::End(e) = rec {
             self.outputs
                 .insert(e.seq, e.outputs.iter().map(|t| (t.len, t.hash)).collect());
+            self.out_rows.insert(
+                e.seq,
+                e.outputs.iter().map(|t| t.shape.iter().rev().skip(1).product::<u64>().max(1)).collect(),
+            );
         }
         problems
     }
