@@ -411,3 +411,51 @@ mod props {
         }
     }
 }
+
+/// Dequantisation throughput, one row at a time as the matmul loops call it. Run with
+/// `cargo test --release --test tests dequant_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dequant_throughput() {
+    use greta::model::quant::dequantize_row;
+    use greta::model::synth_weights::{Fill, make_tensor};
+    const COLS: usize = 4096;
+    const ROWS: usize = 32; // cache-resident: measures the arithmetic, not memory bandwidth
+    const REPS: usize = 256;
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q4K,
+        DType::Q6K,
+    ] {
+        let bytes = make_tensor(1, "w", dtype, ROWS, COLS, Fill::Uniform(0.1));
+        let rb = dtype.bytes_for(COLS).unwrap();
+        let mut out = vec![0f32; COLS];
+        let mut sum = 0f32;
+        let t = std::time::Instant::now();
+        for _ in 0..REPS {
+            for row in bytes.chunks_exact(rb) {
+                dequantize_row(dtype, row, &mut out).unwrap();
+                sum += out[7];
+            }
+        }
+        let s = t.elapsed().as_secs_f64();
+        let elems = (REPS * ROWS * COLS) as f64;
+        eprintln!("{dtype:>5}: {:7.2} Gelem/s ({sum})", elems / s / 1e9);
+    }
+    // Baseline: copying the same number of f32 values.
+    let src = vec![1f32; COLS];
+    let mut out = vec![0f32; COLS];
+    let t = std::time::Instant::now();
+    for _ in 0..REPS * ROWS {
+        out.copy_from_slice(std::hint::black_box(&src));
+    }
+    eprintln!(
+        " copy: {:7.2} Gelem/s",
+        (REPS * ROWS * COLS) as f64 / t.elapsed().as_secs_f64() / 1e9
+    );
+}

@@ -129,7 +129,7 @@ impl GgufWriter {
     }
 
     /// Header bytes (through the padding before the data) and each tensor's offset and size.
-    fn header(&self) -> Result<(Vec<u8>, Vec<(u64, usize)>), GgufError> {
+    fn header(&self) -> Result<(Vec<u8>, Placement), GgufError> {
         let alignment = self.alignment()?;
         let mut out = Vec::new();
         out.extend_from_slice(&GGUF_MAGIC.to_le_bytes());
@@ -247,6 +247,9 @@ impl GgufWriter {
         Ok(())
     }
 }
+
+/// Each tensor's (offset from the data section, size in bytes).
+type Placement = Vec<(u64, usize)>;
 
 /// Internal: an encoding error or an I/O error of the sink (which gets its path at the call site).
 enum WriteError {
