@@ -453,6 +453,7 @@ fn dequant_throughput() {
     let t = std::time::Instant::now();
     for _ in 0..REPS * ROWS {
         out.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut out);
     }
     eprintln!(
         " copy: {:7.2} Gelem/s",
