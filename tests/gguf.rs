@@ -491,3 +491,30 @@ fn dequant_throughput() {
         (REPS * ROWS * COLS) as f64 / t.elapsed().as_secs_f64() / 1e9
     );
 }
+
+/// Generation time of the larger presets. Run with
+/// `cargo test --release --test tests synth_generation_time -- --ignored --nocapture`;
+/// `GRETA_SYNTH_KEEP=dir` keeps the files for inspection.
+#[test]
+#[ignore]
+fn synth_generation_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("GRETA_SYNTH_KEEP")
+        .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    for (preset, dtype) in [
+        (Preset::Smollm2, DType::Q4K),
+        (Preset::Smollm2, DType::Q4_1),
+        (Preset::Smollm2, DType::F32),
+    ] {
+        let path = dir.join(format!("{preset}-{dtype}.gguf"));
+        let t = std::time::Instant::now();
+        let cfg = generate(preset, dtype, 1, &path).unwrap();
+        let g = Gguf::open(&path).unwrap();
+        assert_eq!(LlamaConfig::from_gguf(&g).unwrap(), cfg);
+        eprintln!(
+            "{preset} {dtype}: {:.2} s, {} MB",
+            t.elapsed().as_secs_f64(),
+            g.file_size() >> 20
+        );
+    }
+}
