@@ -305,6 +305,12 @@ fn truncated_files_give_typed_errors() {
         Gguf::open(&dir.path().join("nope.gguf")),
         Err(GgufError::Io { .. })
     ));
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        Gguf::open(&empty),
+        Err(GgufError::Truncated { offset: 0, .. })
+    ));
 }
 
 #[test]
