@@ -223,6 +223,9 @@ fn writer_rejects_bad_tensors_and_mixed_arrays() {
     let mut w = GgufWriter::new();
     w.add_metadata("m", Value::Array(vec![Value::U8(1), Value::I8(1)]));
     assert!(matches!(w.to_bytes(), Err(GgufError::Unwritable(_))));
+    let mut w = GgufWriter::new();
+    w.add_tensor(&"n".repeat(65), vec![1], DType::F32, vec![0; 4]);
+    assert!(matches!(w.to_bytes(), Err(GgufError::BadTensor { .. })));
 }
 
 #[test]
@@ -500,18 +503,23 @@ fn dequant_throughput() {
 
 /// Generation time of the larger presets. Run with
 /// `cargo test --release --test tests synth_generation_time -- --ignored --nocapture`;
-/// `GRETA_SYNTH_KEEP=dir` keeps the files for inspection.
+/// `GRETA_SYNTH_KEEP=dir` keeps the files for inspection, `GRETA_SYNTH_LLAMA3=1` adds Llama-3-8B.
 #[test]
 #[ignore]
 fn synth_generation_time() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::env::var_os("GRETA_SYNTH_KEEP")
         .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
-    for (preset, dtype) in [
+    let mut cases = vec![
         (Preset::Smollm2, DType::Q4K),
         (Preset::Smollm2, DType::Q4_1),
         (Preset::Smollm2, DType::F32),
-    ] {
+    ];
+    // Llama-3-8B at Q4_K_M is a 4.6 GB file: only on request.
+    if std::env::var_os("GRETA_SYNTH_LLAMA3").is_some() {
+        cases.push((Preset::Llama3_8b, DType::Q4K));
+    }
+    for (preset, dtype) in cases {
         let path = dir.join(format!("{preset}-{dtype}.gguf"));
         let t = std::time::Instant::now();
         let cfg = generate(preset, dtype, 1, &path).unwrap();
