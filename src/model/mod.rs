@@ -11,6 +11,7 @@ mod cursor;
 pub mod error;
 pub mod ggml;
 pub mod gguf;
+pub mod parse;
 pub mod quant;
 pub mod synth;
 pub mod synth_vocab;

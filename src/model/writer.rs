@@ -252,6 +252,13 @@ impl GgufWriter {
             w.flush().map_err(io)?;
         }
         tmp.as_file().sync_all().map_err(io)?;
+        // Temporary files are created private (0600); a model file is an ordinary readable file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o644);
+            tmp.as_file().set_permissions(perms).map_err(io)?;
+        }
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())
     }
