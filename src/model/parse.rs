@@ -12,7 +12,7 @@ use super::gguf::{
 use super::value::{Value, ValueType};
 use std::collections::{BTreeMap, HashMap};
 
-/// The parsed header of a GGUF byte buffer (what [`Gguf`] holds besides the mapping).
+/// The parsed header of a GGUF byte buffer (what [`super::gguf::Gguf`] holds besides the mapping).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     /// Format version.
