@@ -14,7 +14,8 @@
 //! not supported; version 3 only added big-endian files, which read here as a huge version number and are
 //! rejected. The file is untrusted: every count is checked against a named cap and against the bytes left
 //! before anything is allocated, and every error names the key, tensor or offset. Tensor data is never
-//! copied: [`Gguf::tensor`] hands out a [`Bytes::Mapped`] view of the mapping.
+//! copied: [`Gguf::tensor`] hands out a [`Bytes::Mapped`] view of the mapping. The parser itself is in
+//! [`super::parse`]; the writer of the same layout in [`super::writer`].
 //!
 //! ```no_run
 //! # fn main() -> Result<(), greta::model::gguf::GgufError> {
