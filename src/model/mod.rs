@@ -3,11 +3,10 @@
 //! - [`gguf`]: the GGUF v2/v3 reader on memmap2 (tensors are views into the mapping), with its
 //!   defensive header parser ([`parse`]), metadata values ([`value`]), GGML type ids ([`ggml`]) and
 //!   typed errors ([`error`]);
-//! - [`writer`]: the GGUF v3 writer (synthetic models, tests);
+//! - [`writer`]: the GGUF v3 writer (synthetic models built from [`synth_weights`] and [`synth_vocab`]);
 //! - [`quant`]: dequantisation to f32, bit-exact with the `gguf` Python package;
 //! - [`config`]: llama hyper-parameters from GGUF metadata, validated against the tensors;
-//! - [`synth`]: deterministic synthetic llama models written as real GGUF files (weights from
-//!   [`synth_weights`], a SmolLM2-style vocabulary from [`synth_vocab`]).
+//! - [`synth`]: deterministic synthetic llama models written as real GGUF files.
 
 pub mod config;
 mod cursor;
