@@ -108,6 +108,37 @@ fn smollm2_metadata_and_tensors() {
     assert_eq!(n.as_f32().map(<[f32]>::len), Some(576));
 }
 
+/// The first rows of real SmolLM2 weights dequantise to what `gguf.quants.dequantize` gives: FNV-1a of
+/// their little-endian f32 bytes, computed with gguf 0.19.0 on the first 8 rows.
+#[test]
+fn smollm2_dequant_matches_gguf_py() {
+    let Some(path) = smollm2() else { return };
+    let g = Gguf::open(&path).unwrap();
+    let fnv = |b: &[u8]| {
+        b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+            (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    for (name, want) in [
+        ("token_embd.weight", 0x905a_6c28_3d4e_4168u64),
+        ("blk.0.attn_q.weight", 0x53e6_8142_eec0_d9ca),
+        ("blk.29.ffn_down.weight", 0x5a86_1a7d_d6af_4def),
+        ("output_norm.weight", 0xea81_4bed_6299_e304),
+    ] {
+        let t = g.tensor(name).unwrap();
+        let cols = t.shape[t.shape.len() - 1];
+        let rows = t.rows().min(8);
+        let rb = greta::model::quant::row_bytes(t.dtype, cols).unwrap();
+        let bytes = &g.tensor_bytes(name).unwrap()[..rows * rb];
+        let mut out = vec![0f32; rows * cols];
+        for (r, o) in bytes.chunks_exact(rb).zip(out.chunks_exact_mut(cols)) {
+            greta::model::quant::dequantize_row(t.dtype, r, o).unwrap();
+        }
+        let le: Vec<u8> = out.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(fnv(&le), want, "{name}");
+    }
+}
+
 #[test]
 fn smollm2_config() {
     let Some(path) = smollm2() else { return };
@@ -192,6 +223,9 @@ fn writer_rejects_bad_tensors_and_mixed_arrays() {
     let mut w = GgufWriter::new();
     w.add_metadata("m", Value::Array(vec![Value::U8(1), Value::I8(1)]));
     assert!(matches!(w.to_bytes(), Err(GgufError::Unwritable(_))));
+    let mut w = GgufWriter::new();
+    w.add_tensor(&"n".repeat(65), vec![1], DType::F32, vec![0; 4]);
+    assert!(matches!(w.to_bytes(), Err(GgufError::BadTensor { .. })));
 }
 
 #[test]
@@ -273,6 +307,12 @@ fn truncated_files_give_typed_errors() {
     assert!(matches!(
         Gguf::open(&dir.path().join("nope.gguf")),
         Err(GgufError::Io { .. })
+    ));
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        Gguf::open(&empty),
+        Err(GgufError::Truncated { offset: 0, .. })
     ));
 }
 
@@ -409,5 +449,86 @@ mod props {
             b[at] ^= xor;
             let _ = parse(&b);
         }
+    }
+}
+
+/// Dequantisation throughput, one row at a time as the matmul loops call it. Run with
+/// `cargo test --release --test tests dequant_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dequant_throughput() {
+    use greta::model::quant::dequantize_row;
+    use greta::model::synth_weights::{Fill, make_tensor};
+    const COLS: usize = 4096;
+    const ROWS: usize = 32; // cache-resident: measures the arithmetic, not memory bandwidth
+    const REPS: usize = 256;
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q4K,
+        DType::Q6K,
+    ] {
+        let bytes = make_tensor(1, "w", dtype, ROWS, COLS, Fill::Uniform(0.1));
+        let rb = dtype.bytes_for(COLS).unwrap();
+        let mut out = vec![0f32; COLS];
+        let mut sum = 0f32;
+        let t = std::time::Instant::now();
+        for _ in 0..REPS {
+            for row in bytes.chunks_exact(rb) {
+                dequantize_row(dtype, row, &mut out).unwrap();
+                sum += out[7];
+            }
+        }
+        let s = t.elapsed().as_secs_f64();
+        let elems = (REPS * ROWS * COLS) as f64;
+        eprintln!("{dtype:>5}: {:7.2} Gelem/s ({sum})", elems / s / 1e9);
+    }
+    // Baseline: copying the same number of f32 values.
+    let src = vec![1f32; COLS];
+    let mut out = vec![0f32; COLS];
+    let t = std::time::Instant::now();
+    for _ in 0..REPS * ROWS {
+        out.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut out);
+    }
+    eprintln!(
+        " copy: {:7.2} Gelem/s",
+        (REPS * ROWS * COLS) as f64 / t.elapsed().as_secs_f64() / 1e9
+    );
+}
+
+/// Generation time of the larger presets. Run with
+/// `cargo test --release --test tests synth_generation_time -- --ignored --nocapture`;
+/// `GRETA_SYNTH_KEEP=dir` keeps the files for inspection, `GRETA_SYNTH_LLAMA3=1` adds Llama-3-8B.
+#[test]
+#[ignore]
+fn synth_generation_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("GRETA_SYNTH_KEEP")
+        .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    let mut cases = vec![
+        (Preset::Smollm2, DType::Q4K),
+        (Preset::Smollm2, DType::Q4_1),
+        (Preset::Smollm2, DType::F32),
+    ];
+    // Llama-3-8B at Q4_K_M is a 4.6 GB file: only on request.
+    if std::env::var_os("GRETA_SYNTH_LLAMA3").is_some() {
+        cases.push((Preset::Llama3_8b, DType::Q4K));
+    }
+    for (preset, dtype) in cases {
+        let path = dir.join(format!("{preset}-{dtype}.gguf"));
+        let t = std::time::Instant::now();
+        let cfg = generate(preset, dtype, 1, &path).unwrap();
+        let g = Gguf::open(&path).unwrap();
+        assert_eq!(LlamaConfig::from_gguf(&g).unwrap(), cfg);
+        eprintln!(
+            "{preset} {dtype}: {:.2} s, {} MB",
+            t.elapsed().as_secs_f64(),
+            g.file_size() >> 20
+        );
     }
 }

@@ -221,3 +221,66 @@ fn check_tensor(t: &TensorInfo, dims: &[u64]) -> Result<(), GgufError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::synth::{Preset, generate};
+    use crate::model::value::Value;
+    use crate::model::writer::GgufWriter;
+
+    /// The tiny synthetic model with some metadata replaced or removed (`None`).
+    fn tiny_with(edits: &[(&str, Option<Value>)]) -> Result<LlamaConfig, GgufError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        generate(Preset::Tiny, DType::F32, 1, &path).unwrap();
+        let g = Gguf::open(&path).unwrap();
+        let mut w = GgufWriter::new();
+        for (k, v) in &g.metadata {
+            match edits.iter().find(|(e, _)| e == k) {
+                Some((_, Some(nv))) => w.add_metadata(k, nv.clone()),
+                Some((_, None)) => &mut w,
+                None => w.add_metadata(k, v.clone()),
+            };
+        }
+        for t in &g.tensors {
+            w.add_tensor(
+                &t.name,
+                t.dims.clone(),
+                t.dtype,
+                g.tensor_bytes(&t.name).unwrap().to_vec(),
+            );
+        }
+        let out = dir.path().join("edited.gguf");
+        w.write(&out).unwrap();
+        LlamaConfig::from_gguf(&Gguf::open(&out).unwrap())
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_keys_are_absent() {
+        let c = tiny_with(&[
+            ("llama.attention.head_count_kv", None),
+            ("llama.rope.freq_base", None),
+            ("llama.rope.dimension_count", None),
+            ("llama.vocab_size", None),
+        ]);
+        // Without head_count_kv the kv heads default to the query heads, so attn_k no longer fits.
+        assert!(
+            matches!(c, Err(GgufError::BadTensor { tensor, .. }) if tensor == "blk.0.attn_k.weight")
+        );
+        let c = tiny_with(&[("llama.rope.freq_base", None), ("llama.vocab_size", None)]).unwrap();
+        assert_eq!((c.rope_theta, c.vocab, c.rope_dim), (10_000.0, 300, 16));
+    }
+
+    #[test]
+    fn bad_metadata_is_named() {
+        let c = tiny_with(&[("llama.block_count", None)]);
+        assert!(matches!(c, Err(GgufError::MissingKey(k)) if k == "llama.block_count"));
+        let c = tiny_with(&[("llama.attention.head_count_kv", Some(Value::U32(3)))]);
+        assert!(matches!(c, Err(GgufError::BadConfig(_))));
+        let c = tiny_with(&[("llama.embedding_length", Some(Value::String("64".into())))]);
+        assert!(
+            matches!(c, Err(GgufError::WrongType { key, .. }) if key == "llama.embedding_length")
+        );
+    }
+}

@@ -1,7 +1,9 @@
 //! Models: the GGUF reader and writer, dequantisation, model configuration, tokenizer, synthetic models.
 //!
-//! - [`gguf`]: the defensive GGUF v2/v3 reader on memmap2 (tensors are views into the mapping);
-//! - [`writer`]: the GGUF v3 writer (synthetic models, tests);
+//! - [`gguf`]: the GGUF v2/v3 reader on memmap2 (tensors are views into the mapping), with its
+//!   defensive header parser ([`parse`]), metadata values ([`value`]), GGML type ids ([`ggml`]) and
+//!   typed errors ([`error`]);
+//! - [`writer`]: the GGUF v3 writer (synthetic models built from [`synth_weights`] and [`synth_vocab`]);
 //! - [`quant`]: dequantisation to f32, bit-exact with the `gguf` Python package;
 //! - [`config`]: llama hyper-parameters from GGUF metadata, validated against the tensors;
 //! - [`synth`]: deterministic synthetic llama models written as real GGUF files.
@@ -12,6 +14,7 @@ mod cursor;
 pub mod error;
 pub mod ggml;
 pub mod gguf;
+pub mod parse;
 pub mod quant;
 pub mod synth;
 pub mod synth_vocab;

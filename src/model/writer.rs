@@ -17,7 +17,7 @@
 
 use super::error::GgufError;
 use super::ggml::ggml_from_dtype;
-use super::gguf::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ALIGNMENT};
+use super::gguf::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ALIGNMENT, MAX_KEY_LEN, MAX_TENSOR_NAME};
 use super::value::{Value, ValueType};
 use crate::launch::DType;
 use std::io::{BufWriter, Write};
@@ -129,7 +129,7 @@ impl GgufWriter {
     }
 
     /// Header bytes (through the padding before the data) and each tensor's offset and size.
-    fn header(&self) -> Result<(Vec<u8>, Vec<(u64, usize)>), GgufError> {
+    fn header(&self) -> Result<(Vec<u8>, Placement), GgufError> {
         let alignment = self.alignment()?;
         let mut out = Vec::new();
         out.extend_from_slice(&GGUF_MAGIC.to_le_bytes());
@@ -137,6 +137,12 @@ impl GgufWriter {
         out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
         out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (k, v) in &self.metadata {
+            if k.len() as u64 > MAX_KEY_LEN {
+                return Err(GgufError::Unwritable(format!(
+                    "metadata key of {} bytes is above {MAX_KEY_LEN}",
+                    k.len()
+                )));
+            }
             put_string(&mut out, k);
             out.extend_from_slice(&(v.value_type() as u32).to_le_bytes());
             put_value(&mut out, k, v)?;
@@ -148,6 +154,9 @@ impl GgufWriter {
                 tensor: t.name.clone(),
                 what,
             };
+            if t.name.len() as u64 > MAX_TENSOR_NAME {
+                return Err(bad(format!("name is above {MAX_TENSOR_NAME} bytes")));
+            }
             let ggml = ggml_from_dtype(t.dtype)
                 .ok_or_else(|| bad(format!("dtype {} has no GGML type", t.dtype)))?;
             let numel = t
@@ -243,10 +252,20 @@ impl GgufWriter {
             w.flush().map_err(io)?;
         }
         tmp.as_file().sync_all().map_err(io)?;
+        // Temporary files are created private (0600); a model file is an ordinary readable file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o644);
+            tmp.as_file().set_permissions(perms).map_err(io)?;
+        }
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())
     }
 }
+
+/// Each tensor's (offset from the data section, size in bytes).
+type Placement = Vec<(u64, usize)>;
 
 /// Internal: an encoding error or an I/O error of the sink (which gets its path at the call site).
 enum WriteError {
