@@ -303,7 +303,7 @@ fn main() {
 
     // 5. route costs: invariant vs default, f64 vs f32.
     println!("\n## Route costs (greta run, best of {})", o.reps);
-    let mut row = |label: &str, extra: &[&str]| {
+    let row = |label: &str, extra: &[&str]| {
         let (_, j) = best(o.reps, || {
             let (_, j) = timed(&cmd("run", base(&o, extra)));
             (1.0 / f(&j, "decode_tok_s"), j)

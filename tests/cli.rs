@@ -32,3 +32,30 @@ fn bad_inputs() {
     fails_cleanly(&["run", "--model", t, "--tokens", "1", "--backend", "hip"], "GPU");
     fails_cleanly(&["ls", "/nonexistent.tape"], "");
 }
+
+#[test]
+fn unsupported_architecture_and_tensor_type() {
+    use greta::model::value::Value;
+    use greta::model::writer::GgufWriter;
+    let d = tmp();
+    let p = d.path().join("qwen.gguf");
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", Value::String("qwen2".into()));
+    w.add_tensor("token_embd.weight", vec![4, 8], greta::launch::DType::F32, vec![0u8; 128]);
+    w.write(&p).unwrap();
+    fails_cleanly(&["run", "--model", p.to_str().unwrap(), "--tokens", "1"], "qwen2");
+    // A tensor type greta does not know (GGML type 6, Q5_0) in an otherwise valid file.
+    let t = tiny();
+    let mut bytes = std::fs::read(&t).unwrap();
+    let g = greta::model::gguf::Gguf::open(&t).unwrap();
+    let name = b"blk.0.attn_q.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    // name, then n_dims (u32), dims (u64 each), then the type (u32).
+    let nd = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * nd;
+    bytes[ty..ty + 4].copy_from_slice(&6u32.to_le_bytes());
+    drop(g);
+    let bad = d.path().join("q5.gguf");
+    std::fs::write(&bad, &bytes).unwrap();
+    fails_cleanly(&["run", "--model", bad.to_str().unwrap(), "--tokens", "1"], "blk.0.attn_q.weight");
+}

@@ -181,3 +181,35 @@ fn hashes_capture_is_small_and_still_diffs() {
     let m2 = json(&greta_ok(&["manifest", hashes.to_str().unwrap()]));
     assert_eq!(m1["fingerprint"], m2["fingerprint"]);
 }
+
+#[test]
+fn smollm2_replay_reference_and_prefill_vs_decode() {
+    let d = tmp();
+    let m = smollm2();
+    let ms = m.to_str().unwrap();
+    let rec = |name: &str, extra: &[&str]| {
+        let out = d.path().join(name);
+        let mut a = vec!["record", "--model", ms, "--chat", "--prompt", "What is the capital of France?", "--max-tokens", "2", "--probe-last-token", "--out", out.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        greta_ok(&a);
+        out
+    };
+    let t = rec("s.tape", &[]);
+    let ts = t.to_str().unwrap();
+    // Every launch of decode step 0 replays bit-exact on its own route.
+    let rows = json(&greta_ok(&["replay", ts, "--phase", "decode0", "--json"]));
+    assert_eq!(rows.as_array().unwrap().len(), 30 * 16 + 4, "30 layers of 16 launches (fused attention) + 4 global");
+    assert!(rows.as_array().unwrap().iter().all(|r| r["bit_exact"] == true));
+    // f32 vs the f64 reference on the same inputs: small, non-zero.
+    let r = json(&greta_ok(&["replay", ts, "--phase", "decode0", "--layer", "29", "--stage", "down", "--reference", "f64", "--json"]));
+    let local = &r[0]["local"];
+    assert!(local["max_ulp"].as_u64().unwrap() > 0 && local["rel_l2"].as_f64().unwrap() < F32_LOCAL_MAX_REL_L2, "{local}");
+    assert!(r[0]["inherited"]["rel_l2"].as_f64().unwrap() >= local["rel_l2"].as_f64().unwrap(), "{r}");
+    // Default routes: prefill (gemm_tiled) and decode (gemv) first differ at the first matmul.
+    let v = json(&greta_s(&["diff", ts, "--prefill-vs-decode", "--json"]).1);
+    assert_eq!((v["first_divergence"]["layer"].as_u64(), v["first_divergence"]["stage"].as_str()), (Some(0), Some("q_proj")));
+    // Invariant routes: bit-identical at every stage.
+    let i = rec("i.tape", &["--routes", "invariant"]);
+    let (code, out, _) = greta_s(&["diff", i.to_str().unwrap(), "--prefill-vs-decode"]);
+    assert_eq!(code, 0, "{out}");
+}
