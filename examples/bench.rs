@@ -301,6 +301,29 @@ fn main() {
         std::fs::remove_file(&p).ok();
     }
 
+    // 4b. replay of one stage: a short tape vs the long one (only that launch's frames are read).
+    let short = dir.path().join("short.tape");
+    let mut args = base(&o, &["--out", &short.display().to_string()]);
+    let k = args.iter().position(|a| a == "--max-tokens").expect("max-tokens") + 1;
+    args[k] = "2".into();
+    timed(&cmd("record", args));
+    println!("\n## Replay one stage (decode0, layer 0, down) from a short and a long tape (`greta replay`, best of 5)");
+    for (name, p) in [("2-token tape", &short), (&format!("{}-token tape", o.tokens) as &str, &tape)] {
+        let size = std::fs::metadata(p).unwrap().len();
+        let ps = p.display().to_string();
+        let (s, _) = best(5, || {
+            let t = Instant::now();
+            let out = Command::new(greta())
+                .args(["replay", &ps, "--phase", "decode0", "--layer", "0", "--stage", "down"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            (t.elapsed().as_secs_f64(), ())
+        });
+        println!("{name}: {:.1} MB: replay {:.1} ms", size as f64 / 1e6, s * 1e3);
+        report.insert(format!("replay_ms_{}", name.split('-').next().unwrap_or(name)), (s * 1e3).into());
+    }
+
     // 5. route costs: invariant vs default, f64 vs f32.
     println!("\n## Route costs (greta run, best of {})", o.reps);
     let row = |label: &str, extra: &[&str]| {

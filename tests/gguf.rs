@@ -32,16 +32,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 #[test]
 fn dequant_fixtures_are_bit_exact_with_gguf_py() {
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4_1,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
+    for dtype in DType::WEIGHT_TYPES {
         let raw = fixture(&format!("{dtype}.bin"));
         let want: Vec<u32> = fixture(&format!("{dtype}.f32"))
             .chunks_exact(4)
@@ -462,16 +453,7 @@ fn dequant_throughput() {
     const COLS: usize = 4096;
     const ROWS: usize = 32; // cache-resident: measures the arithmetic, not memory bandwidth
     const REPS: usize = 256;
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4_1,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
+    for dtype in DType::WEIGHT_TYPES {
         let bytes = make_tensor(1, "w", dtype, ROWS, COLS, Fill::Uniform(0.1));
         let rb = dtype.bytes_for(COLS).unwrap();
         let mut out = vec![0f32; COLS];

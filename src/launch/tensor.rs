@@ -36,6 +36,10 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every type a GGUF weight may have here.
+    pub const WEIGHT_TYPES: [DType; 8] =
+        [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4K, DType::Q6K];
+
     /// (elements per block, bytes per block).
     pub fn block(self) -> (usize, usize) {
         match self {

@@ -310,16 +310,7 @@ mod tests {
     #[test]
     fn tiny_reads_back_with_its_config() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [
-            DType::F32,
-            DType::F16,
-            DType::BF16,
-            DType::Q8_0,
-            DType::Q4_0,
-            DType::Q4_1,
-            DType::Q4K,
-            DType::Q6K,
-        ] {
+        for dtype in DType::WEIGHT_TYPES {
             let path = dir.path().join(format!("tiny-{dtype}.gguf"));
             let cfg = generate(Preset::Tiny, dtype, 1, &path).unwrap();
             let g = Gguf::open(&path).unwrap();

@@ -173,16 +173,7 @@ mod tests {
     #[test]
     fn quantized_rows_have_the_asked_magnitude() {
         let a = 0.1f32;
-        for dtype in [
-            DType::F32,
-            DType::F16,
-            DType::BF16,
-            DType::Q8_0,
-            DType::Q4_0,
-            DType::Q4_1,
-            DType::Q4K,
-            DType::Q6K,
-        ] {
+        for dtype in DType::WEIGHT_TYPES {
             let bytes = make_tensor(7, "w", dtype, 4, 512, Fill::Uniform(a));
             let v = dequantize_to_vec(dtype, &bytes, 4 * 512).unwrap();
             let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));

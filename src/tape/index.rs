@@ -57,6 +57,22 @@ pub struct IndexEntry {
     pub end: Option<RecordLoc>,
 }
 
+impl IndexEntry {
+    /// The entry of a launch whose begin record is at `begin` and whose end is not written yet.
+    pub fn begun(b: &crate::tape::LaunchBegin, begin: RecordLoc) -> IndexEntry {
+        IndexEntry {
+            seq: b.seq,
+            phase: b.phase,
+            layer: b.layer,
+            stage: b.stage,
+            route: b.route,
+            has_end: false,
+            begin,
+            end: None,
+        }
+    }
+}
+
 fn stage_code(s: Stage) -> u8 {
     // Stable codes: never renumber, only append.
     match s {

@@ -196,16 +196,7 @@ fn records(
                     return Err((at, format!("launch {} begun twice", b.seq)));
                 }
                 by_seq.insert(b.seq, s.launches.len());
-                s.launches.push(IndexEntry {
-                    seq: b.seq,
-                    phase: b.phase,
-                    layer: b.layer,
-                    stage: b.stage,
-                    route: b.route,
-                    has_end: false,
-                    begin: loc,
-                    end: None,
-                });
+                s.launches.push(IndexEntry::begun(b, loc));
             }
             Record::End(e) => {
                 let i = *by_seq

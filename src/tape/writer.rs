@@ -404,16 +404,7 @@ impl TapeWriter {
             (Record::Begin(b), _) => {
                 self.by_seq.insert(b.seq, self.launches.len());
                 self.pending_locs.push((self.launches.len(), false, pos));
-                self.launches.push(IndexEntry {
-                    seq: b.seq,
-                    phase: b.phase,
-                    layer: b.layer,
-                    stage: b.stage,
-                    route: b.route,
-                    has_end: false,
-                    begin: placeholder,
-                    end: None,
-                });
+                self.launches.push(IndexEntry::begun(b, placeholder));
             }
             (Record::End(_), Some(i)) => {
                 self.launches[i].has_end = true;
