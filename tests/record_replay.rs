@@ -213,3 +213,28 @@ fn smollm2_replay_reference_and_prefill_vs_decode() {
     let (code, out, _) = greta_s(&["diff", i.to_str().unwrap(), "--prefill-vs-decode"]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn crash_inside_a_kernel_names_the_launch() {
+    let d = tmp();
+    let out = d.path().join("crash.tape");
+    let model = tiny();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(["record", "--model", model.to_str().unwrap(), "--tokens", "5,17,42", "--max-tokens", "3", "--sync", "--out", out.to_str().unwrap()])
+        .env("GRETA_DEBUG_CRASH_AT_SEQ", "40")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the process was meant to die");
+    // The tape was never completed: it is left as .incomplete and opens by scanning.
+    assert!(!out.exists());
+    let inc = greta::tape::incomplete_path(&out);
+    let (code, text, err) = greta_s(&["ls", inc.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    let last = text.lines().last().unwrap();
+    assert!(last.trim_start().starts_with("40 ") && last.contains("INCOMPLETE"), "{text}");
+    // Its inputs are on the tape.
+    let show = json(&greta_ok(&["show", inc.to_str().unwrap(), "40", "--json"]));
+    assert_eq!(show["complete"], false);
+    assert!(!show["inputs"].as_array().unwrap().is_empty());
+}

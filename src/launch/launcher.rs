@@ -76,12 +76,16 @@ pub struct Launcher {
     hooks: Vec<OutputHook>,
     seq: u64,
     phase: Phase,
+    crash_at: Option<u64>,
 }
 
 impl Launcher {
     /// A launcher on `backend` with `policy`.
     pub fn new(backend: Arc<dyn Backend>, policy: RoutePolicy) -> Launcher {
-        Launcher { backend, policy, observers: Vec::new(), hooks: Vec::new(), seq: 0, phase: Phase::Prefill }
+        // GRETA_DEBUG_CRASH_AT_SEQ=N aborts the process inside launch N, after its Begin was recorded: a
+        // stand-in for a kernel that takes the process down, to test crash forensics. Never set it otherwise.
+        let crash_at = std::env::var("GRETA_DEBUG_CRASH_AT_SEQ").ok().and_then(|v| v.parse().ok());
+        Launcher { backend, policy, observers: Vec::new(), hooks: Vec::new(), seq: 0, phase: Phase::Prefill, crash_at }
     }
 
     /// The backend.
@@ -148,6 +152,9 @@ impl Launcher {
         self.seq += 1;
         for o in &mut self.observers {
             o.begin(&info, inputs).map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+        }
+        if self.crash_at == Some(info.seq) {
+            std::process::abort();
         }
         let t0 = Instant::now();
         let mut outputs = self.backend.execute(stage, route, &params, inputs).map_err(|source| {
