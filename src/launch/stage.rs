@@ -133,6 +133,35 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// Names of the stage's inputs, in order (docs/STAGES.md).
+    pub fn input_roles(self) -> &'static [&'static str] {
+        match self {
+            Stage::Embed => &["ids", "table"],
+            Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => &["x", "w"],
+            s if s.is_matmul() => &["x", "w"],
+            Stage::RopeQ | Stage::RopeK => &["x"],
+            Stage::KvWrite => &["k", "v"],
+            Stage::Qk => &["q", "k_cache"],
+            Stage::Softmax => &["scores"],
+            Stage::Pv => &["probs", "v_cache"],
+            Stage::Attn => &["q", "k_cache", "v_cache"],
+            Stage::AttnResidual | Stage::FfnResidual => &["x", "r"],
+            Stage::Swiglu => &["gate", "up"],
+            Stage::Argmax => &["logits"],
+            _ => &[],
+        }
+    }
+
+    /// Names of the stage's outputs, in order.
+    pub fn output_roles(self) -> &'static [&'static str] {
+        match self {
+            Stage::KvWrite => &["k_rows", "v_rows"],
+            _ => &["out"],
+        }
+    }
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
