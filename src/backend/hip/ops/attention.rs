@@ -129,7 +129,7 @@ pub fn softmax(
         .ok_or_else(|| bad(stage, "scores have no shape"))?;
     let s = b.input(stage, t, DType::F32)?;
     let out = b.alloc(t.numel())?;
-    let rows = if ctx == 0 { 0 } else { t.numel() / ctx };
+    let rows = t.numel().checked_div(ctx).unwrap_or(0);
     let args = [Arg::Buf(&s), Arg::Buf(&out), Arg::U32(ctx as u32)];
     b.run(
         pick(p, source::SOFTMAX_F32, source::SOFTMAX_F16),

@@ -214,7 +214,7 @@ pub fn argmax(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, Backend
         .shape
         .last()
         .ok_or_else(|| bad(stage, "logits have no shape"))?;
-    let rows = if v == 0 { 0 } else { t.numel() / v };
+    let rows = t.numel().checked_div(v).unwrap_or(0);
     let x = b.input(stage, t, DType::F32)?;
     let ids = b.alloc(rows)?;
     let args = [
