@@ -18,6 +18,8 @@ pub struct HipBackend {
     driver: i32,
     runtime: i32,
     options: Vec<String>,
+    /// Wall time of compiling (or fetching from the cache) every kernel at open.
+    compile_ms: u128,
     functions: Mutex<HashMap<&'static str, Arc<Function>>>,
     /// Weights on the device as f32, by `Tensor::id` (see weights.rs).
     pub(super) weights: Mutex<HashMap<u64, Arc<DevMem>>>,
@@ -28,8 +30,8 @@ pub(super) fn dev_err(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl HipBackend {
-    /// Opens device `ordinal`: initialises the runtime and reads the device's properties. Kernels are
-    /// compiled on first use.
+    /// Opens device `ordinal`: initialises the runtime, reads the device's properties and compiles every
+    /// kernel (so a compiler error surfaces here, and the first launches' durations are the kernels').
     pub fn open(ordinal: i32) -> Result<HipBackend, BackendError> {
         ffi::init().map_err(|e| BackendError::NoDevice(e.to_string()))?;
         let n = ffi::device_count().map_err(|e| BackendError::NoDevice(e.to_string()))?;
@@ -43,15 +45,22 @@ impl HipBackend {
         let driver = ffi::driver_version().unwrap_or(0);
         let runtime = ffi::runtime_version().unwrap_or(0);
         let options = modules::options(&props.arch);
-        Ok(HipBackend {
+        let mut b = HipBackend {
             ordinal,
             props,
             driver,
             runtime,
             options,
+            compile_ms: 0,
             functions: Mutex::new(HashMap::new()),
             weights: Mutex::new(HashMap::new()),
-        })
+        };
+        let t0 = std::time::Instant::now();
+        for k in source::ALL_KERNELS {
+            b.function(*k)?;
+        }
+        b.compile_ms = t0.elapsed().as_millis();
+        Ok(b)
     }
 
     /// Lanes per warp/wavefront of the device (block sizes are multiples of it).
@@ -181,7 +190,7 @@ impl Backend for HipBackend {
     fn device(&self) -> String {
         let p = &self.props;
         format!(
-            "{} (arch {}, cc {}.{}, warp {}, {} GiB, driver {}, runtime {}, hiprtc from {})",
+            "{} (arch {}, cc {}.{}, warp {}, {} GiB, driver {}, runtime {}, hiprtc from {}, kernels compiled in {} ms)",
             p.name,
             p.arch,
             p.major,
@@ -190,7 +199,8 @@ impl Backend for HipBackend {
             p.total_mem >> 30,
             self.driver,
             self.runtime,
-            ffi::rtc::provider().unwrap_or("nowhere")
+            ffi::rtc::provider().unwrap_or("nowhere"),
+            self.compile_ms
         )
     }
 
