@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod engine;
 mod gguf;
+mod gpu;
 mod record_replay;
 mod tape;
 mod tokenizer;

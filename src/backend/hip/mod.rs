@@ -1,6 +1,53 @@
-//! The HIP backend (feature `hip`): hip-sys for the runtime, hiprtc for compiling kernels/ at run time.
-//! Without the feature, [`open`] returns [`BackendError::NotCompiled`], so `--backend hip` fails with a
-//! clear message and the default build never needs ROCm.
+//! The HIP backend (feature `hip`): hip-sys for the runtime, hiprtc for compiling kernels/ at run time
+//! for the device's own architecture. Without the feature, [`open`] returns
+//! [`BackendError::NotCompiled`], so `--backend hip` fails with a clear message and the default build
+//! never needs ROCm.
+//!
+//! Layout, one concept a file:
+//! - `ffi/`: the only unsafe code: runtime wrappers (device memory, modules, launches) and hiprtc,
+//!   resolved at run time (ROCm 5 has it in libamdhip64, ROCm 6 in libhiprtc).
+//! - `source`: the embedded kernels/ sources, kernel signatures, launch-geometry constants, hashes.
+//! - `modules`: compiled modules cached per device by blake3(source + options).
+//! - `buffer`: device tensors behind the seam's `DeviceBuffer`.
+//! - `weights`: weights dequantised on the host, uploaded once as f32 (why: see the file).
+//! - `ops/`: one launch per stage and route.
+//! - `device`: [`HipBackend`] and its `Backend` implementation.
+//! - [`selftest`]: every stage and route on the GPU against the CPU f32 reference.
+//!
+//! Routes and precisions: matmul `gemv`, `gemm_tiled`, `gemm_invariant`; attention `manual` and `fused`,
+//! each with `f32` or `f16` accumulation; everything else `direct` in f32. `f64` is the CPU reference's
+//! and is [`BackendError::Unsupported`] here. Reductions use no atomics and a fixed order, so a launch
+//! replayed on the same device and route gives the same bits. docs/GPU.md has the details.
+//!
+//! ```
+//! // Without a GPU (or without the feature) opening fails with a typed error, never a panic.
+//! if let Err(e) = greta::backend::hip::open() {
+//!     println!("{e}");
+//! }
+//! ```
+
+#[cfg(feature = "hip")]
+mod buffer;
+#[cfg(feature = "hip")]
+mod device;
+#[cfg(feature = "hip")]
+mod ffi;
+#[cfg(feature = "hip")]
+mod modules;
+#[cfg(feature = "hip")]
+mod ops;
+#[cfg(feature = "hip")]
+pub mod source;
+#[cfg(feature = "hip")]
+mod weights;
+
+pub mod selftest;
+
+#[cfg(feature = "hip")]
+pub use buffer::HipBuffer;
+#[cfg(feature = "hip")]
+pub use device::HipBackend;
+pub use selftest::{SelftestReport, StageCheck};
 
 use super::{Backend, BackendError};
 use std::sync::Arc;
@@ -13,6 +60,13 @@ pub fn open() -> Result<Arc<dyn Backend>, BackendError> {
     }
     #[cfg(feature = "hip")]
     {
-        Err(BackendError::NoDevice("the HIP backend is not built yet".into()))
+        Ok(Arc::new(HipBackend::open(0)?))
     }
+}
+
+/// Runs the kernel self-test on the first GPU: every stage and route against the CPU f32 reference on
+/// the same random inputs (see [`selftest`]). Fails with `NotCompiled` or `NoDevice` where there is no GPU.
+pub fn selftest() -> Result<SelftestReport, BackendError> {
+    let gpu = open()?;
+    Ok(selftest::run(gpu.as_ref()))
 }

@@ -1,0 +1,533 @@
+//! The GPU kernel self-test: every stage on every route of a backend against the CPU f32 reference on
+//! the same random inputs, plus two determinism properties:
+//! - repeat: the same launch run twice on the GPU gives the same bits;
+//! - invariance: `gemm_invariant` over many rows gives, row for row, the bits of `gemv` on that row alone.
+//!
+//! It is written against the [`Backend`] trait only, so it also runs (and is unit-tested) with the CPU
+//! backend standing in for the GPU, where every f32 check is bit-exact.
+//!
+//! ```
+//! use greta::backend::cpu::CpuBackend;
+//! use greta::backend::hip::selftest;
+//! let report = selftest::run(&CpuBackend::new(1));
+//! assert!(report.checks.iter().filter(|c| c.route.precision.name() == "f32").all(|c| c.pass));
+//! ```
+
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::launch::{Bytes, DType, Origin, Params, Precision, Route, Stage, Tensor, Variant};
+use std::fmt;
+use std::sync::Arc;
+
+/// Largest error allowed on f32 routes, relative to the largest magnitude of the reference output:
+/// other summation orders and the device's `expf` (not correctly rounded) move the last bits only.
+pub const GPU_VS_CPU_F32_REL_TOL: f64 = 1e-5;
+/// The same for f16-accumulation routes, compared with the CPU f32 route (binary16 has 11 bits).
+pub const GPU_F16_VS_CPU_F32_REL_TOL: f64 = 3e-2;
+
+/// How a check is judged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Expect {
+    /// Bit-identical to the CPU (data movement, one rounding per element in the same order, integers).
+    Exact,
+    /// Within a relative tolerance of the CPU f32 result.
+    Close(f64),
+}
+
+/// One stage on one route.
+#[derive(Clone, Debug)]
+pub struct StageCheck {
+    /// The stage.
+    pub stage: Stage,
+    /// The route run on the backend under test.
+    pub route: Route,
+    /// Rows in the launch.
+    pub rows: u32,
+    /// Largest distance in units in the last place (f32 outputs), or of the integer values (argmax).
+    pub max_ulp: u64,
+    /// Largest absolute difference.
+    pub max_abs: f64,
+    /// Largest magnitude of the reference output.
+    pub scale: f64,
+    /// Whether a second identical launch gave identical bits.
+    pub repeat_bit_exact: bool,
+    /// What was expected.
+    pub expect: Expect,
+    /// Expectation met, repeat bit-exact, no error.
+    pub pass: bool,
+    /// Why it could not run.
+    pub error: Option<String>,
+}
+
+/// The whole self-test.
+#[derive(Clone, Debug)]
+pub struct SelftestReport {
+    /// The backend's device description.
+    pub device: String,
+    /// Kernel file hashes of the backend.
+    pub kernel_hashes: Vec<(String, String)>,
+    /// Per stage and route.
+    pub checks: Vec<StageCheck>,
+    /// Rows of one `gemm_invariant` launch that were bit-identical to `gemv` on that row alone, of all.
+    pub invariant_rows: (usize, usize),
+}
+
+impl SelftestReport {
+    /// Every check passed and `gemm_invariant` matched `gemv` on every row.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.pass) && self.invariant_rows.0 == self.invariant_rows.1
+    }
+}
+
+impl fmt::Display for SelftestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "device: {}", self.device)?;
+        for (file, hash) in &self.kernel_hashes {
+            writeln!(f, "kernel {file} blake3 {}", &hash[..16.min(hash.len())])?;
+        }
+        writeln!(
+            f,
+            "{:<14} {:<20} {:>4} {:>10} {:>11} {:>9} {:>7} {:<14} result",
+            "stage", "route", "rows", "max_ulp", "max_abs", "scale", "repeat", "expect"
+        )?;
+        for c in &self.checks {
+            let expect = match c.expect {
+                Expect::Exact => "exact".to_string(),
+                Expect::Close(t) => format!("rel<={t:e}"),
+            };
+            let result = match &c.error {
+                Some(e) => format!("ERROR {e}"),
+                None if c.pass => "ok".into(),
+                None => "FAIL".into(),
+            };
+            writeln!(
+                f,
+                "{:<14} {:<20} {:>4} {:>10} {:>11.3e} {:>9.3e} {:>7} {:<14} {result}",
+                c.stage.name(),
+                c.route.to_string(),
+                c.rows,
+                c.max_ulp,
+                c.max_abs,
+                c.scale,
+                if c.repeat_bit_exact { "exact" } else { "DIFF" },
+                expect
+            )?;
+        }
+        writeln!(
+            f,
+            "gemm_invariant == gemv per row: {}/{} rows bit-identical",
+            self.invariant_rows.0, self.invariant_rows.1
+        )?;
+        write!(
+            f,
+            "selftest: {}",
+            if self.passed() { "PASS" } else { "FAIL" }
+        )
+    }
+}
+
+/// Deterministic inputs (xorshift64*), so every run tests the same values.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        ((r >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+fn weight(name: &str, shape: Vec<usize>, v: Vec<f32>) -> Tensor {
+    Tensor::host(
+        DType::F32,
+        shape,
+        Bytes::F32(Arc::new(v)),
+        Origin::Weight(name.into()),
+    )
+}
+
+/// One launch to compare.
+struct Case {
+    stage: Stage,
+    variant: Variant,
+    precision: Precision,
+    params: Params,
+    inputs: Vec<Tensor>,
+    expect: Expect,
+}
+
+/// Geometry of the test: sizes chosen to leave tails everywhere (not multiples of 16, 32 or 64).
+const DIM: usize = 200;
+const OUT: usize = 300;
+const MM_ROWS: usize = 19;
+const HEADS: usize = 4;
+const KV_HEADS: usize = 2;
+const HEAD_DIM: usize = 40;
+const ROPE_DIM: usize = 32;
+const VOCAB: usize = 1000;
+
+fn attn_params(rows: usize, pos: usize) -> Params {
+    Params {
+        rows: rows as u32,
+        pos: pos as u32,
+        n_heads: HEADS as u32,
+        n_kv_heads: KV_HEADS as u32,
+        head_dim: HEAD_DIM as u32,
+        rope_dim: ROPE_DIM as u32,
+        rope_theta: 10000.0,
+        eps: 1e-5,
+        scale: 1.0 / (HEAD_DIM as f64).sqrt(),
+        kv_block: 5,
+    }
+}
+
+fn cases(cpu: &CpuBackend) -> Vec<Case> {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let close = Expect::Close(GPU_VS_CPU_F32_REL_TOL);
+    let half = Expect::Close(GPU_F16_VS_CPU_F32_REL_TOL);
+    let f32c = |stage, variant, params, inputs, expect| Case {
+        stage,
+        variant,
+        precision: Precision::F32,
+        params,
+        inputs,
+        expect,
+    };
+    let mut out = Vec::new();
+    let n = 5;
+    let p = attn_params(n, 7);
+    let table = weight("selftest.token_embd", vec![VOCAB, DIM], r.vec(VOCAB * DIM));
+    let ids = Tensor::i32(vec![n], vec![3, 999, 0, 17, 3]);
+    out.push(f32c(
+        Stage::Embed,
+        Variant::Direct,
+        p,
+        vec![ids, table],
+        Expect::Exact,
+    ));
+    let x = Tensor::f32(vec![n, DIM], r.vec(n * DIM));
+    let nw = weight("selftest.attn_norm", vec![DIM], r.vec(DIM));
+    out.push(f32c(
+        Stage::AttnNorm,
+        Variant::Direct,
+        p,
+        vec![x.clone(), nw],
+        close,
+    ));
+    let mx = Tensor::f32(vec![MM_ROWS, DIM], r.vec(MM_ROWS * DIM));
+    let w = weight("selftest.q", vec![OUT, DIM], r.vec(OUT * DIM));
+    for v in [Variant::Gemv, Variant::GemmTiled, Variant::GemmInvariant] {
+        let mp = Params {
+            rows: MM_ROWS as u32,
+            ..p
+        };
+        out.push(f32c(
+            Stage::QProj,
+            v,
+            mp,
+            vec![mx.clone(), w.clone()],
+            close,
+        ));
+    }
+    let q = Tensor::f32(vec![n, HEADS * HEAD_DIM], r.vec(n * HEADS * HEAD_DIM));
+    let k = Tensor::f32(vec![n, KV_HEADS * HEAD_DIM], r.vec(n * KV_HEADS * HEAD_DIM));
+    out.push(f32c(
+        Stage::RopeQ,
+        Variant::Direct,
+        p,
+        vec![q.clone()],
+        close,
+    ));
+    out.push(f32c(
+        Stage::RopeK,
+        Variant::Direct,
+        p,
+        vec![k.clone()],
+        close,
+    ));
+    out.push(f32c(
+        Stage::KvWrite,
+        Variant::Direct,
+        p,
+        vec![k.clone(), k],
+        Expect::Exact,
+    ));
+    let ctx = 7 + n;
+    let kc = Tensor::f32(
+        vec![ctx, KV_HEADS * HEAD_DIM],
+        r.vec(ctx * KV_HEADS * HEAD_DIM),
+    );
+    let vc = Tensor::f32(
+        vec![ctx, KV_HEADS * HEAD_DIM],
+        r.vec(ctx * KV_HEADS * HEAD_DIM),
+    );
+    // Softmax and pv get the CPU's own upstream outputs, so each stage is tested in isolation.
+    let f32r = Route::new(Variant::Manual, Precision::F32);
+    let scores = cpu
+        .execute(Stage::Qk, f32r, &p, &[&q, &kc])
+        .map(|mut o| o.remove(0));
+    let probs = scores
+        .as_ref()
+        .ok()
+        .and_then(|s| cpu.execute(Stage::Softmax, f32r, &p, &[s]).ok())
+        .map(|mut o| o.remove(0));
+    for (prec, expect) in [(Precision::F32, close), (Precision::F16, half)] {
+        let c = |stage, variant, params, inputs| Case {
+            stage,
+            variant,
+            precision: prec,
+            params,
+            inputs,
+            expect,
+        };
+        out.push(c(
+            Stage::Qk,
+            Variant::Manual,
+            p,
+            vec![q.clone(), kc.clone()],
+        ));
+        if let Ok(s) = &scores {
+            out.push(c(Stage::Softmax, Variant::Manual, p, vec![s.clone()]));
+        }
+        if let Some(pr) = &probs {
+            out.push(c(
+                Stage::Pv,
+                Variant::Manual,
+                p,
+                vec![pr.clone(), vc.clone()],
+            ));
+        }
+        out.push(c(
+            Stage::Attn,
+            Variant::Fused,
+            p,
+            vec![q.clone(), kc.clone(), vc.clone()],
+        ));
+        // A decode-shaped launch: one row at the end of the context.
+        let q1 = Tensor::f32(vec![1, HEADS * HEAD_DIM], r.vec(HEADS * HEAD_DIM));
+        out.push(c(
+            Stage::Attn,
+            Variant::Fused,
+            attn_params(1, ctx - 1),
+            vec![q1, kc.clone(), vc.clone()],
+        ));
+    }
+    let a = Tensor::f32(vec![n, DIM], r.vec(n * DIM));
+    out.push(f32c(
+        Stage::AttnResidual,
+        Variant::Direct,
+        p,
+        vec![x.clone(), a],
+        Expect::Exact,
+    ));
+    let (g, u) = (
+        Tensor::f32(vec![n, OUT], r.vec(n * OUT)),
+        Tensor::f32(vec![n, OUT], r.vec(n * OUT)),
+    );
+    out.push(f32c(Stage::Swiglu, Variant::Direct, p, vec![g, u], close));
+    let mut logits = r.vec(3 * VOCAB);
+    logits[VOCAB + 10] = 5.0; // a tie: the first index must win
+    logits[VOCAB + 700] = 5.0;
+    logits[2 * VOCAB + 999] = 7.0;
+    out.push(f32c(
+        Stage::Argmax,
+        Variant::Direct,
+        p,
+        vec![Tensor::f32(vec![3, VOCAB], logits)],
+        Expect::Exact,
+    ));
+    out
+}
+
+fn host_values(t: &Tensor) -> Result<Vec<f64>, String> {
+    let b = t.to_host_bytes()?;
+    Ok(match t.dtype {
+        DType::I32 => b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+            .collect(),
+        DType::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+            .collect(),
+        d => return Err(format!("unexpected output dtype {d}")),
+    })
+}
+
+/// Distance of two f32 values in units in the last place (0 for equal values, including -inf, -0 vs 0).
+pub fn ulp_distance(a: f32, b: f32) -> u64 {
+    if a == b {
+        return 0;
+    }
+    if a.is_nan() || b.is_nan() {
+        return u64::MAX;
+    }
+    let ord = |x: f32| {
+        let i = x.to_bits() as i32;
+        if i < 0 {
+            -((i & 0x7fff_ffff) as i64)
+        } else {
+            i as i64
+        }
+    };
+    ord(a).abs_diff(ord(b))
+}
+
+fn bytes_of(outs: &[Tensor]) -> Result<Vec<Vec<u8>>, String> {
+    outs.iter()
+        .map(|t| t.to_host_bytes().map(|b| b.into_owned()))
+        .collect()
+}
+
+fn check(gpu: &dyn Backend, cpu: &CpuBackend, case: &Case) -> StageCheck {
+    let route = Route::new(case.variant, case.precision);
+    let mut c = StageCheck {
+        stage: case.stage,
+        route,
+        rows: case.params.rows,
+        max_ulp: 0,
+        max_abs: 0.0,
+        scale: 0.0,
+        repeat_bit_exact: false,
+        expect: case.expect,
+        pass: false,
+        error: None,
+    };
+    let inputs: Vec<&Tensor> = case.inputs.iter().collect();
+    let run = || {
+        gpu.execute(case.stage, route, &case.params, &inputs)
+            .map_err(|e| e.to_string())
+    };
+    let reference = cpu
+        .execute(
+            case.stage,
+            Route::new(case.variant, Precision::F32),
+            &case.params,
+            &inputs,
+        )
+        .map_err(|e| format!("cpu reference: {e}"));
+    let result = (|| -> Result<(), String> {
+        let (first, second, reference) = (run()?, run()?, reference?);
+        c.repeat_bit_exact = bytes_of(&first)? == bytes_of(&second)?;
+        if first.len() != reference.len() {
+            return Err(format!(
+                "{} outputs, reference has {}",
+                first.len(),
+                reference.len()
+            ));
+        }
+        for (g, r) in first.iter().zip(&reference) {
+            if g.shape != r.shape || g.dtype != r.dtype {
+                return Err(format!(
+                    "output {:?} {}, reference {:?} {}",
+                    g.shape, g.dtype, r.shape, r.dtype
+                ));
+            }
+            let (gv, rv) = (host_values(g)?, host_values(r)?);
+            for (&a, &b) in gv.iter().zip(&rv) {
+                let ulp = if g.dtype == DType::F32 {
+                    ulp_distance(a as f32, b as f32)
+                } else {
+                    (a - b).abs() as u64
+                };
+                c.max_ulp = c.max_ulp.max(ulp);
+                if a != b {
+                    c.max_abs = c.max_abs.max((a - b).abs());
+                }
+                if b.is_finite() {
+                    c.scale = c.scale.max(b.abs());
+                }
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Err(e) => c.error = Some(e),
+        Ok(()) => {
+            let within = match c.expect {
+                Expect::Exact => c.max_ulp == 0,
+                Expect::Close(tol) => {
+                    c.max_ulp == 0 || c.max_abs <= tol * c.scale.max(f64::MIN_POSITIVE)
+                }
+            };
+            c.pass = within && c.repeat_bit_exact;
+        }
+    }
+    c
+}
+
+/// `gemm_invariant` over many rows vs `gemv` on each row alone: how many rows are bit-identical.
+fn invariance(gpu: &dyn Backend) -> (usize, usize) {
+    let mut r = Rng(42);
+    let x = Tensor::f32(vec![MM_ROWS, DIM], r.vec(MM_ROWS * DIM));
+    let w = weight("selftest.invariance", vec![OUT, DIM], r.vec(OUT * DIM));
+    let f32r = |v| Route::new(v, Precision::F32);
+    let p = Params {
+        rows: MM_ROWS as u32,
+        ..Params::default()
+    };
+    let Ok(all) = gpu.execute(Stage::QProj, f32r(Variant::GemmInvariant), &p, &[&x, &w]) else {
+        return (0, MM_ROWS);
+    };
+    let Ok(all) = all[0].to_host_bytes().map(|b| b.into_owned()) else {
+        return (0, MM_ROWS);
+    };
+    let xs = x.as_f32().expect("host f32");
+    let same = (0..MM_ROWS)
+        .filter(|&i| {
+            let xi = Tensor::f32(vec![1, DIM], xs[i * DIM..(i + 1) * DIM].to_vec());
+            let p1 = Params { rows: 1, ..p };
+            gpu.execute(Stage::QProj, f32r(Variant::Gemv), &p1, &[&xi, &w])
+                .ok()
+                .and_then(|o| o[0].to_host_bytes().ok().map(|b| b.into_owned()))
+                .is_some_and(|row| row[..] == all[i * OUT * 4..(i + 1) * OUT * 4])
+        })
+        .count();
+    (same, MM_ROWS)
+}
+
+/// Runs every check of the self-test on `gpu` (any backend).
+pub fn run(gpu: &dyn Backend) -> SelftestReport {
+    let cpu = CpuBackend::new(1);
+    let checks = cases(&cpu).iter().map(|c| check(gpu, &cpu, c)).collect();
+    SelftestReport {
+        device: gpu.device(),
+        kernel_hashes: gpu.kernel_hashes(),
+        checks,
+        invariant_rows: invariance(gpu),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_against_itself_is_exact_on_f32_and_refuses_f16() {
+        let report = run(&CpuBackend::new(2));
+        for c in &report.checks {
+            if c.route.precision == Precision::F32 {
+                assert!(c.pass && c.max_ulp == 0 && c.repeat_bit_exact, "{c:?}");
+            } else {
+                assert!(c.error.is_some(), "{c:?}");
+            }
+        }
+        assert_eq!(report.invariant_rows, (MM_ROWS, MM_ROWS));
+        assert!(report.to_string().contains("q_proj"));
+    }
+
+    #[test]
+    fn ulp_distance_counts_representable_steps() {
+        assert_eq!(ulp_distance(1.0, 1.0), 0);
+        assert_eq!(ulp_distance(1.0, f32::from_bits(1.0f32.to_bits() + 3)), 3);
+        assert_eq!(ulp_distance(-0.0, 0.0), 0);
+        assert_eq!(ulp_distance(f32::NEG_INFINITY, f32::NEG_INFINITY), 0);
+        assert_eq!(ulp_distance(-f32::from_bits(1), f32::from_bits(1)), 2);
+        assert_eq!(ulp_distance(f32::NAN, 1.0), u64::MAX);
+    }
+}
