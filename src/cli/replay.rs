@@ -31,9 +31,9 @@ pub struct Args {
     /// Select by stage.
     #[arg(long)]
     stage: Option<String>,
-    /// Backend to replay on: cpu or hip.
-    #[arg(long, default_value = "cpu")]
-    backend: String,
+    /// Backend to replay on: cpu or hip [default: the backend the tape was recorded on].
+    #[arg(long)]
+    backend: Option<String>,
     /// Replay on this route (variant/precision, e.g. gemm_tiled/f32) instead of the recorded one.
     #[arg(long)]
     route: Option<String>,
@@ -95,7 +95,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let src = Source::new(&t, a.model.as_deref());
     let opts = ReplayOptions {
-        backend: make_backend(&a.backend, a.threads)?,
+        backend: make_backend(
+            a.backend.as_deref().unwrap_or(if t.header().backend.is_empty() { "cpu" } else { &t.header().backend }),
+            a.threads,
+        )?,
         route,
         reference: a.reference.is_some(),
         all_routes: a.all_routes,

@@ -1,8 +1,12 @@
 //! The KV cache: per layer and position, which `kv_write` output row holds that position's key and value.
 //! The rows stay in the tensors the launches returned (host or device); attention launches read a
 //! contiguous view of positions `0..ctx` made by the backend's `gather_rows`. The layout is position-major
-//! (`[ctx, kvd]`), so the view at step k+1 starts with the bytes of the view at step k, which the tape's
-//! fixed-size chunks store only once.
+//! (`[ctx, kvd]`), so the view at step k+1 starts with the bytes of the view at step k.
+//!
+//! Copies: the view of the previous step is kept, and the next view is gathered from it plus the new rows
+//! (two copies a layer a step, not one per row written so far — which on a GPU would be one memcpy per
+//! decoded token per layer). The view's [`Origin::Gathered`] still names the `kv_write` outputs each row
+//! came from, so a recorder stores the view as references to them.
 //!
 //! Writing at a position drops every later position: decode step 0 of a `--probe-last-token` run rewrites
 //! the last prompt position with its own row, as an engine that re-runs a token would.
@@ -11,50 +15,53 @@ use crate::backend::{Backend, BackendError};
 use crate::launch::{Origin, Tensor};
 use std::sync::Arc;
 
-/// Rows of one layer: for each position, (tensor, row within it).
+/// Rows of one layer's keys or values.
 #[derive(Default)]
-struct Layer {
-    k: Vec<(Tensor, usize)>,
-    v: Vec<(Tensor, usize)>,
+struct Side {
+    /// For each position, (tensor, row within it).
+    rows: Vec<(Tensor, usize)>,
+    /// The last view made, valid for its first `view_len` positions.
+    view: Option<Tensor>,
+    view_len: usize,
 }
 
 /// The cache of all layers.
 pub struct KvCache {
-    layers: Vec<Layer>,
+    layers: Vec<[Side; 2]>,
 }
 
 impl KvCache {
     /// An empty cache for `layers` layers.
     pub fn new(layers: usize) -> KvCache {
-        KvCache { layers: (0..layers).map(|_| Layer::default()).collect() }
+        KvCache { layers: (0..layers).map(|_| [Side::default(), Side::default()]).collect() }
     }
 
     /// Records that `k` and `v` (outputs of a kv_write launch, `[n, kvd]`) hold positions `pos..pos+n`.
     pub fn write(&mut self, layer: usize, pos: usize, k: &Tensor, v: &Tensor) -> Result<(), String> {
-        let l = &mut self.layers[layer];
-        if l.k.len() < pos {
-            return Err(format!("cache of layer {layer} has {} positions, writing at {pos}", l.k.len()));
-        }
         let n = k.rows();
         if v.rows() != n {
             return Err(format!("k has {n} rows, v {}", v.rows()));
         }
-        l.k.truncate(pos);
-        l.v.truncate(pos);
-        l.k.extend((0..n).map(|i| (k.clone(), i)));
-        l.v.extend((0..n).map(|i| (v.clone(), i)));
+        for (side, t) in self.layers[layer].iter_mut().zip([k, v]) {
+            if side.rows.len() < pos {
+                return Err(format!("cache of layer {layer} has {} positions, writing at {pos}", side.rows.len()));
+            }
+            side.rows.truncate(pos);
+            side.view_len = side.view_len.min(pos);
+            side.rows.extend((0..n).map(|i| (t.clone(), i)));
+        }
         Ok(())
     }
 
     /// Contiguous views of positions `0..ctx` of layer `layer`'s keys and values.
-    pub fn view(&self, backend: &dyn Backend, layer: usize, ctx: usize) -> Result<(Tensor, Tensor), BackendError> {
-        let l = &self.layers[layer];
-        Ok((gather(backend, &l.k[..ctx])?, gather(backend, &l.v[..ctx])?))
+    pub fn view(&mut self, backend: &dyn Backend, layer: usize, ctx: usize) -> Result<(Tensor, Tensor), BackendError> {
+        let [k, v] = &mut self.layers[layer];
+        Ok((view(backend, k, ctx)?, view(backend, v, ctx)?))
     }
 }
 
-/// Groups consecutive rows of the same tensor into parts and gathers them.
-fn gather(backend: &dyn Backend, rows: &[(Tensor, usize)]) -> Result<Tensor, BackendError> {
+/// Runs of consecutive rows of one tensor: (tensor, first row, rows).
+fn runs(rows: &[(Tensor, usize)]) -> Vec<(&Tensor, usize, usize)> {
     let mut parts: Vec<(&Tensor, usize, usize)> = Vec::new();
     for (t, r) in rows {
         match parts.last_mut() {
@@ -62,7 +69,26 @@ fn gather(backend: &dyn Backend, rows: &[(Tensor, usize)]) -> Result<Tensor, Bac
             _ => parts.push((t, *r, 1)),
         }
     }
-    gathered(backend, &parts)
+    parts
+}
+
+fn view(backend: &dyn Backend, side: &mut Side, ctx: usize) -> Result<Tensor, BackendError> {
+    let rows = &side.rows[..ctx];
+    let reuse = side.view.as_ref().filter(|_| side.view_len > 0 && side.view_len <= ctx);
+    let mut physical: Vec<(&Tensor, usize, usize)> = Vec::new();
+    let done = match reuse {
+        Some(prev) => {
+            physical.push((prev, 0, side.view_len));
+            side.view_len
+        }
+        None => 0,
+    };
+    physical.extend(runs(&rows[done..]));
+    let mut t = backend.gather_rows(&physical)?;
+    t.origin = Origin::Gathered(Arc::new(runs(rows).iter().map(|(t, r0, n)| (t.id, *r0, *n)).collect()));
+    side.view = Some(t.clone());
+    side.view_len = ctx;
+    Ok(t)
 }
 
 /// Gathers rows and marks the result with where its rows came from (so a recorder can store references).

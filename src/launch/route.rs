@@ -237,6 +237,9 @@ pub struct RoutePolicy {
     pub family: BTreeMap<OpFamily, Variant>,
     /// Forced variants per stage (win over family).
     pub stage: BTreeMap<Stage, Variant>,
+    /// Precision forced per op family (`--route attention=fused/f16`), else `precision`.
+    #[serde(default)]
+    pub family_precision: BTreeMap<OpFamily, Precision>,
     /// A change to the route rule itself, as a code change would make: consulted by [`RoutePolicy::choose`]
     /// but not part of the options ([`RoutePolicy::describe`]). Set only from the `GRETA_DEBUG_ROUTE_RULE`
     /// environment variable (`stage=variant,...`), so tests can show that a golden check catches a changed
@@ -254,6 +257,7 @@ impl RoutePolicy {
             mode: RouteMode::Default,
             family: BTreeMap::new(),
             stage: BTreeMap::new(),
+            family_precision: BTreeMap::new(),
             rule_change: BTreeMap::new(),
         };
         if let Ok(spec) = std::env::var("GRETA_DEBUG_ROUTE_RULE") {
@@ -268,9 +272,14 @@ impl RoutePolicy {
         p
     }
 
-    /// Applies one `OP=VARIANT` override (OP: `matmul`, `attention` or a stage name).
+    /// Applies one `OP=VARIANT[/PRECISION]` override (OP: `matmul`, `attention` or a stage name); a
+    /// precision applies to the op's whole family (e.g. `attention=fused/f16` on the GPU).
     pub fn force(&mut self, spec: &str) -> Result<(), RouteError> {
         let (op, var) = spec.split_once('=').ok_or_else(|| RouteError::Syntax(spec.to_string()))?;
+        let (var, precision) = match var.split_once('/') {
+            Some((v, p)) => (v, Some(p.parse::<Precision>().map_err(|_| RouteError::Syntax(spec.to_string()))?)),
+            None => (var, None),
+        };
         let (family, stage) = match op {
             "matmul" => (OpFamily::Matmul, None),
             "attention" | "attn" => (OpFamily::Attention, None),
@@ -290,6 +299,9 @@ impl RoutePolicy {
         let v: Variant = var.parse().map_err(|_| bad())?;
         if !family.variants().contains(&v) {
             return Err(bad());
+        }
+        if let Some(p) = precision {
+            self.family_precision.insert(family, p);
         }
         // Attention is one choice for the whole block (qk/softmax/pv or attn), so a stage-level force
         // on an attention stage applies to the family.
@@ -322,7 +334,7 @@ impl RoutePolicy {
             (OpFamily::Attention, RouteMode::Default) => Variant::Manual,
             (OpFamily::Elementwise, _) => Variant::Direct,
         });
-        Route::new(variant, self.precision)
+        Route::new(variant, self.family_precision.get(&family).copied().unwrap_or(self.precision))
     }
 
     /// One line per forced route, `op=variant`, for headers and reports.
@@ -333,6 +345,7 @@ impl RoutePolicy {
         }
         out.extend(self.family.iter().map(|(f, v)| format!("{}={}", f.name(), v)));
         out.extend(self.stage.iter().map(|(s, v)| format!("{}={}", s, v)));
+        out.extend(self.family_precision.iter().map(|(f, p)| format!("{}.precision={}", f.name(), p)));
         out
     }
 }
@@ -364,6 +377,9 @@ mod tests {
         assert!(e.contains("gemv, gemm_tiled, gemm_invariant"), "{e}");
         assert!(p.force("bogus=gemv").unwrap_err().to_string().contains("q_proj"));
         assert!(p.force("nonsense").is_err());
+        p.force("attention=fused/f16").unwrap();
+        assert_eq!(p.choose(Stage::Attn, 1), Route::new(Variant::Fused, Precision::F16));
+        assert_eq!(p.choose(Stage::Up, 1).precision, Precision::F64);
         assert_eq!("gemv/f64".parse::<Route>().unwrap(), Route::new(Variant::Gemv, Precision::F64));
     }
 }

@@ -12,12 +12,13 @@ pub struct ByteBudget {
     used: Mutex<usize>,
     freed: Condvar,
     known: Mutex<HashSet<u64>>,
+    hashed: Mutex<HashSet<u64>>,
 }
 
 impl ByteBudget {
     /// A budget of `limit` bytes.
     pub fn new(limit: usize) -> ByteBudget {
-        ByteBudget { limit, used: Mutex::new(0), freed: Condvar::new(), known: Mutex::new(HashSet::new()) }
+        ByteBudget { limit, used: Mutex::new(0), freed: Condvar::new(), known: Mutex::new(HashSet::new()), hashed: Mutex::new(HashSet::new()) }
     }
 
     /// Takes `n` bytes, waiting while the budget is spent. A single request larger than the whole
@@ -37,14 +38,21 @@ impl ByteBudget {
         self.freed.notify_all();
     }
 
-    /// Notes that tensor `id` has been handed to the worker.
-    pub fn remember(&self, id: u64) {
-        self.known.lock().expect("known lock").insert(id);
+    /// Notes that tensor `id` has been handed to the worker, with its bytes stored (`stored`) or only
+    /// its hash.
+    pub fn remember(&self, id: u64, stored: bool) {
+        if stored {
+            self.known.lock().expect("known lock").insert(id);
+        } else {
+            self.hashed.lock().expect("known lock").insert(id);
+        }
     }
 
-    /// True when tensor `id` was handed to the worker before.
-    pub fn known(&self, id: u64) -> bool {
+    /// True when the worker can refer to tensor `id` without its bytes: stored before, or hashed before
+    /// and this launch needs no payload.
+    pub fn known(&self, id: u64, need_payload: bool) -> bool {
         self.known.lock().expect("known lock").contains(&id)
+            || (!need_payload && self.hashed.lock().expect("known lock").contains(&id))
     }
 }
 

@@ -178,10 +178,11 @@ fn bytes_of(ts: &[Tensor]) -> usize {
 impl LaunchObserver for Recorder {
     fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String> {
         // Device inputs the worker already knows (by id) are not copied again.
+        let payload = self.capture == Capture::Full && self.select.matches(info);
         let known: Vec<Tensor> = inputs
             .iter()
             .map(|t| match &t.data {
-                TensorData::Device(_) if self.budget.known(t.id) => Ok(Tensor {
+                TensorData::Device(_) if self.budget.known(t.id, payload) => Ok(Tensor {
                     data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
                     ..(*t).clone()
                 }),
@@ -200,11 +201,10 @@ impl LaunchObserver for Recorder {
 
     fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], duration: Duration) -> Result<(), String> {
         let outs = to_host(&outputs.iter().collect::<Vec<_>>())?;
-        if self.capture == Capture::Full && self.select.matches(info) {
-            // Stored by the worker: later device inputs with these ids need no copy.
-            for o in &outs {
-                self.budget.remember(o.id);
-            }
+        // Later device inputs with these ids need no copy (unless they need bytes that were not stored).
+        let stored = self.capture == Capture::Full && self.select.matches(info);
+        for o in &outs {
+            self.budget.remember(o.id, stored);
         }
         let n = bytes_of(&outs);
         self.budget.acquire(n);

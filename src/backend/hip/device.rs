@@ -23,6 +23,11 @@ pub struct HipBackend {
     functions: Mutex<HashMap<&'static str, Arc<Function>>>,
     /// Weights on the device as f32, by `Tensor::id` (see weights.rs).
     pub(super) weights: Mutex<HashMap<u64, Arc<DevMem>>>,
+    /// Wait for the device after every launch (`GRETA_HIP_SYNC=1`): exact per-launch wall times and
+    /// errors reported by the launch that caused them. Off by default: launches are queued in order on
+    /// the default stream and the host waits only where it reads results (a recording copies every
+    /// output, so errors still surface at their launch there).
+    sync: bool,
 }
 
 pub(super) fn dev_err(e: impl std::fmt::Display) -> BackendError {
@@ -54,6 +59,7 @@ impl HipBackend {
             compile_ms: 0,
             functions: Mutex::new(HashMap::new()),
             weights: Mutex::new(HashMap::new()),
+            sync: std::env::var_os("GRETA_HIP_SYNC").is_some_and(|v| v != "0"),
         };
         let t0 = std::time::Instant::now();
         for k in source::ALL_KERNELS {
@@ -95,8 +101,8 @@ impl HipBackend {
         Ok(f)
     }
 
-    /// Launches `kernel` and waits for it, so that an error is reported by the launch that caused it and
-    /// the launcher's wall time is the kernel's.
+    /// Launches `kernel`; in sync mode also waits for it, so that an error is reported by the launch that
+    /// caused it and the launcher's wall time is the kernel's.
     pub(super) fn run(
         &self,
         kernel: Kernel,
@@ -105,7 +111,10 @@ impl HipBackend {
     ) -> Result<(), BackendError> {
         let f = self.function(kernel)?;
         ffi::launch(&f, dims, args).map_err(dev_err)?;
-        ffi::synchronize().map_err(|e| BackendError::Device(format!("{}: {e}", kernel.name)))
+        if self.sync {
+            ffi::synchronize().map_err(|e| BackendError::Device(format!("{}: {e}", kernel.name)))?;
+        }
+        Ok(())
     }
 
     /// A fresh output buffer of `numel` f32 (or i32) elements.

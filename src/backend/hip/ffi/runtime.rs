@@ -146,7 +146,48 @@ pub fn device_props(ordinal: i32) -> Result<DeviceProps, HipError> {
     })
 }
 
-/// An allocation in device memory, freed on drop.
+/// A cache of freed device allocations by exact size. `hipMalloc` and `hipFree` cost tens of
+/// microseconds each and `hipFree` waits for the device, which dominated one-row decode launches. A buffer
+/// dropped here goes back to the pool and is handed out again for the next allocation of the same size.
+/// That is safe because every launch and copy greta issues goes to the one default stream, in order: work
+/// that writes a reused buffer is enqueued after all work that used it before.
+mod pool {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Bytes the pool keeps at most; beyond that, drops free for real.
+    const CAP: usize = 4 << 30;
+
+    struct Pool {
+        free: HashMap<usize, Vec<usize>>,
+        bytes: usize,
+    }
+
+    static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+    /// A pooled allocation of exactly `len` bytes, if any.
+    pub fn take(len: usize) -> Option<usize> {
+        let mut g = POOL.lock().ok()?;
+        let p = g.as_mut()?;
+        let ptr = p.free.get_mut(&len)?.pop()?;
+        p.bytes -= len;
+        Some(ptr)
+    }
+
+    /// Keeps `ptr` (of `len` bytes) for reuse; false when the pool is full (the caller frees it).
+    pub fn put(ptr: usize, len: usize) -> bool {
+        let Ok(mut g) = POOL.lock() else { return false };
+        let p = g.get_or_insert_with(|| Pool { free: HashMap::new(), bytes: 0 });
+        if p.bytes + len > CAP {
+            return false;
+        }
+        p.bytes += len;
+        p.free.entry(len).or_default().push(ptr);
+        true
+    }
+}
+
+/// An allocation in device memory, returned to the pool (or freed) on drop.
 #[derive(Debug)]
 pub struct DevMem {
     ptr: *mut c_void,
@@ -164,8 +205,11 @@ impl DevMem {
     pub fn alloc(len: usize) -> Result<DevMem, HipError> {
         let mut ptr = std::ptr::null_mut();
         if len > 0 {
+            if let Some(p) = pool::take(len) {
+                return Ok(DevMem { ptr: p as *mut c_void, len });
+            }
             // SAFETY: `ptr` is a valid out-pointer; on success the runtime stores an allocation of
-            // `len` bytes, owned by the returned DevMem and freed once in Drop.
+            // `len` bytes, owned by the returned DevMem and freed once in Drop (or kept in the pool).
             check("hipMalloc", unsafe { sys::hipMalloc(&mut ptr, len) })?;
         }
         Ok(DevMem { ptr, len })
@@ -263,9 +307,9 @@ impl DevMem {
 
 impl Drop for DevMem {
     fn drop(&mut self) {
-        if !self.ptr.is_null() {
-            // SAFETY: `ptr` came from hipMalloc and is freed exactly once, here. A failure cannot be
-            // reported from Drop; the memory is then leaked, which is safe.
+        if !self.ptr.is_null() && !pool::put(self.ptr as usize, self.len) {
+            // SAFETY: `ptr` came from hipMalloc and is freed exactly once, here (the pool declined it).
+            // A failure cannot be reported from Drop; the memory is then leaked, which is safe.
             let _ = unsafe { sys::hipFree(self.ptr) };
         }
     }
