@@ -66,7 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .collect();
         writeln!(out, "{}", serde_json::Value::Array(v))?;
     } else {
-        writeln!(out, "{:>7}  {:<9} {:>5}  {:<14} {:<20} {}", "seq", "phase", "layer", "stage", "route", "")?;
+        writeln!(out, "{:>7}  {:<9} {:>5}  {:<14} {:<20}", "seq", "phase", "layer", "stage", "route")?;
         for e in &rows {
             writeln!(
                 out,

@@ -83,7 +83,7 @@ pub fn check(t: &TapeReader) -> Dataflow {
                     continue;
                 };
                 let ctx = r.shape.first().copied().unwrap_or(0) as usize;
-                let row_len = if ctx == 0 { 0 } else { bytes.len() / ctx };
+                let row_len = bytes.len().checked_div(ctx).unwrap_or(0);
                 let mut checked = true;
                 for p in 0..ctx {
                     match rows.and_then(|rs| rs.get(p)).and_then(|x| x.as_ref()) {

@@ -18,7 +18,7 @@ pub enum ReplayError {
         /// Input role.
         role: String,
         /// Why.
-        source: SourceError,
+        source: Box<SourceError>,
     },
     /// The kernel failed.
     #[error("launch {seq}: {source}")]
@@ -38,7 +38,7 @@ pub fn inputs(src: &Source, l: &Launch) -> Result<Vec<Tensor>, ReplayError> {
     l.begin
         .inputs
         .iter()
-        .map(|r| src.tensor(r).map_err(|source| ReplayError::Input { seq: l.begin.seq, role: r.role.clone(), source }))
+        .map(|r| src.tensor(r).map_err(|e| ReplayError::Input { seq: l.begin.seq, role: r.role.clone(), source: Box::new(e) }))
         .collect()
 }
 

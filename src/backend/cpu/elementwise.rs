@@ -75,7 +75,7 @@ fn rmsnorm_t<T: Float>(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Res
     Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
 }
 
-fn weight_f32<'a>(stage: Stage, t: &'a Tensor) -> Result<&'a [f32], BackendError> {
+fn weight_f32(stage: Stage, t: &Tensor) -> Result<&[f32], BackendError> {
     if t.dtype != DType::F32 {
         return Err(bad(stage, format!("norm weight is {}, expected f32", t.dtype)));
     }
