@@ -277,6 +277,21 @@ mod x86 {
         }};
     }
 
+    /// `for $r in 0..$n`, written out when $n is 4 so that the per-row accumulators, indexed by constants,
+    /// stay in registers.
+    macro_rules! each_row {
+        ($n:expr, $r:ident, $body:block) => {
+            if $n == 4 {
+                { let $r = 0usize; $body }
+                { let $r = 1usize; $body }
+                { let $r = 2usize; $body }
+                { let $r = 3usize; $body }
+            } else {
+                for $r in 0..$n $body
+            }
+        };
+    }
+
     macro_rules! kernels {
         ($f32name:ident, $f64name:ident, $decode:ident, $bb:expr) => {
             /// R weight rows against one f32 activation row; dot8 order, or dot_blocked order if BLOCKED.
@@ -303,7 +318,7 @@ mod x86 {
                             _mm256_loadu_ps(xp.add(24)),
                         ];
                         let mut s = [_mm256_setzero_ps(); 4];
-                        for r in 0..4 {
+                        each_row!(4, r, {
                             let w = $decode!(rows[r].as_ptr().add(b * $bb));
                             let mut a = _mm256_setzero_ps();
                             a = _mm256_add_ps(a, _mm256_mul_ps(xs[0], w[0]));
@@ -311,7 +326,7 @@ mod x86 {
                             a = _mm256_add_ps(a, _mm256_mul_ps(xs[2], w[2]));
                             a = _mm256_add_ps(a, _mm256_mul_ps(xs[3], w[3]));
                             s[r] = a;
-                        }
+                        });
                         let h = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
                         let bs = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
                         t = _mm_add_ps(t, bs);
@@ -331,7 +346,7 @@ mod x86 {
                         _mm256_loadu_ps(xp.add(16)),
                         _mm256_loadu_ps(xp.add(24)),
                     ];
-                    for r in 0..R {
+                    each_row!(R, r, {
                         let w = $decode!(rows[r].as_ptr().add(b * $bb));
                         let mut a = if BLOCKED { _mm256_setzero_ps() } else { acc[r] };
                         a = _mm256_add_ps(a, _mm256_mul_ps(xs[0], w[0]));
@@ -343,7 +358,7 @@ mod x86 {
                         } else {
                             acc[r] = a;
                         }
-                    }
+                    });
                 }
                 for r in 0..R {
                     out[r] = if BLOCKED { tot[r] } else { hsum!(acc[r]) };
@@ -363,7 +378,7 @@ mod x86 {
                 let mut tot = [0f64; R];
                 for b in 0..nb {
                     let xp = x.as_ptr().add(32 * b);
-                    for r in 0..R {
+                    each_row!(R, r, {
                         let w = $decode!(rows[r].as_ptr().add(b * $bb));
                         let (mut a, mut c) =
                             if BLOCKED { (_mm256_setzero_pd(), _mm256_setzero_pd()) } else { (lo[r], hi[r]) };
@@ -379,7 +394,7 @@ mod x86 {
                             lo[r] = a;
                             hi[r] = c;
                         }
-                    }
+                    });
                 }
                 for r in 0..R {
                     out[r] = if BLOCKED { tot[r] } else { hsum64!(lo[r], hi[r]) };
