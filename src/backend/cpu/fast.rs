@@ -60,6 +60,24 @@ pub fn dot8_f64(a: &[f64], b: &[f64]) -> Option<f64> {
     None
 }
 
+/// Four f32 dot products against one (dequantised) weight row `w`, each `out[r]` bit-identical to
+/// [`super::dot::dot_blocked`]`(xs[r], w)` when `blocked`, else to [`super::dot::dot8`]`(xs[r], w)`; the four
+/// rows are interleaved for speed (each keeps its own order). Returns false (and does nothing) when not
+/// covered: no AVX2, or `w.len()` not a multiple of 32, or a row of another length.
+pub fn dot4_rows(blocked: bool, xs: [&[f32]; 4], w: &[f32], out: &mut [f32; 4]) -> bool {
+    if !enabled() || w.len() % 32 != 0 || xs.iter().any(|x| x.len() != w.len()) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX2 present, lengths checked.
+    unsafe {
+        if blocked { x86::dot4_rows::<true>(xs, w, out) } else { x86::dot4_rows::<false>(xs, w, out) }
+        return true;
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
 /// Whether [`fused_f32`] / [`fused_f64`] cover weight rows of `dtype` with `cols` columns here.
 pub fn fused_supported(dtype: DType, cols: usize) -> bool {
     enabled() && matches!(dtype, DType::Q4_1 | DType::Q8_0 | DType::Q4_0) && cols % 32 == 0
@@ -67,6 +85,10 @@ pub fn fused_supported(dtype: DType, cols: usize) -> bool {
 
 /// Elementwise f32 and f64 versions of the fused kernels.
 pub trait FusedFloat: Copy + Default {
+    /// f32 (the only type [`dot4_rows`] takes).
+    const IS_F32: bool;
+    /// [`dot4_rows`] for f32; false (not covered) for f64.
+    fn dot4(blocked: bool, xs: [&[Self]; 4], w: &[Self], out: &mut [Self; 4]) -> bool;
     /// `out[r]` = the dot of `x` with weight row `rows[r]` dequantised: [`super::dot::dot8`] order, or
     /// [`super::dot::dot_blocked`] order when `blocked`. Only call when [`fused_supported`] is true and
     /// every row holds exactly the blocks of `x.len()` columns.
@@ -74,12 +96,20 @@ pub trait FusedFloat: Copy + Default {
 }
 
 impl FusedFloat for f32 {
+    const IS_F32: bool = true;
+    fn dot4(blocked: bool, xs: [&[f32]; 4], w: &[f32], out: &mut [f32; 4]) -> bool {
+        dot4_rows(blocked, xs, w, out)
+    }
     fn fused(dtype: DType, blocked: bool, x: &[f32], rows: &[&[u8]], out: &mut [f32]) {
         fused_f32(dtype, blocked, x, rows, out)
     }
 }
 
 impl FusedFloat for f64 {
+    const IS_F32: bool = false;
+    fn dot4(_: bool, _: [&[f64]; 4], _: &[f64], _: &mut [f64; 4]) -> bool {
+        false
+    }
     fn fused(dtype: DType, blocked: bool, x: &[f64], rows: &[&[u8]], out: &mut [f64]) {
         fused_f64(dtype, blocked, x, rows, out)
     }
@@ -190,6 +220,46 @@ mod x86 {
             l[i] += a[full + i] * b[full + i];
         }
         combine(l)
+    }
+
+    /// See [`super::dot4_rows`]. `w.len()` is a multiple of 32 and every x row as long.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot4_rows<const BLOCKED: bool>(xs: [&[f32]; 4], w: &[f32], out: &mut [f32; 4]) {
+        let nb = w.len() / 32;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut t = _mm_setzero_ps();
+        for b in 0..nb {
+            let wp = w.as_ptr().add(32 * b);
+            let ws = [
+                _mm256_loadu_ps(wp),
+                _mm256_loadu_ps(wp.add(8)),
+                _mm256_loadu_ps(wp.add(16)),
+                _mm256_loadu_ps(wp.add(24)),
+            ];
+            let mut s = [_mm256_setzero_ps(); 4];
+            for r in 0..4 {
+                let xp = xs[r].as_ptr().add(32 * b);
+                let mut a = if BLOCKED { _mm256_setzero_ps() } else { acc[r] };
+                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(xp), ws[0]));
+                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(xp.add(8)), ws[1]));
+                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(xp.add(16)), ws[2]));
+                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(xp.add(24)), ws[3]));
+                if BLOCKED { s[r] = a } else { acc[r] = a }
+            }
+            if BLOCKED {
+                // hadd(hadd(s0,s1), hadd(s2,s3)): ((l0+l1)+(l2+l3)) of each row in the low half,
+                // ((l4+l5)+(l6+l7)) in the high half; their sum is each row's block dot, added in order.
+                let h = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+                t = _mm_add_ps(t, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)));
+            }
+        }
+        if BLOCKED {
+            _mm_storeu_ps(out.as_mut_ptr(), t);
+        } else {
+            for r in 0..4 {
+                out[r] = hsum!(acc[r]);
+            }
+        }
     }
 
     #[target_feature(enable = "avx2")]
