@@ -85,9 +85,9 @@ pub fn fused_supported(dtype: DType, cols: usize) -> bool {
 
 /// Elementwise f32 and f64 versions of the fused kernels.
 pub trait FusedFloat: Copy + Default {
-    /// f32 (the only type [`dot4_rows`] takes).
-    const IS_F32: bool;
-    /// [`dot4_rows`] for f32; false (not covered) for f64.
+    /// Whether [`FusedFloat::dot4`] has a fast path for this type (both do).
+    const HAS_DOT4: bool;
+    /// [`dot4_rows`] (f32) and its f64 twin (four [`super::dot::dot8_f64`] / `dot_blocked_f64`).
     fn dot4(blocked: bool, xs: [&[Self]; 4], w: &[Self], out: &mut [Self; 4]) -> bool;
     /// `out[r]` = the dot of `x` with weight row `rows[r]` dequantised: [`super::dot::dot8`] order, or
     /// [`super::dot::dot_blocked`] order when `blocked`. Only call when [`fused_supported`] is true and
@@ -96,7 +96,7 @@ pub trait FusedFloat: Copy + Default {
 }
 
 impl FusedFloat for f32 {
-    const IS_F32: bool = true;
+    const HAS_DOT4: bool = true;
     fn dot4(blocked: bool, xs: [&[f32]; 4], w: &[f32], out: &mut [f32; 4]) -> bool {
         dot4_rows(blocked, xs, w, out)
     }
@@ -106,8 +106,18 @@ impl FusedFloat for f32 {
 }
 
 impl FusedFloat for f64 {
-    const IS_F32: bool = false;
-    fn dot4(_: bool, _: [&[f64]; 4], _: &[f64], _: &mut [f64; 4]) -> bool {
+    const HAS_DOT4: bool = true;
+    fn dot4(blocked: bool, xs: [&[f64]; 4], w: &[f64], out: &mut [f64; 4]) -> bool {
+        if !enabled() || w.len() % 32 != 0 || xs.iter().any(|x| x.len() != w.len()) {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 present, lengths checked.
+        unsafe {
+            if blocked { x86::dot4_rows_f64::<true>(xs, w, out) } else { x86::dot4_rows_f64::<false>(xs, w, out) }
+            return true;
+        }
+        #[allow(unreachable_code)]
         false
     }
     fn fused(dtype: DType, blocked: bool, x: &[f64], rows: &[&[u8]], out: &mut [f64]) {
@@ -259,6 +269,35 @@ mod x86 {
             for r in 0..4 {
                 out[r] = hsum!(acc[r]);
             }
+        }
+    }
+
+    /// The f64 twin of [`dot4_rows`]: lanes 0..4 and 4..8 in two registers a row.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot4_rows_f64<const BLOCKED: bool>(xs: [&[f64]; 4], w: &[f64], out: &mut [f64; 4]) {
+        let nb = w.len() / 32;
+        let mut lo = [_mm256_setzero_pd(); 4];
+        let mut hi = [_mm256_setzero_pd(); 4];
+        let mut tot = [0f64; 4];
+        for b in 0..nb {
+            let wp = w.as_ptr().add(32 * b);
+            for r in 0..4 {
+                let xp = xs[r].as_ptr().add(32 * b);
+                let (mut a, mut c) = if BLOCKED { (_mm256_setzero_pd(), _mm256_setzero_pd()) } else { (lo[r], hi[r]) };
+                for g in 0..4 {
+                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g)), _mm256_loadu_pd(wp.add(8 * g))));
+                    c = _mm256_add_pd(c, _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g + 4)), _mm256_loadu_pd(wp.add(8 * g + 4))));
+                }
+                if BLOCKED {
+                    tot[r] += hsum64!(a, c);
+                } else {
+                    lo[r] = a;
+                    hi[r] = c;
+                }
+            }
+        }
+        for r in 0..4 {
+            out[r] = if BLOCKED { tot[r] } else { hsum64!(lo[r], hi[r]) };
         }
     }
 

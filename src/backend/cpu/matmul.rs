@@ -8,7 +8,7 @@
 //! Work is split over output columns; each output element is one task's one dot product, so the thread
 //! count never changes the bits.
 //!
-//! Speed without changing a bit: on the f32 route with 4 or more input rows (prefill), each weight row is
+//! Speed without changing a bit: with 4 or more input rows (prefill), each weight row is
 //! dequantised once and dotted with four input rows a pass ([`fast::dot4_rows`]). Otherwise Q4_1, Q8_0 and Q4_0 weights are dequantised inside the dot product, four
 //! weight rows a pass, on AVX2 ([`super::fast`]): the same weight values and the same reduction order as
 //! dequantising the row and calling the route's dot product. Other dtypes are dequantised once per weight
@@ -109,7 +109,7 @@ fn run<T: FusedFloat + Send + Sync>(
         .map(|b| {
             let (c0, c1) = (b * COLS_PER_TASK, ((b + 1) * COLS_PER_TASK).min(out));
             let mut res = vec![T::default(); (c1 - c0) * n];
-            if T::IS_F32 && n >= 4 && fast::enabled() {
+            if T::HAS_DOT4 && n >= 4 && fast::enabled() {
                 // Prefill: each weight row dequantised once, then dotted with four input rows a pass.
                 let mut wrow = vec![T::default(); inn];
                 let mut tmp = Vec::new();
