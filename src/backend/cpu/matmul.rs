@@ -120,8 +120,8 @@ fn run<T: FusedFloat + Send + Sync>(
                         let r = |k: usize| &x[(i + k) * inn..(i + k + 1) * inn];
                         let mut y = [T::default(); 4];
                         if !T::dot4(blocked, [r(0), r(1), r(2), r(3)], &wrow, &mut y) {
-                            for k in 0..4 {
-                                y[k] = dot(r(k), &wrow);
+                            for (k, yk) in y.iter_mut().enumerate() {
+                                *yk = dot(r(k), &wrow);
                             }
                         }
                         for k in 0..4 {
