@@ -13,7 +13,8 @@ pub const TILE_K: usize = 32;
 
 macro_rules! dot_impl {
     ($name:ident, $blocked:ident, $sum:ident, $t:ty) => {
-        /// 8-lane dot product (see the module doc for the exact order).
+        /// 8-lane dot product (see the module doc for the exact order), portable scalar code: the
+        /// reference the SIMD paths of [`super::fast`] are tested against.
         #[inline]
         pub fn $name(a: &[$t], b: &[$t]) -> $t {
             debug_assert_eq!(a.len(), b.len());
@@ -33,7 +34,8 @@ macro_rules! dot_impl {
             ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
         }
 
-        /// Blocked dot product: [`TILE_K`]-element blocks, each an 8-lane dot, block sums added in order.
+        /// Blocked dot product: [`TILE_K`]-element blocks, each an 8-lane dot, block sums added in order
+        /// (portable scalar reference).
         #[inline]
         pub fn $blocked(a: &[$t], b: &[$t]) -> $t {
             let mut acc = 0.0 as $t;
@@ -61,8 +63,41 @@ macro_rules! dot_impl {
     };
 }
 
-dot_impl!(dot8, dot_blocked, sum8, f32);
-dot_impl!(dot8_f64, dot_blocked_f64, sum8_f64, f64);
+dot_impl!(dot8_ref, dot_blocked_ref, sum8, f32);
+dot_impl!(dot8_f64_ref, dot_blocked_f64_ref, sum8_f64, f64);
+
+/// 8-lane dot product (see the module doc for the exact order); AVX2 when the CPU has it, with the same
+/// IEEE operations in the same order as [`dot8_ref`], so the same bits.
+#[inline]
+pub fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    super::fast::dot8(a, b).unwrap_or_else(|| dot8_ref(a, b))
+}
+
+/// [`dot8`] in f64.
+#[inline]
+pub fn dot8_f64(a: &[f64], b: &[f64]) -> f64 {
+    super::fast::dot8_f64(a, b).unwrap_or_else(|| dot8_f64_ref(a, b))
+}
+
+/// Blocked dot product: [`TILE_K`]-element blocks, each an 8-lane dot, block sums added in order.
+#[inline]
+pub fn dot_blocked(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = 0.0f32;
+    for (ca, cb) in a.chunks(TILE_K).zip(b.chunks(TILE_K)) {
+        acc += dot8(ca, cb);
+    }
+    acc
+}
+
+/// [`dot_blocked`] in f64.
+#[inline]
+pub fn dot_blocked_f64(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = 0.0f64;
+    for (ca, cb) in a.chunks(TILE_K).zip(b.chunks(TILE_K)) {
+        acc += dot8_f64(ca, cb);
+    }
+    acc
+}
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@
 pub mod attention;
 pub mod dot;
 mod elementwise;
+pub mod fast;
 mod matmul;
 mod values;
 
