@@ -10,7 +10,7 @@ vocabulary greta sees.
 
 greta is run as a command: `$GRETA_TOKENIZE_CMD --model M --json -- TEXT`, which must print
 `{"ids": [...]}`. The default command is `target/release/greta tokenize`; during development
-`GRETA_TOKENIZE_CMD=target/release/examples/tokenize` works too.
+(`target/release/greta tokenize` by default).
 
 Usage: tools/check-tokenizer.py [--model PATH] [-v]
 Exit status: 0 all strings agree, 1 some differ, 2 setup error.
