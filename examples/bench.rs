@@ -57,15 +57,25 @@ fn opts() -> Opts {
 fn greta() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
     // target/release/examples/bench -> target/release/greta
-    exe.parent().and_then(|p| p.parent()).expect("target dir").join("greta")
+    exe.parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("greta")
 }
 
 /// Runs greta, returns (wall seconds, stdout JSON).
 fn timed(args: &[String]) -> (f64, serde_json::Value) {
     let t = Instant::now();
-    let out = Command::new(greta()).args(args).output().expect("running greta");
+    let out = Command::new(greta())
+        .args(args)
+        .output()
+        .expect("running greta");
     let dt = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "greta {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "greta {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (dt, v)
 }
@@ -108,7 +118,12 @@ fn unique_tensor_bytes(t: &TapeReader) -> (usize, u64) {
     let mut bytes = 0u64;
     for e in t.entries() {
         let l = t.launch(e.unwrap().seq).unwrap();
-        for r in l.begin.inputs.iter().chain(l.end.iter().flat_map(|e| &e.outputs)) {
+        for r in l
+            .begin
+            .inputs
+            .iter()
+            .chain(l.end.iter().flat_map(|e| &e.outputs))
+        {
             if matches!(r.storage, Storage::Weight { .. } | Storage::HashOnly) {
                 continue;
             }
@@ -127,7 +142,10 @@ fn activation_bytes(t: &TapeReader, limit: usize) -> Vec<u8> {
     'outer: for e in t.entries() {
         let l = t.launch(e.unwrap().seq).unwrap();
         for r in l.end.iter().flat_map(|e| &e.outputs) {
-            if matches!(r.storage, Storage::Chunks(_)) && r.dtype == greta::launch::DType::F32 && seen.insert(r.hash) {
+            if matches!(r.storage, Storage::Chunks(_))
+                && r.dtype == greta::launch::DType::F32
+                && seen.insert(r.hash)
+            {
                 out.extend(t.tensor_bytes(r).unwrap());
                 if out.len() >= limit {
                     break 'outer;
@@ -177,7 +195,12 @@ fn synthetic_tape(path: &Path, bytes: usize, launches: u64) {
             inputs: vec![r.clone()],
         }))
         .unwrap();
-        w.put_record(&Record::End(LaunchEnd { seq, outputs: vec![r], duration_ns: 1 })).unwrap();
+        w.put_record(&Record::End(LaunchEnd {
+            seq,
+            outputs: vec![r],
+            duration_ns: 1,
+        }))
+        .unwrap();
     }
     w.finish().unwrap();
 }
@@ -195,12 +218,21 @@ fn best<T>(reps: usize, mut f: impl FnMut() -> (f64, T)) -> (f64, T) {
 
 fn main() {
     let o = opts();
-    assert!(o.model.exists(), "{} missing: run tools/fetch-model", o.model.display());
+    assert!(
+        o.model.exists(),
+        "{} missing: run tools/fetch-model",
+        o.model.display()
+    );
     let dir = tempfile::tempdir_in(".").expect("tempdir");
     let tape = dir.path().join("bench.tape");
     let tape_s = tape.display().to_string();
     let mut report = serde_json::Map::new();
-    println!("greta bench: {} tokens, {} threads, model {}", o.tokens, o.threads, o.model.display());
+    println!(
+        "greta bench: {} tokens, {} threads, model {}",
+        o.tokens,
+        o.threads,
+        o.model.display()
+    );
 
     // 1. run vs record (full, hashes), alternating.
     let (mut run_w, mut full_w, mut hash_w) = (f64::MAX, f64::MAX, f64::MAX);
@@ -217,17 +249,41 @@ fn main() {
             full_w = w;
             rec_j = j;
         }
-        let (w, _) = timed(&cmd("record", base(&o, &["--capture", "hashes", "--out", &format!("{tape_s}.h")])));
+        let (w, _) = timed(&cmd(
+            "record",
+            base(
+                &o,
+                &["--capture", "hashes", "--out", &format!("{tape_s}.h")],
+            ),
+        ));
         hash_w = hash_w.min(w);
     }
     let decode_tok_s = f(&run_j, "decode_tok_s");
     println!("\n## CPU f32 route (default routes)");
-    println!("decode {:.1} tok/s, prefill {:.1} tok/s (greta run, {} threads)", decode_tok_s, f(&run_j, "prefill_tok_s"), o.threads);
-    println!("  (llama.cpp on this file: ~144 tok/s decode on 2 cores of this machine kind, per the issue; ratio {:.3})", decode_tok_s / 144.0);
-    println!("\n## Recording overhead (whole processes, best of {})", o.reps);
-    println!("run {run_w:.3} s | record full {full_w:.3} s ({:.3}x) | record hashes {hash_w:.3} s ({:.3}x)", full_w / run_w, hash_w / run_w);
+    println!(
+        "decode {:.1} tok/s, prefill {:.1} tok/s (greta run, {} threads)",
+        decode_tok_s,
+        f(&run_j, "prefill_tok_s"),
+        o.threads
+    );
+    println!(
+        "  (llama.cpp on this file: ~144 tok/s decode on 2 cores of this machine kind, per the issue; ratio {:.3})",
+        decode_tok_s / 144.0
+    );
+    println!(
+        "\n## Recording overhead (whole processes, best of {})",
+        o.reps
+    );
+    println!(
+        "run {run_w:.3} s | record full {full_w:.3} s ({:.3}x) | record hashes {hash_w:.3} s ({:.3}x)",
+        full_w / run_w,
+        hash_w / run_w
+    );
     report.insert("decode_tok_s_f32".into(), decode_tok_s.into());
-    report.insert("prefill_tok_s_f32".into(), f(&run_j, "prefill_tok_s").into());
+    report.insert(
+        "prefill_tok_s_f32".into(),
+        f(&run_j, "prefill_tok_s").into(),
+    );
     report.insert("record_full_over_run".into(), (full_w / run_w).into());
     report.insert("record_hashes_over_run".into(), (hash_w / run_w).into());
 
@@ -238,13 +294,36 @@ fn main() {
     let raw_chunks = t.raw_bytes();
     let decode_steps = o.tokens.saturating_sub(1).max(1);
     println!("\n## Tape size (full capture)");
-    println!("tape {:.2} MB, {} launches; {:.1} KB per decode token (whole tape / {} decode steps)", len as f64 / 1e6, t.len(), len as f64 / decode_steps as f64 / 1e3, decode_steps);
-    println!("unique tensors: {n_unique}, {:.2} MB raw -> tape/unique tensor bytes {:.3} (target <= 0.6)", unique as f64 / 1e6, len as f64 / unique as f64);
-    println!("unique chunks stored: {:.2} MB raw -> tape/unique chunk bytes {:.3} (compression alone)", raw_chunks as f64 / 1e6, len as f64 / raw_chunks as f64);
+    println!(
+        "tape {:.2} MB, {} launches; {:.1} KB per decode token (whole tape / {} decode steps)",
+        len as f64 / 1e6,
+        t.len(),
+        len as f64 / decode_steps as f64 / 1e3,
+        decode_steps
+    );
+    println!(
+        "unique tensors: {n_unique}, {:.2} MB raw -> tape/unique tensor bytes {:.3} (target <= 0.6)",
+        unique as f64 / 1e6,
+        len as f64 / unique as f64
+    );
+    println!(
+        "unique chunks stored: {:.2} MB raw -> tape/unique chunk bytes {:.3} (compression alone)",
+        raw_chunks as f64 / 1e6,
+        len as f64 / raw_chunks as f64
+    );
     report.insert("tape_bytes".into(), len.into());
-    report.insert("tape_bytes_per_decode_token".into(), (len as f64 / decode_steps as f64).into());
-    report.insert("tape_over_unique_tensor_bytes".into(), (len as f64 / unique as f64).into());
-    report.insert("tape_over_unique_chunk_bytes".into(), (len as f64 / raw_chunks as f64).into());
+    report.insert(
+        "tape_bytes_per_decode_token".into(),
+        (len as f64 / decode_steps as f64).into(),
+    );
+    report.insert(
+        "tape_over_unique_tensor_bytes".into(),
+        (len as f64 / unique as f64).into(),
+    );
+    report.insert(
+        "tape_over_unique_chunk_bytes".into(),
+        (len as f64 / raw_chunks as f64).into(),
+    );
     let _ = rec_j;
 
     // 3. hash + compress throughput on real activations from the tape.
@@ -262,22 +341,37 @@ fn main() {
     let (tw, wlen) = best(o.reps, || {
         let p = dir.path().join("tp.tape");
         let s = Instant::now();
-        let mut w = TapeWriter::create(&p, &TapeHeader::default(), WriterOptions::default()).unwrap();
+        let mut w =
+            TapeWriter::create(&p, &TapeHeader::default(), WriterOptions::default()).unwrap();
         w.put_tensor(&data, 4).unwrap();
         let sum = w.finish().unwrap();
         (s.elapsed().as_secs_f64(), sum.bytes)
     });
-    println!("\n## Hash + compress throughput ({:.1} MB of recorded f32 activations)", data.len() as f64 / 1e6);
-    println!("blake3 alone {:.0} MiB/s | zstd-1 alone {:.0} MiB/s (ratio {:.3}) | tape writer (blake3 + shuffle + zstd + frames) {:.0} MiB/s (ratio {:.3})",
-        mib_s(data.len(), tb), mib_s(data.len(), tz), zlen as f64 / data.len() as f64, mib_s(data.len(), tw), wlen as f64 / data.len() as f64);
+    println!(
+        "\n## Hash + compress throughput ({:.1} MB of recorded f32 activations)",
+        data.len() as f64 / 1e6
+    );
+    println!(
+        "blake3 alone {:.0} MiB/s | zstd-1 alone {:.0} MiB/s (ratio {:.3}) | tape writer (blake3 + shuffle + zstd + frames) {:.0} MiB/s (ratio {:.3})",
+        mib_s(data.len(), tb),
+        mib_s(data.len(), tz),
+        zlen as f64 / data.len() as f64,
+        mib_s(data.len(), tw),
+        wlen as f64 / data.len() as f64
+    );
     println!("writer / zstd-alone throughput: {:.3}", tz / tw);
     report.insert("writer_mib_s".into(), mib_s(data.len(), tw).into());
     report.insert("blake3_mib_s".into(), mib_s(data.len(), tb).into());
     report.insert("zstd_mib_s".into(), mib_s(data.len(), tz).into());
 
     // 4. open + print one launch: 1 MB vs > 1 GB tape.
-    println!("\n## Open a tape and print one launch (`greta show TAPE SEQ`, whole process, best of 5)");
-    for (name, bytes, launches) in [("small", 1usize << 20, 16u64), ("big", o.big_mb << 20, 16_384)] {
+    println!(
+        "\n## Open a tape and print one launch (`greta show TAPE SEQ`, whole process, best of 5)"
+    );
+    for (name, bytes, launches) in [
+        ("small", 1usize << 20, 16u64),
+        ("big", o.big_mb << 20, 16_384),
+    ] {
         let p = dir.path().join(format!("{name}.tape"));
         synthetic_tape(&p, bytes, launches);
         let size = std::fs::metadata(&p).unwrap().len();
@@ -285,7 +379,10 @@ fn main() {
         let ps = p.display().to_string();
         let (s, _) = best(5, || {
             let t = Instant::now();
-            let out = Command::new(greta()).args(["show", &ps, &seq]).output().unwrap();
+            let out = Command::new(greta())
+                .args(["show", &ps, &seq])
+                .output()
+                .unwrap();
             assert!(out.status.success());
             (t.elapsed().as_secs_f64(), ())
         });
@@ -295,7 +392,12 @@ fn main() {
             std::hint::black_box(r.launch(launches / 2 + 1).unwrap());
             (t.elapsed().as_secs_f64(), ())
         });
-        println!("{name}: {:.1} MB, {launches} launches: greta show {:.1} ms; in-process open+launch {:.3} ms", size as f64 / 1e6, s * 1e3, si * 1e3);
+        println!(
+            "{name}: {:.1} MB, {launches} launches: greta show {:.1} ms; in-process open+launch {:.3} ms",
+            size as f64 / 1e6,
+            s * 1e3,
+            si * 1e3
+        );
         report.insert(format!("show_ms_{name}"), (s * 1e3).into());
         report.insert(format!("tape_mb_{name}"), (size as f64 / 1e6).into());
         std::fs::remove_file(&p).ok();
@@ -304,24 +406,46 @@ fn main() {
     // 4b. replay of one stage: a short tape vs the long one (only that launch's frames are read).
     let short = dir.path().join("short.tape");
     let mut args = base(&o, &["--out", &short.display().to_string()]);
-    let k = args.iter().position(|a| a == "--max-tokens").expect("max-tokens") + 1;
+    let k = args
+        .iter()
+        .position(|a| a == "--max-tokens")
+        .expect("max-tokens")
+        + 1;
     args[k] = "2".into();
     timed(&cmd("record", args));
-    println!("\n## Replay one stage (decode0, layer 0, down) from a short and a long tape (`greta replay`, best of 5)");
-    for (name, p) in [("2-token tape", &short), (&format!("{}-token tape", o.tokens) as &str, &tape)] {
+    println!(
+        "\n## Replay one stage (decode0, layer 0, down) from a short and a long tape (`greta replay`, best of 5)"
+    );
+    for (name, p) in [
+        ("2-token tape", &short),
+        (&format!("{}-token tape", o.tokens) as &str, &tape),
+    ] {
         let size = std::fs::metadata(p).unwrap().len();
         let ps = p.display().to_string();
         let (s, _) = best(5, || {
             let t = Instant::now();
             let out = Command::new(greta())
-                .args(["replay", &ps, "--phase", "decode0", "--layer", "0", "--stage", "down"])
+                .args([
+                    "replay", &ps, "--phase", "decode0", "--layer", "0", "--stage", "down",
+                ])
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
             (t.elapsed().as_secs_f64(), ())
         });
-        println!("{name}: {:.1} MB: replay {:.1} ms", size as f64 / 1e6, s * 1e3);
-        report.insert(format!("replay_ms_{}", name.split('-').next().unwrap_or(name)), (s * 1e3).into());
+        println!(
+            "{name}: {:.1} MB: replay {:.1} ms",
+            size as f64 / 1e6,
+            s * 1e3
+        );
+        report.insert(
+            format!("replay_ms_{}", name.split('-').next().unwrap_or(name)),
+            (s * 1e3).into(),
+        );
     }
 
     // 5. route costs: invariant vs default, f64 vs f32.
@@ -331,17 +455,35 @@ fn main() {
             let (_, j) = timed(&cmd("run", base(&o, extra)));
             (1.0 / f(&j, "decode_tok_s"), j)
         });
-        println!("{label:<28} prefill {:>7.1} tok/s  decode {:>6.1} tok/s", f(&j, "prefill_tok_s"), f(&j, "decode_tok_s"));
+        println!(
+            "{label:<28} prefill {:>7.1} tok/s  decode {:>6.1} tok/s",
+            f(&j, "prefill_tok_s"),
+            f(&j, "decode_tok_s")
+        );
         j
     };
     let d = row("f32, default routes", &[]);
     let i = row("f32, --routes invariant", &["--routes", "invariant"]);
     let r64 = row("f64 (reference)", &["--precision", "f64"]);
-    println!("invariant/default time ratio: prefill {:.3}, decode {:.3}", f(&d, "prefill_tok_s") / f(&i, "prefill_tok_s"), f(&d, "decode_tok_s") / f(&i, "decode_tok_s"));
-    report.insert("invariant_over_default_prefill_time".into(), (f(&d, "prefill_tok_s") / f(&i, "prefill_tok_s")).into());
-    report.insert("invariant_over_default_decode_time".into(), (f(&d, "decode_tok_s") / f(&i, "decode_tok_s")).into());
+    println!(
+        "invariant/default time ratio: prefill {:.3}, decode {:.3}",
+        f(&d, "prefill_tok_s") / f(&i, "prefill_tok_s"),
+        f(&d, "decode_tok_s") / f(&i, "decode_tok_s")
+    );
+    report.insert(
+        "invariant_over_default_prefill_time".into(),
+        (f(&d, "prefill_tok_s") / f(&i, "prefill_tok_s")).into(),
+    );
+    report.insert(
+        "invariant_over_default_decode_time".into(),
+        (f(&d, "decode_tok_s") / f(&i, "decode_tok_s")).into(),
+    );
     report.insert("decode_tok_s_f64".into(), f(&r64, "decode_tok_s").into());
     if let Some(p) = &o.json {
-        std::fs::write(p, serde_json::to_string_pretty(&serde_json::Value::Object(report)).unwrap()).unwrap();
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(&serde_json::Value::Object(report)).unwrap(),
+        )
+        .unwrap();
     }
 }

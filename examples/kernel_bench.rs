@@ -22,10 +22,15 @@ fn main() {
             blk[0..2].copy_from_slice(&half::f16::from_f32(0.01).to_bits().to_le_bytes());
             blk[2..4].copy_from_slice(&half::f16::from_f32(-0.05).to_bits().to_le_bytes());
         }
-        let x: Vec<f32> = (0..cols).map(|_| (next() >> 40) as f32 / 1e7 - 0.8).collect();
+        let x: Vec<f32> = (0..cols)
+            .map(|_| (next() >> 40) as f32 / 1e7 - 0.8)
+            .collect();
         let rows: Vec<&[u8]> = w.chunks_exact(rb).collect();
         let mut y = vec![0f32; out];
-        for (name, blocked) in [("gemv (dot8 order)", false), ("gemm_tiled (blocked order)", true)] {
+        for (name, blocked) in [
+            ("gemv (dot8 order)", false),
+            ("gemm_tiled (blocked order)", true),
+        ] {
             let mut best = f64::MAX;
             for _ in 0..300 {
                 let t = Instant::now();
@@ -37,13 +42,22 @@ fn main() {
                     let mut buf = vec![0f32; cols];
                     for (r, o) in rows.iter().zip(y.iter_mut()) {
                         greta::model::quant::dequantize(dtype, r, &mut buf).unwrap();
-                        *o = if blocked { dot_blocked(&x, &buf) } else { dot8(&x, &buf) };
+                        *o = if blocked {
+                            dot_blocked(&x, &buf)
+                        } else {
+                            dot8(&x, &buf)
+                        };
                     }
                 }
                 best = best.min(t.elapsed().as_secs_f64());
             }
             let macs = (cols * out) as f64;
-            println!("{dtype} {name}: {:.1} us per {out}x{cols} gemv, {:.2} GMAC/s (y0 {:e})", best * 1e6, macs / best / 1e9, y[0]);
+            println!(
+                "{dtype} {name}: {:.1} us per {out}x{cols} gemv, {:.2} GMAC/s (y0 {:e})",
+                best * 1e6,
+                macs / best / 1e9,
+                y[0]
+            );
         }
     }
 }

@@ -19,4 +19,3 @@ pub mod model;
 pub mod record;
 pub mod replay;
 pub mod tape;
-

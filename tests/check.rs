@@ -5,9 +5,25 @@ use crate::util::*;
 #[test]
 fn ten_runs_identical_across_thread_counts_tiny() {
     let m = tiny();
-    let out = json(&greta_ok(&["check", "--model", m.to_str().unwrap(), "--tokens", "5,17,42,99", "--max-tokens", "4", "--runs", "10", "--threads", "1,2,8", "--json"]));
+    let out = json(&greta_ok(&[
+        "check",
+        "--model",
+        m.to_str().unwrap(),
+        "--tokens",
+        "5,17,42,99",
+        "--max-tokens",
+        "4",
+        "--runs",
+        "10",
+        "--threads",
+        "1,2,8",
+        "--json",
+    ]));
     assert_eq!(out["deterministic"], true, "{out}");
-    assert_eq!(out["runs"], 11, "10 recorded runs plus one without the recorder");
+    assert_eq!(
+        out["runs"], 11,
+        "10 recorded runs plus one without the recorder"
+    );
     assert_eq!(out["identical"], 11);
 }
 
@@ -15,7 +31,22 @@ fn ten_runs_identical_across_thread_counts_tiny() {
 fn ten_runs_identical_across_thread_counts_smollm2() {
     let m = smollm2();
     for precision in ["f32", "f64"] {
-        let out = json(&greta_ok(&["check", "--model", m.to_str().unwrap(), "--prompt", "The quick brown fox", "--max-tokens", "2", "--runs", "10", "--threads", "1,2,8", "--precision", precision, "--json"]));
+        let out = json(&greta_ok(&[
+            "check",
+            "--model",
+            m.to_str().unwrap(),
+            "--prompt",
+            "The quick brown fox",
+            "--max-tokens",
+            "2",
+            "--runs",
+            "10",
+            "--threads",
+            "1,2,8",
+            "--precision",
+            precision,
+            "--json",
+        ]));
         assert_eq!(out["deterministic"], true, "{precision}: {out}");
         assert_eq!(out["identical"], 11);
     }
@@ -27,7 +58,17 @@ fn golden_catches_a_changed_route_and_other_options_are_an_error() {
     let m = tiny();
     let g = d.path().join("g.json");
     let (ms, gs) = (m.to_str().unwrap(), g.to_str().unwrap());
-    let base = ["check", "--model", ms, "--tokens", "5,17,42,99", "--max-tokens", "3", "--golden", gs];
+    let base = [
+        "check",
+        "--model",
+        ms,
+        "--tokens",
+        "5,17,42,99",
+        "--max-tokens",
+        "3",
+        "--golden",
+        gs,
+    ];
     greta_ok(&[&base[..], &["--bless"]].concat());
     let out = greta_ok(&base);
     assert!(out.contains("identical"), "{out}");
@@ -39,9 +80,24 @@ fn golden_catches_a_changed_route_and_other_options_are_an_error() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}");
-    assert!(text.contains("prefill 0 up gemm_tiled/f32") && text.contains("prefill 0 up gemv/f32"), "{text}");
+    assert!(
+        text.contains("prefill 0 up gemm_tiled/f32") && text.contains("prefill 0 up gemv/f32"),
+        "{text}"
+    );
     // Other options: an error (exit 2), not a silent mismatch.
-    let (code, _, err) = greta_s(&["check", "--model", ms, "--tokens", "5,17,42,99", "--max-tokens", "3", "--golden", gs, "--precision", "f64"]);
+    let (code, _, err) = greta_s(&[
+        "check",
+        "--model",
+        ms,
+        "--tokens",
+        "5,17,42,99",
+        "--max-tokens",
+        "3",
+        "--golden",
+        gs,
+        "--precision",
+        "f64",
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("other options"), "{err}");
 }
@@ -52,15 +108,47 @@ fn committed_goldens_hold() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let d = tmp();
     let t = d.path().join("tiny.gguf");
-    greta_ok(&["gen-model", "--preset", "tiny", "--dtype", "q4_1", "--seed", "7", "--out", t.to_str().unwrap()]);
+    greta_ok(&[
+        "gen-model",
+        "--preset",
+        "tiny",
+        "--dtype",
+        "q4_1",
+        "--seed",
+        "7",
+        "--out",
+        t.to_str().unwrap(),
+    ]);
     let s = smollm2();
     for (model, name, args) in [
-        (&t, "tiny", vec!["--tokens", "5,17,42,99,3,250,7", "--max-tokens", "6"]),
-        (&s, "smollm2", vec!["--prompt", "What is the capital of France?", "--chat", "--max-tokens", "3"]),
+        (
+            &t,
+            "tiny",
+            vec!["--tokens", "5,17,42,99,3,250,7", "--max-tokens", "6"],
+        ),
+        (
+            &s,
+            "smollm2",
+            vec![
+                "--prompt",
+                "What is the capital of France?",
+                "--chat",
+                "--max-tokens",
+                "3",
+            ],
+        ),
     ] {
         for precision in ["f32", "f64"] {
             let g = root.join(format!("recordings/{name}-{precision}.json"));
-            let mut a = vec!["check", "--model", model.to_str().unwrap(), "--golden", g.to_str().unwrap(), "--precision", precision];
+            let mut a = vec![
+                "check",
+                "--model",
+                model.to_str().unwrap(),
+                "--golden",
+                g.to_str().unwrap(),
+                "--precision",
+                precision,
+            ];
             a.extend(args.iter().copied());
             let (code, out, err) = greta_s(&a);
             assert_eq!(code, 0, "golden {}: {out}{err}", g.display());

@@ -6,8 +6,14 @@ fn fails_cleanly(args: &[&str], needle: &str) {
     let (code, out, err) = greta_s(args);
     assert_eq!(code, 2, "greta {args:?}: exit {code}\n{out}\n{err}");
     assert!(!err.contains("panicked"), "greta {args:?} panicked:\n{err}");
-    let line = err.lines().find(|l| l.starts_with("error")).unwrap_or_else(|| panic!("no error line:\n{err}"));
-    assert!(err.contains(needle), "greta {args:?}: expected `{needle}` in:\n{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| panic!("no error line:\n{err}"));
+    assert!(
+        err.contains(needle),
+        "greta {args:?}: expected `{needle}` in:\n{err}"
+    );
     assert!(!line.is_empty());
 }
 
@@ -16,20 +22,65 @@ fn bad_inputs() {
     let d = tmp();
     let tiny = tiny();
     let t = tiny.to_str().unwrap();
-    fails_cleanly(&["run", "--model", "/nonexistent/m.gguf", "--tokens", "1"], "does not exist");
+    fails_cleanly(
+        &["run", "--model", "/nonexistent/m.gguf", "--tokens", "1"],
+        "does not exist",
+    );
     let notgguf = d.path().join("x.gguf");
     std::fs::write(&notgguf, b"this is not a gguf file at all").unwrap();
-    fails_cleanly(&["run", "--model", notgguf.to_str().unwrap(), "--tokens", "1"], "magic");
+    fails_cleanly(
+        &["run", "--model", notgguf.to_str().unwrap(), "--tokens", "1"],
+        "magic",
+    );
     let bytes = std::fs::read(&tiny).unwrap();
     let cut = d.path().join("cut.gguf");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    fails_cleanly(&["run", "--model", cut.to_str().unwrap(), "--tokens", "1"], "");
-    fails_cleanly(&["run", "--model", t, "--tokens", "1", "--route", "matmul=warp"], "gemv, gemm_tiled, gemm_invariant");
-    fails_cleanly(&["run", "--model", t, "--tokens", "1", "--route", "nonsense=gemv"], "valid ops");
+    fails_cleanly(
+        &["run", "--model", cut.to_str().unwrap(), "--tokens", "1"],
+        "",
+    );
+    fails_cleanly(
+        &[
+            "run",
+            "--model",
+            t,
+            "--tokens",
+            "1",
+            "--route",
+            "matmul=warp",
+        ],
+        "gemv, gemm_tiled, gemm_invariant",
+    );
+    fails_cleanly(
+        &[
+            "run",
+            "--model",
+            t,
+            "--tokens",
+            "1",
+            "--route",
+            "nonsense=gemv",
+        ],
+        "valid ops",
+    );
     let long: Vec<String> = (0..300).map(|i| (i % 200).to_string()).collect();
-    fails_cleanly(&["run", "--model", t, "--tokens", &long.join(","), "--max-tokens", "1"], "context");
+    fails_cleanly(
+        &[
+            "run",
+            "--model",
+            t,
+            "--tokens",
+            &long.join(","),
+            "--max-tokens",
+            "1",
+        ],
+        "context",
+    );
     fails_cleanly(&["run", "--model", t, "--tokens", "999999"], "vocabulary");
-    fails_cleanly(&["run", "--model", t, "--tokens", "1", "--backend", "hip"], "GPU");
+    fails_cleanly(
+        &["run", "--model", t, "--tokens", "1", "--backend", "hip"],
+        "GPU",
+    );
     fails_cleanly(&["ls", "/nonexistent.tape"], "");
 }
 
@@ -41,9 +92,17 @@ fn unsupported_architecture_and_tensor_type() {
     let p = d.path().join("qwen.gguf");
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", Value::String("qwen2".into()));
-    w.add_tensor("token_embd.weight", vec![4, 8], greta::launch::DType::F32, vec![0u8; 128]);
+    w.add_tensor(
+        "token_embd.weight",
+        vec![4, 8],
+        greta::launch::DType::F32,
+        vec![0u8; 128],
+    );
     w.write(&p).unwrap();
-    fails_cleanly(&["run", "--model", p.to_str().unwrap(), "--tokens", "1"], "qwen2");
+    fails_cleanly(
+        &["run", "--model", p.to_str().unwrap(), "--tokens", "1"],
+        "qwen2",
+    );
     // A tensor type greta does not know (GGML type 6, Q5_0) in an otherwise valid file.
     let t = tiny();
     let mut bytes = std::fs::read(&t).unwrap();
@@ -57,5 +116,8 @@ fn unsupported_architecture_and_tensor_type() {
     drop(g);
     let bad = d.path().join("q5.gguf");
     std::fs::write(&bad, &bytes).unwrap();
-    fails_cleanly(&["run", "--model", bad.to_str().unwrap(), "--tokens", "1"], "blk.0.attn_q.weight");
+    fails_cleanly(
+        &["run", "--model", bad.to_str().unwrap(), "--tokens", "1"],
+        "blk.0.attn_q.weight",
+    );
 }

@@ -4,7 +4,10 @@
 use crate::util::*;
 use greta::backend::cpu::CpuBackend;
 use greta::engine::{Engine, GenOptions, Model, generate};
-use greta::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Precision, RouteMode, RoutePolicy, Stage, Tensor, Variant};
+use greta::launch::{
+    LaunchInfo, LaunchObserver, Launcher, Phase, Precision, RouteMode, RoutePolicy, Stage, Tensor,
+    Variant,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,14 +38,21 @@ impl LaunchObserver for Watch {
         self.0.borrow_mut().push(Seen {
             info: info.clone(),
             shapes: outputs.iter().map(|t| t.shape.clone()).collect(),
-            hashes: outputs.iter().map(|t| *blake3::hash(&t.to_host_bytes().unwrap()).as_bytes()).collect(),
+            hashes: outputs
+                .iter()
+                .map(|t| *blake3::hash(&t.to_host_bytes().unwrap()).as_bytes())
+                .collect(),
             values,
         });
         Ok(())
     }
 }
 
-pub fn watched(model: &Model, threads: usize, policy: RoutePolicy) -> (Engine<'_>, Rc<RefCell<Vec<Seen>>>) {
+pub fn watched(
+    model: &Model,
+    threads: usize,
+    policy: RoutePolicy,
+) -> (Engine<'_>, Rc<RefCell<Vec<Seen>>>) {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let mut l = Launcher::new(Arc::new(CpuBackend::new(threads)), policy);
     l.observe(Box::new(Watch(seen.clone())));
@@ -50,7 +60,11 @@ pub fn watched(model: &Model, threads: usize, policy: RoutePolicy) -> (Engine<'_
 }
 
 fn opts(max: usize) -> GenOptions {
-    GenOptions { max_tokens: max, stop: vec![], probe_last_token: false }
+    GenOptions {
+        max_tokens: max,
+        stop: vec![],
+        probe_last_token: false,
+    }
 }
 
 const PROMPT: &[u32] = &[5, 17, 42, 99, 3, 250, 7];
@@ -64,7 +78,12 @@ fn shapes_and_routes() {
     assert_eq!(g.generated_ids.len(), 3);
     let seen = seen.borrow();
     let n = PROMPT.len();
-    let find = |p: Phase, l: Option<u32>, s: Stage| seen.iter().find(|x| x.info.phase == p && x.info.layer == l && x.info.stage == s).unwrap_or_else(|| panic!("no {p} {l:?} {s}")).clone();
+    let find = |p: Phase, l: Option<u32>, s: Stage| {
+        seen.iter()
+            .find(|x| x.info.phase == p && x.info.layer == l && x.info.stage == s)
+            .unwrap_or_else(|| panic!("no {p} {l:?} {s}"))
+            .clone()
+    };
     let q = find(Phase::Prefill, Some(0), Stage::QProj);
     assert_eq!(q.shapes[0], vec![n, c.n_heads * c.head_dim]);
     assert_eq!(q.info.route.variant, Variant::GemmTiled);
@@ -81,12 +100,49 @@ fn shapes_and_routes() {
     let kv = find(Phase::Prefill, Some(0), Stage::KvWrite);
     assert_eq!(kv.shapes, vec![vec![n, c.n_kv_heads * c.head_dim]; 2]);
     // Every launch of a prefill layer, in order.
-    let stages: Vec<Stage> = seen.iter().filter(|x| x.info.phase == Phase::Prefill && x.info.layer == Some(0)).map(|x| x.info.stage).collect();
-    assert_eq!(stages, vec![Stage::AttnNorm, Stage::QProj, Stage::KProj, Stage::VProj, Stage::RopeQ, Stage::RopeK, Stage::KvWrite, Stage::Qk, Stage::Softmax, Stage::Pv, Stage::OProj, Stage::AttnResidual, Stage::FfnNorm, Stage::Gate, Stage::Up, Stage::Swiglu, Stage::Down, Stage::FfnResidual]);
+    let stages: Vec<Stage> = seen
+        .iter()
+        .filter(|x| x.info.phase == Phase::Prefill && x.info.layer == Some(0))
+        .map(|x| x.info.stage)
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            Stage::AttnNorm,
+            Stage::QProj,
+            Stage::KProj,
+            Stage::VProj,
+            Stage::RopeQ,
+            Stage::RopeK,
+            Stage::KvWrite,
+            Stage::Qk,
+            Stage::Softmax,
+            Stage::Pv,
+            Stage::OProj,
+            Stage::AttnResidual,
+            Stage::FfnNorm,
+            Stage::Gate,
+            Stage::Up,
+            Stage::Swiglu,
+            Stage::Down,
+            Stage::FfnResidual
+        ]
+    );
 }
 
 fn hashes(seen: &Rc<RefCell<Vec<Seen>>>) -> Vec<(String, [u8; 32])> {
-    seen.borrow().iter().map(|s| (format!("{} {:?} {} {}", s.info.phase, s.info.layer, s.info.stage, s.info.route), s.hashes[0])).collect()
+    seen.borrow()
+        .iter()
+        .map(|s| {
+            (
+                format!(
+                    "{} {:?} {} {}",
+                    s.info.phase, s.info.layer, s.info.stage, s.info.route
+                ),
+                s.hashes[0],
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -110,7 +166,12 @@ fn rel(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn logits(seen: &Rc<RefCell<Vec<Seen>>>, phase: Phase) -> Vec<f64> {
-    seen.borrow().iter().find(|s| s.info.phase == phase && s.info.stage == Stage::LmHead).unwrap().values.clone()
+    seen.borrow()
+        .iter()
+        .find(|s| s.info.phase == phase && s.info.stage == Stage::LmHead)
+        .unwrap()
+        .values
+        .clone()
 }
 
 #[test]
@@ -122,8 +183,14 @@ fn f32_route_is_close_to_f64_reference() {
     e64.forward(Phase::Prefill, PROMPT, 0).unwrap();
     let (a, b) = (logits(&s32, Phase::Prefill), logits(&s64, Phase::Prefill));
     let r = rel(&a, &b);
-    assert!(r < F32_VS_F64_MAX_REL, "f32 vs f64 logits: relative error {r:e}");
-    assert!(r > 0.0, "f32 and f64 routes gave identical logits: the f64 route is not computing in f64");
+    assert!(
+        r < F32_VS_F64_MAX_REL,
+        "f32 vs f64 logits: relative error {r:e}"
+    );
+    assert!(
+        r > 0.0,
+        "f32 and f64 routes gave identical logits: the f64 route is not computing in f64"
+    );
 }
 
 #[test]
@@ -132,19 +199,27 @@ fn prefill_then_decode_matches_longer_prefill() {
     let n = PROMPT.len();
     let (mut a, sa) = watched(&m, 2, RoutePolicy::new(Precision::F32));
     a.forward(Phase::Prefill, &PROMPT[..n - 1], 0).unwrap();
-    a.forward(Phase::Decode(0), &PROMPT[n - 1..], n - 1).unwrap();
+    a.forward(Phase::Decode(0), &PROMPT[n - 1..], n - 1)
+        .unwrap();
     let (mut b, sb) = watched(&m, 2, RoutePolicy::new(Precision::F32));
     b.forward(Phase::Prefill, PROMPT, 0).unwrap();
     let r = rel(&logits(&sa, Phase::Decode(0)), &logits(&sb, Phase::Prefill));
-    assert!(r < DECODE_VS_PREFILL_MAX_REL, "decode vs longer prefill: relative error {r:e}");
+    assert!(
+        r < DECODE_VS_PREFILL_MAX_REL,
+        "decode vs longer prefill: relative error {r:e}"
+    );
     // Batch-invariant routes make them bit-identical.
     let mut inv = RoutePolicy::new(Precision::F32);
     inv.mode = RouteMode::Invariant;
     let (mut c, sc) = watched(&m, 2, inv.clone());
     c.forward(Phase::Prefill, &PROMPT[..n - 1], 0).unwrap();
-    c.forward(Phase::Decode(0), &PROMPT[n - 1..], n - 1).unwrap();
+    c.forward(Phase::Decode(0), &PROMPT[n - 1..], n - 1)
+        .unwrap();
     let (mut d, sd) = watched(&m, 2, inv);
     d.forward(Phase::Prefill, PROMPT, 0).unwrap();
     let (x, y) = (logits(&sc, Phase::Decode(0)), logits(&sd, Phase::Prefill));
-    assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "invariant routes: decode differs from prefill");
+    assert!(
+        x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+        "invariant routes: decode differs from prefill"
+    );
 }

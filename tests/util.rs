@@ -17,7 +17,10 @@ pub const DECODE_VS_PREFILL_MAX_REL: f64 = 1e-4;
 pub fn smollm2() -> PathBuf {
     let p = std::env::var_os("GRETA_SMOLLM2")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     assert!(
         p.exists(),
         "SmolLM2 model not found at {}: run tools/fetch-model (or set GRETA_SMOLLM2)",
@@ -33,8 +36,13 @@ pub fn tiny() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("greta-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("tiny.gguf");
-        greta::model::synth::generate(greta::model::synth::Preset::Tiny, greta::launch::DType::Q4_1, 7, &p)
-            .expect("generating the tiny model");
+        greta::model::synth::generate(
+            greta::model::synth::Preset::Tiny,
+            greta::launch::DType::Q4_1,
+            7,
+            &p,
+        )
+        .expect("generating the tiny model");
         p
     })
     .clone()
@@ -47,7 +55,10 @@ pub fn tmp() -> tempfile::TempDir {
 
 /// Runs the greta binary.
 pub fn greta(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_greta")).args(args).output().expect("running greta")
+    Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(args)
+        .output()
+        .expect("running greta")
 }
 
 /// Runs greta and returns (exit code, stdout, stderr).

@@ -46,8 +46,13 @@ pub trait Backend: Send + Sync {
     /// Device description (CPU model and thread count, or GPU name/arch/driver).
     fn device(&self) -> String;
     /// Runs one launch: `stage` on `route` with `params` over `inputs`, returning its outputs.
-    fn execute(&self, stage: Stage, route: Route, params: &Params, inputs: &[&Tensor])
-    -> Result<Vec<Tensor>, BackendError>;
+    fn execute(
+        &self,
+        stage: Stage,
+        route: Route,
+        params: &Params,
+        inputs: &[&Tensor],
+    ) -> Result<Vec<Tensor>, BackendError>;
     /// Copies row ranges of 2-d tensors into one new tensor: `parts` are (tensor, first row, rows), all
     /// of one dtype and row width. Data movement, not computation: the engine uses it to view the KV cache
     /// and to take prefill's last row. The default works on host tensors; GPU backends copy on the device.
@@ -67,16 +72,28 @@ pub fn gather_rows_host(parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, Bac
     let (first, _, _) = parts.first().ok_or_else(|| dev("no parts".into()))?;
     let dtype = first.dtype;
     let width = *first.shape.last().ok_or_else(|| dev("0-d tensor".into()))?;
-    let esz = dtype.bytes_for(1).ok_or_else(|| dev(format!("dtype {dtype}")))?;
+    let esz = dtype
+        .bytes_for(1)
+        .ok_or_else(|| dev(format!("dtype {dtype}")))?;
     let mut bytes = Vec::new();
     let mut rows = 0;
     for (t, r0, n) in parts {
         if t.dtype != dtype || t.shape.last() != Some(&width) || r0 + n > t.rows() {
-            return Err(dev(format!("part {:?} {} rows {r0}..{} does not fit", t.shape, t.dtype, r0 + n)));
+            return Err(dev(format!(
+                "part {:?} {} rows {r0}..{} does not fit",
+                t.shape,
+                t.dtype,
+                r0 + n
+            )));
         }
         let b = t.to_host_bytes().map_err(dev)?;
         bytes.extend_from_slice(&b[r0 * width * esz..(r0 + n) * width * esz]);
         rows += n;
     }
-    Ok(Tensor::from_le_bytes(dtype, vec![rows, width], bytes, crate::launch::Origin::Value))
+    Ok(Tensor::from_le_bytes(
+        dtype,
+        vec![rows, width],
+        bytes,
+        crate::launch::Origin::Value,
+    ))
 }

@@ -70,10 +70,11 @@ impl Golden {
         }
         let actual: Vec<String> = m.launches.iter().map(line).collect();
         let n = actual.len().max(self.launches.len());
-        (0..n).find_map(|i| {
-            let (g, a) = (self.launches.get(i), actual.get(i));
-            (g != a).then(|| (g.cloned(), a.cloned()))
-        })
-        .or(Some((None, None)))
+        (0..n)
+            .find_map(|i| {
+                let (g, a) = (self.launches.get(i), actual.get(i));
+                (g != a).then(|| (g.cloned(), a.cloned()))
+            })
+            .or(Some((None, None)))
     }
 }

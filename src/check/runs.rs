@@ -32,14 +32,25 @@ pub fn compare_manifests(a: &Manifest, b: &Manifest) -> Option<Mismatch> {
         match (a.launches.get(i), b.launches.get(i)) {
             (Some(x), Some(y)) if x == y => continue,
             (Some(x), Some(y)) => {
-                let what = if (x.phase.as_str(), x.layer, x.stage.as_str()) != (y.phase.as_str(), y.layer, y.stage.as_str()) {
-                    format!("different launch: {} {:?} {} vs {} {:?} {}", x.phase, x.layer, x.stage, y.phase, y.layer, y.stage)
+                let what = if (x.phase.as_str(), x.layer, x.stage.as_str())
+                    != (y.phase.as_str(), y.layer, y.stage.as_str())
+                {
+                    format!(
+                        "different launch: {} {:?} {} vs {} {:?} {}",
+                        x.phase, x.layer, x.stage, y.phase, y.layer, y.stage
+                    )
                 } else if x.route != y.route {
                     format!("route {} vs {}", x.route, y.route)
                 } else {
                     "output hashes differ".to_string()
                 };
-                return Some(Mismatch { seq: x.seq, phase: x.phase.clone(), layer: x.layer, stage: x.stage.clone(), what });
+                return Some(Mismatch {
+                    seq: x.seq,
+                    phase: x.phase.clone(),
+                    layer: x.layer,
+                    stage: x.stage.clone(),
+                    what,
+                });
             }
             (Some(x), None) | (None, Some(x)) => {
                 return Some(Mismatch {
@@ -53,7 +64,13 @@ pub fn compare_manifests(a: &Manifest, b: &Manifest) -> Option<Mismatch> {
             (None, None) => break,
         }
     }
-    Some(Mismatch { seq: 0, phase: String::new(), layer: None, stage: String::new(), what: "fingerprints differ".into() })
+    Some(Mismatch {
+        seq: 0,
+        phase: String::new(),
+        layer: None,
+        stage: String::new(),
+        what: "fingerprints differ".into(),
+    })
 }
 
 /// A manifest built in process by hashing each launch's outputs right after it ran: the "without the
@@ -67,7 +84,10 @@ impl LaunchObserver for HashObserver {
     fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], _: Duration) -> Result<(), String> {
         let outputs = outputs
             .iter()
-            .map(|t| t.to_host_bytes().map(|b| blake3::hash(&b).to_hex().to_string()))
+            .map(|t| {
+                t.to_host_bytes()
+                    .map(|b| blake3::hash(&b).to_hex().to_string())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         self.0.borrow_mut().push(ManifestLaunch {
             seq: info.seq,
@@ -83,5 +103,9 @@ impl LaunchObserver for HashObserver {
 
 /// A manifest from launch lines collected in process.
 pub fn manifest_of(launches: Vec<ManifestLaunch>, base: &Manifest) -> Manifest {
-    Manifest { fingerprint: fingerprint(&launches), launches, ..base.clone() }
+    Manifest {
+        fingerprint: fingerprint(&launches),
+        launches,
+        ..base.clone()
+    }
 }

@@ -84,11 +84,20 @@ fn model_args(a: &Args, threads: usize) -> ModelArgs {
 }
 
 /// One run: recorded (hashes capture, through the recorder and a real tape) or not (in-process hashes).
-fn one_run(a: &Args, threads: usize, recorded: bool, dir: &Path, i: usize) -> anyhow::Result<(Manifest, GoldenOptions)> {
+fn one_run(
+    a: &Args,
+    threads: usize,
+    recorded: bool,
+    dir: &Path,
+    i: usize,
+) -> anyhow::Result<(Manifest, GoldenOptions)> {
     let p = prepare(&model_args(a, threads))?;
     let path = model_path(&a.model);
     let opts = GoldenOptions {
-        model_name: path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+        model_name: path
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default(),
         model_blake3: file_blake3(&path)?,
         prompt_tokens: p.prompt.clone(),
         max_tokens: a.max_tokens,
@@ -98,7 +107,11 @@ fn one_run(a: &Args, threads: usize, recorded: bool, dir: &Path, i: usize) -> an
     let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
     let header = TapeHeader {
         greta_version: env!("CARGO_PKG_VERSION").into(),
-        model: ModelIdentity { path: path.display().to_string(), size: p.model.gguf.file_size(), blake3: opts.model_blake3.clone() },
+        model: ModelIdentity {
+            path: path.display().to_string(),
+            size: p.model.gguf.file_size(),
+            blake3: opts.model_blake3.clone(),
+        },
         backend: p.backend.name().into(),
         device: p.backend.device(),
         routes: opts.routes.clone(),
@@ -110,7 +123,10 @@ fn one_run(a: &Args, threads: usize, recorded: bool, dir: &Path, i: usize) -> an
     let lines = Rc::new(RefCell::new(Vec::new()));
     let tape = dir.join(format!("run{i}.tape"));
     let summary = if recorded {
-        let ro = RecordOptions { capture: Capture::Hashes, ..RecordOptions::default() };
+        let ro = RecordOptions {
+            capture: Capture::Hashes,
+            ..RecordOptions::default()
+        };
         let (rec, s) = Recorder::start(&tape, header.clone(), ro).map_err(anyhow::Error::msg)?;
         launcher.observe(Box::new(rec));
         Some(s)
@@ -132,26 +148,51 @@ fn one_run(a: &Args, threads: usize, recorded: bool, dir: &Path, i: usize) -> an
                 launches: vec![],
                 fingerprint: String::new(),
             };
-            manifest_of(Rc::try_unwrap(lines).map(|c| c.into_inner()).unwrap_or_default(), &base)
+            manifest_of(
+                Rc::try_unwrap(lines)
+                    .map(|c| c.into_inner())
+                    .unwrap_or_default(),
+                &base,
+            )
         }
     };
     Ok((m, opts))
 }
 
 fn read_golden(p: &Path) -> anyhow::Result<Golden> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading golden {}", p.display()))?;
-    let g: Golden = serde_json::from_str(&text).with_context(|| format!("parsing golden {}", p.display()))?;
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("reading golden {}", p.display()))?;
+    let g: Golden =
+        serde_json::from_str(&text).with_context(|| format!("parsing golden {}", p.display()))?;
     if g.greta_golden != crate::check::golden::GOLDEN_VERSION {
-        bail!("golden {} has format version {}, this greta reads {}", p.display(), g.greta_golden, crate::check::golden::GOLDEN_VERSION);
+        bail!(
+            "golden {} has format version {}, this greta reads {}",
+            p.display(),
+            g.greta_golden,
+            crate::check::golden::GOLDEN_VERSION
+        );
     }
     Ok(g)
 }
 
-fn golden_check(a: &Args, gp: &Path, m: &Manifest, opts: &GoldenOptions, o: &mut impl Write) -> anyhow::Result<Outcome> {
+fn golden_check(
+    a: &Args,
+    gp: &Path,
+    m: &Manifest,
+    opts: &GoldenOptions,
+    o: &mut impl Write,
+) -> anyhow::Result<Outcome> {
     if a.bless {
         let g = Golden::new(opts.clone(), m);
-        std::fs::write(gp, serde_json::to_string_pretty(&g)? + "\n").with_context(|| format!("writing {}", gp.display()))?;
-        writeln!(o, "blessed {}: {} launches, fingerprint {}", gp.display(), m.launches.len(), m.fingerprint)?;
+        std::fs::write(gp, serde_json::to_string_pretty(&g)? + "\n")
+            .with_context(|| format!("writing {}", gp.display()))?;
+        writeln!(
+            o,
+            "blessed {}: {} launches, fingerprint {}",
+            gp.display(),
+            m.launches.len(),
+            m.fingerprint
+        )?;
         return Ok(Outcome::Same);
     }
     let g = read_golden(gp)?;
@@ -166,18 +207,35 @@ fn golden_check(a: &Args, gp: &Path, m: &Manifest, opts: &GoldenOptions, o: &mut
     match g.first_difference(m) {
         None => {
             if a.json {
-                writeln!(o, "{}", serde_json::json!({"golden": gp, "identical": true, "fingerprint": m.fingerprint}))?;
+                writeln!(
+                    o,
+                    "{}",
+                    serde_json::json!({"golden": gp, "identical": true, "fingerprint": m.fingerprint})
+                )?;
             } else {
-                writeln!(o, "golden {}: identical ({} launches, fingerprint {})", gp.display(), m.launches.len(), m.fingerprint)?;
+                writeln!(
+                    o,
+                    "golden {}: identical ({} launches, fingerprint {})",
+                    gp.display(),
+                    m.launches.len(),
+                    m.fingerprint
+                )?;
             }
             Ok(Outcome::Same)
         }
         Some((want, got)) => {
             if a.json {
-                writeln!(o, "{}", serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}}))?;
+                writeln!(
+                    o,
+                    "{}",
+                    serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}})
+                )?;
             } else {
                 writeln!(o, "golden {}: DIFFERENT", gp.display())?;
-                writeln!(o, "  first differing launch (seq phase layer stage route hash):")?;
+                writeln!(
+                    o,
+                    "  first differing launch (seq phase layer stage route hash):"
+                )?;
                 writeln!(o, "    golden: {}", want.unwrap_or_else(|| "(none)".into()))?;
                 writeln!(o, "    actual: {}", got.unwrap_or_else(|| "(none)".into()))?;
             }
@@ -190,12 +248,18 @@ fn golden_check(a: &Args, gp: &Path, m: &Manifest, opts: &GoldenOptions, o: &mut
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if let Some(tp) = &a.tape {
-        let gp = a.golden.as_ref().context("checking a tape needs --golden FILE")?;
+        let gp = a
+            .golden
+            .as_ref()
+            .context("checking a tape needs --golden FILE")?;
         let t = TapeReader::open(tp).with_context(|| format!("opening tape {}", tp.display()))?;
         let h = t.header();
         let extra: serde_json::Value = serde_json::from_str(&h.options_json).unwrap_or_default();
         let opts = GoldenOptions {
-            model_name: Path::new(&h.model.path).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+            model_name: Path::new(&h.model.path)
+                .file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default(),
             model_blake3: h.model.blake3.clone(),
             prompt_tokens: h.prompt_tokens.clone(),
             max_tokens: extra["max_tokens"].as_u64().unwrap_or(0) as usize,
@@ -225,11 +289,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         labels.push(format!("run {} (recorded, {th} threads)", i + 1));
     }
     let th = a.threads[0];
-    eprintln!("run {}/{}: not recorded, {th} threads", a.runs + 1, a.runs + 1);
+    eprintln!(
+        "run {}/{}: not recorded, {th} threads",
+        a.runs + 1,
+        a.runs + 1
+    );
     manifests.push(one_run(&a, th, false, dir.path(), a.runs)?.0);
     labels.push(format!("run {} (not recorded, {th} threads)", a.runs + 1));
-    let diffs: Vec<(usize, Mismatch)> =
-        manifests.iter().enumerate().skip(1).filter_map(|(i, m)| compare_manifests(&manifests[0], m).map(|d| (i, d))).collect();
+    let diffs: Vec<(usize, Mismatch)> = manifests
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(i, m)| compare_manifests(&manifests[0], m).map(|d| (i, d)))
+        .collect();
     let n = manifests.len();
     let identical = n - diffs.len();
     if a.json {
@@ -243,9 +315,18 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             })
         )?;
     } else if diffs.is_empty() {
-        writeln!(o, "deterministic: {n}/{n} identical, fingerprint {} ({} launches)", manifests[0].fingerprint, manifests[0].launches.len())?;
+        writeln!(
+            o,
+            "deterministic: {n}/{n} identical, fingerprint {} ({} launches)",
+            manifests[0].fingerprint,
+            manifests[0].launches.len()
+        )?;
     } else {
-        writeln!(o, "NOT deterministic: {identical}/{n} identical to {}", labels[0])?;
+        writeln!(
+            o,
+            "NOT deterministic: {identical}/{n} identical to {}",
+            labels[0]
+        )?;
         for (i, d) in &diffs {
             writeln!(
                 o,
@@ -259,5 +340,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    Ok(if diffs.is_empty() { Outcome::Same } else { Outcome::Different })
+    Ok(if diffs.is_empty() {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
 }

@@ -80,7 +80,11 @@ pub fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
         bail!(
             "model file {} does not exist{}",
             path.display(),
-            if path.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf") { " (run tools/fetch-model)" } else { "" }
+            if path.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf") {
+                " (run tools/fetch-model)"
+            } else {
+                ""
+            }
         );
     }
     Model::load(path).with_context(|| format!("loading {}", path.display()))
@@ -99,7 +103,9 @@ pub fn make_backend(name: &str, threads: usize) -> anyhow::Result<Arc<dyn Backen
 pub fn make_policy(a: &ModelArgs) -> anyhow::Result<RoutePolicy> {
     let precision: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
     if precision == Precision::F16 {
-        bail!("--precision f16 is not a model-wide route: force it per op with --route attention=... on the GPU");
+        bail!(
+            "--precision f16 is not a model-wide route: force it per op with --route attention=... on the GPU"
+        );
     }
     let mut policy = RoutePolicy::new(precision);
     policy.mode = match a.routes.as_str() {
@@ -123,13 +129,19 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
         .and_then(|v| Tokenizer::new(v).map_err(anyhow::Error::new))
     {
         Ok(t) => Some(t),
-        Err(e) if a.prompt.is_some() => return Err(e.context(format!("tokenizer of {}", path.display()))),
+        Err(e) if a.prompt.is_some() => {
+            return Err(e.context(format!("tokenizer of {}", path.display())));
+        }
         // Prompt given as ids: run without a tokenizer (no text output).
         Err(_) => None,
     };
     let prompt = match (&a.prompt, &a.tokens, &tokenizer) {
         (Some(text), _, Some(tok)) => {
-            let text = if a.chat { tok.chat_prompt(text) } else { text.clone() };
+            let text = if a.chat {
+                tok.chat_prompt(text)
+            } else {
+                text.clone()
+            };
             tok.encode(&text)
         }
         (None, Some(ids), _) => ids.clone(),
@@ -147,12 +159,25 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
         );
     }
     let stop = match (&tokenizer, a.ignore_eos) {
-        (Some(t), false) => (0..t.vocab_size() as u32).filter(|&id| t.is_end_of_generation(id)).collect(),
+        (Some(t), false) => (0..t.vocab_size() as u32)
+            .filter(|&id| t.is_end_of_generation(id))
+            .collect(),
         _ => Vec::new(),
     };
     let backend = make_backend(&a.backend, a.threads)?;
-    let opts = GenOptions { max_tokens: a.max_tokens, stop, probe_last_token: false };
-    Ok(Prepared { model, tokenizer, prompt, backend, policy, opts })
+    let opts = GenOptions {
+        max_tokens: a.max_tokens,
+        stop,
+        probe_last_token: false,
+    };
+    Ok(Prepared {
+        model,
+        tokenizer,
+        prompt,
+        backend,
+        policy,
+        opts,
+    })
 }
 
 /// The generated ids to show as text: without a final end-of-generation token.

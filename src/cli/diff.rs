@@ -43,26 +43,57 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         let r = pvd::prefill_vs_decode(&ta, a.row)?;
         if let Some(p) = &a.plot {
-            let cells: Vec<plot::Cell> =
-                r.rows.iter().filter_map(|x| x.compare.as_ref().map(|c| (x.layer, x.stage.clone(), c.max_abs))).collect();
-            let title = format!("prefill row {} vs {} in {}", r.row, r.decode_phase, a.a.display());
-            std::fs::write(p, plot::heatmap(&title, "log10 max |prefill - decode|", &cells))
-                .with_context(|| format!("writing {}", p.display()))?;
+            let cells: Vec<plot::Cell> = r
+                .rows
+                .iter()
+                .filter_map(|x| {
+                    x.compare
+                        .as_ref()
+                        .map(|c| (x.layer, x.stage.clone(), c.max_abs))
+                })
+                .collect();
+            let title = format!(
+                "prefill row {} vs {} in {}",
+                r.row,
+                r.decode_phase,
+                a.a.display()
+            );
+            std::fs::write(
+                p,
+                plot::heatmap(&title, "log10 max |prefill - decode|", &cells),
+            )
+            .with_context(|| format!("writing {}", p.display()))?;
         }
         let same = r.first_divergence.is_none();
         if a.json {
             writeln!(o, "{}", serde_json::to_string(&r)?)?;
-            return Ok(if same { Outcome::Same } else { Outcome::Different });
+            return Ok(if same {
+                Outcome::Same
+            } else {
+                Outcome::Different
+            });
         }
-        writeln!(o, "prefill row {} vs {} (same position, same stage)", r.row, r.decode_phase)?;
-        writeln!(o, "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10} {:>10}", "layer", "stage", "prefill route", "decode route", "equal", "max_ulp", "max_abs", "mae")?;
+        writeln!(
+            o,
+            "prefill row {} vs {} (same position, same stage)",
+            r.row, r.decode_phase
+        )?;
+        writeln!(
+            o,
+            "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10} {:>10}",
+            "layer", "stage", "prefill route", "decode route", "equal", "max_ulp", "max_abs", "mae"
+        )?;
         for x in &r.rows {
             match &x.compare {
                 Some(c) => writeln!(
                     o,
                     "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10.2e} {:>10.2e}",
                     layer(x.layer),
-                    if x.stage == x.decode_stage { x.stage.clone() } else { format!("{}~{}", x.stage, x.decode_stage) },
+                    if x.stage == x.decode_stage {
+                        x.stage.clone()
+                    } else {
+                        format!("{}~{}", x.stage, x.decode_stage)
+                    },
                     x.routes.0,
                     x.routes.1,
                     if x.equal { "yes" } else { "NO" },
@@ -70,11 +101,20 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     c.max_abs,
                     c.mae
                 )?,
-                None => writeln!(o, "{:>5} {:<13} {}", layer(x.layer), x.stage, x.note.clone().unwrap_or_default())?,
+                None => writeln!(
+                    o,
+                    "{:>5} {:<13} {}",
+                    layer(x.layer),
+                    x.stage,
+                    x.note.clone().unwrap_or_default()
+                )?,
             }
         }
         match &r.first_divergence {
-            None => writeln!(o, "prefill and decode are bit-identical at every compared stage")?,
+            None => writeln!(
+                o,
+                "prefill and decode are bit-identical at every compared stage"
+            )?,
             Some(f) => writeln!(
                 o,
                 "first divergence: layer {} {} (prefill {} vs decode {}), max {} ULP, max abs {:.3e}",
@@ -86,9 +126,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 f.compare.as_ref().map_or(0.0, |c| c.max_abs)
             )?,
         }
-        return Ok(if same { Outcome::Same } else { Outcome::Different });
+        return Ok(if same {
+            Outcome::Same
+        } else {
+            Outcome::Different
+        });
     }
-    let Some(bp) = &a.b else { bail!("give two tapes, or one with --prefill-vs-decode") };
+    let Some(bp) = &a.b else {
+        bail!("give two tapes, or one with --prefill-vs-decode")
+    };
     let tb = open(bp)?;
     let d = tapes::diff(&ta, &tb)?;
     if let Some(w) = &d.warning {
@@ -102,23 +148,57 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             *e = e.max(v);
         }
         let cells: Vec<plot::Cell> = worst.into_iter().map(|((l, s), v)| (l, s, v)).collect();
-        std::fs::write(p, plot::heatmap(&format!("{} vs {}", a.a.display(), bp.display()), "log10 max |a-b| over phases", &cells))
-            .with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(
+            p,
+            plot::heatmap(
+                &format!("{} vs {}", a.a.display(), bp.display()),
+                "log10 max |a-b| over phases",
+                &cells,
+            ),
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
     }
     let same = d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0;
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&d)?)?;
-        return Ok(if same { Outcome::Same } else { Outcome::Different });
+        return Ok(if same {
+            Outcome::Same
+        } else {
+            Outcome::Different
+        });
     }
-    writeln!(o, "{} aligned launches; {} only in A, {} only in B", d.aligned, d.only_a, d.only_b)?;
-    writeln!(o, "{:<14} {:>8} {:>9} {:>8} {:>10} {:>10}", "stage", "launches", "differing", "max_ulp", "max_abs", "mae")?;
+    writeln!(
+        o,
+        "{} aligned launches; {} only in A, {} only in B",
+        d.aligned, d.only_a, d.only_b
+    )?;
+    writeln!(
+        o,
+        "{:<14} {:>8} {:>9} {:>8} {:>10} {:>10}",
+        "stage", "launches", "differing", "max_ulp", "max_abs", "mae"
+    )?;
     for r in &d.rows {
-        writeln!(o, "{:<14} {:>8} {:>9} {:>8} {:>10.2e} {:>10.2e}", r.stage, r.launches, r.differing, r.max_ulp, r.max_abs, r.mae)?;
+        writeln!(
+            o,
+            "{:<14} {:>8} {:>9} {:>8} {:>10.2e} {:>10.2e}",
+            r.stage, r.launches, r.differing, r.max_ulp, r.max_abs, r.mae
+        )?;
     }
     match &d.first_divergence {
-        None => writeln!(o, "identical: every aligned launch has the same output hashes")?,
+        None => writeln!(
+            o,
+            "identical: every aligned launch has the same output hashes"
+        )?,
         Some(f) => {
-            write!(o, "first divergence: {} layer {} {} (A seq {}, B seq {})", f.phase, layer(f.layer), f.stage, f.seq_a, f.seq_b)?;
+            write!(
+                o,
+                "first divergence: {} layer {} {} (A seq {}, B seq {})",
+                f.phase,
+                layer(f.layer),
+                f.stage,
+                f.seq_a,
+                f.seq_b
+            )?;
             match (f.index, f.value_a, f.value_b) {
                 (Some(i), Some(va), Some(vb)) => writeln!(
                     o,
@@ -131,5 +211,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(if same { Outcome::Same } else { Outcome::Different })
+    Ok(if same {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
 }

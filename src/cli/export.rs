@@ -40,8 +40,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                         .with_context(|| format!("writing {}", a.out.join(&name).display()))?;
                     serde_json::json!({"file": name, "role": r.role, "dtype": r.dtype.name(), "shape": r.shape, "blake3": hex(&r.hash)})
                 }
-                Err(e) => serde_json::json!({"file": null, "role": r.role, "dtype": r.dtype.name(), "shape": r.shape,
-                    "blake3": hex(&r.hash), "not_exported": e.to_string()}),
+                Err(e) => {
+                    serde_json::json!({"file": null, "role": r.role, "dtype": r.dtype.name(), "shape": r.shape,
+                    "blake3": hex(&r.hash), "not_exported": e.to_string()})
+                }
             };
             files.push((kind, entry));
         }

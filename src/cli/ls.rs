@@ -44,8 +44,18 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
 /// Runs `greta ls`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
-    let phase: Option<Phase> = a.phase.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
-    let stage: Option<Stage> = a.stage.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let phase: Option<Phase> = a
+        .phase
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let stage: Option<Stage> = a
+        .stage
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let all = t.entries().collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<_> = all
         .into_iter()
@@ -66,7 +76,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .collect();
         writeln!(out, "{}", serde_json::Value::Array(v))?;
     } else {
-        writeln!(out, "{:>7}  {:<9} {:>5}  {:<14} {:<20}", "seq", "phase", "layer", "stage", "route")?;
+        writeln!(
+            out,
+            "{:>7}  {:<9} {:>5}  {:<14} {:<20}",
+            "seq", "phase", "layer", "stage", "route"
+        )?;
         for e in &rows {
             writeln!(
                 out,
@@ -76,7 +90,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 e.layer.map_or("-".into(), |l| l.to_string()),
                 e.stage.name(),
                 e.route.to_string(),
-                if e.has_end { "" } else { "INCOMPLETE (no outputs: crashed or cut here)" }
+                if e.has_end {
+                    ""
+                } else {
+                    "INCOMPLETE (no outputs: crashed or cut here)"
+                }
             )?;
         }
     }

@@ -17,6 +17,10 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let m = manifest(&t)?;
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&m)?)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&m)?
+    )?;
     Ok(Outcome::Same)
 }

@@ -73,16 +73,27 @@ pub fn file_blake3(path: &Path) -> anyhow::Result<String> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: the model file is opened read-only; a concurrent writer truncating it could fault the read,
     // as for any mmap reader; greta never writes model files it reads.
-    let map = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
+    let map =
+        unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
     Ok(blake3::hash(&map).to_hex().to_string())
 }
 
 /// Parses the payload selectors.
 pub fn selector(a: &Args) -> anyhow::Result<Selector> {
     Ok(Selector {
-        phases: a.phases.iter().map(|p| p.parse::<Phase>()).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+        phases: a
+            .phases
+            .iter()
+            .map(|p| p.parse::<Phase>())
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
         layers: a.layers.clone(),
-        stages: a.stages.iter().map(|s| s.parse::<Stage>()).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+        stages: a
+            .stages
+            .iter()
+            .map(|s| s.parse::<Stage>())
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
     })
 }
 
@@ -90,7 +101,12 @@ pub fn selector(a: &Args) -> anyhow::Result<Selector> {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
     let select = selector(&a)?;
-    let fault: Option<Fault> = a.inject_fault.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let fault: Option<Fault> = a
+        .inject_fault
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut p = prepare(&a.model)?;
     p.opts.probe_last_token = a.probe_last_token;
     if a.probe_last_token && p.opts.max_tokens == 0 {
@@ -98,8 +114,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let path = model_path(&a.model.model);
     let out = a.out.clone().unwrap_or_else(|| {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "run".into());
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         PathBuf::from(format!("recordings/{stem}-{t}.tape"))
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -108,7 +129,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let header = TapeHeader {
         greta_version: env!("CARGO_PKG_VERSION").to_string(),
         model: ModelIdentity {
-            path: std::fs::canonicalize(&path).unwrap_or(path.clone()).display().to_string(),
+            path: std::fs::canonicalize(&path)
+                .unwrap_or(path.clone())
+                .display()
+                .to_string(),
             size: p.model.gguf.file_size(),
             blake3: file_blake3(&path)?,
         },
@@ -119,8 +143,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         threads: a.model.threads as u32,
         prompt_tokens: p.prompt.clone(),
         kernel_hashes: p.backend.kernel_hashes(),
-        created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        capture: format!("{} {}", a.capture, select.describe()).trim().to_string(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        capture: format!("{} {}", a.capture, select.describe())
+            .trim()
+            .to_string(),
         options_json: serde_json::json!({
             "max_tokens": p.opts.max_tokens,
             "probe_last_token": a.probe_last_token,
@@ -135,7 +163,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         capture,
         select,
         embed_weights: a.embed_weights,
-        durability: if a.sync { Durability::EveryLaunch } else { Durability::Buffered },
+        durability: if a.sync {
+            Durability::EveryLaunch
+        } else {
+            Durability::Buffered
+        },
         ..RecordOptions::default()
     };
     let (recorder, summary) = Recorder::start(&out, header, opts).map_err(anyhow::Error::msg)?;
@@ -145,7 +177,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     launcher.observe(Box::new(recorder));
     let bar = indicatif::ProgressBar::new_spinner().with_style(
-        indicatif::ProgressStyle::with_template("{spinner} recording {msg}: {pos} launches").expect("template"),
+        indicatif::ProgressStyle::with_template("{spinner} recording {msg}: {pos} launches")
+            .expect("template"),
     );
     launcher.observe(Box::new(Progress(bar)));
     let mut engine = Engine::new(&p.model, launcher);
@@ -156,7 +189,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .take()
         .unwrap_or_else(|| Err("the recorder did not finish".into()))
         .map_err(anyhow::Error::msg)?;
-    let text = p.tokenizer.as_ref().map(|t| t.decode(super::common::text_ids(t, &g.generated_ids))).unwrap_or_default();
+    let text = p
+        .tokenizer
+        .as_ref()
+        .map(|t| t.decode(super::common::text_ids(t, &g.generated_ids)))
+        .unwrap_or_default();
     if a.json {
         println!(
             "{}",

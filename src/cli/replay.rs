@@ -73,9 +73,24 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             bail!("--reference `{r}`: only f64 is available");
         }
     }
-    let phase: Option<Phase> = a.phase.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
-    let stage: Option<Stage> = a.stage.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
-    let route: Option<Route> = a.route.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let phase: Option<Phase> = a
+        .phase
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let stage: Option<Stage> = a
+        .stage
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let route: Option<Route> = a
+        .route
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
         bail!("select launches with --seq N or --phase/--layer/--stage");
     }
@@ -96,23 +111,45 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let src = Source::new(&t, a.model.as_deref());
     let opts = ReplayOptions {
         backend: make_backend(
-            a.backend.as_deref().unwrap_or(if t.header().backend.is_empty() { "cpu" } else { &t.header().backend }),
+            a.backend
+                .as_deref()
+                .unwrap_or(if t.header().backend.is_empty() {
+                    "cpu"
+                } else {
+                    &t.header().backend
+                }),
             a.threads,
         )?,
         route,
         reference: a.reference.is_some(),
         all_routes: a.all_routes,
     };
-    let launches = seqs.iter().map(|&s| t.launch(s)).collect::<Result<Vec<_>, _>>()?;
-    let mut rows: Vec<_> = launches.iter().map(|l| replay_one(&src, l, &opts)).collect();
+    let launches = seqs
+        .iter()
+        .map(|&s| t.launch(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<_> = launches
+        .iter()
+        .map(|l| replay_one(&src, l, &opts))
+        .collect();
     if a.reference.is_some() {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
-        let model_path = a.model.clone().unwrap_or_else(|| PathBuf::from(&t.header().model.path));
+        let model_path = a
+            .model
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
         let model = load_model(&model_path)?;
-        let keys: Vec<Key> = launches.iter().map(|l| (l.begin.phase, l.begin.layer, l.begin.stage)).collect();
-        let f64s = f64_outputs(&model, &t, &src, &keys).map_err(anyhow::Error::msg).context("the f64 whole-model run")?;
+        let keys: Vec<Key> = launches
+            .iter()
+            .map(|l| (l.begin.phase, l.begin.layer, l.begin.stage))
+            .collect();
+        let f64s = f64_outputs(&model, &t, &src, &keys)
+            .map_err(anyhow::Error::msg)
+            .context("the f64 whole-model run")?;
         for (row, l) in rows.iter_mut().zip(&launches) {
-            let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else { continue };
+            let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else {
+                continue;
+            };
             let Some(end) = &l.end else { continue };
             let cs: Vec<_> = end
                 .outputs
@@ -135,24 +172,52 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         let cells: Vec<plot::Cell> = rows
             .iter()
             .map(|r| {
-                let v = r.inherited.as_ref().or(r.local.as_ref()).map_or(r.max_abs, |c| c.max_abs);
+                let v = r
+                    .inherited
+                    .as_ref()
+                    .or(r.local.as_ref())
+                    .map_or(r.max_abs, |c| c.max_abs);
                 (r.layer, r.stage.clone(), v)
             })
             .collect();
-        let what = if a.reference.is_some() { "log10 max |recorded - f64 run|" } else { "log10 max |replayed - recorded|" };
-        std::fs::write(p, plot::heatmap(&format!("greta replay {}", a.tape.display()), what, &cells))
-            .with_context(|| format!("writing {}", p.display()))?;
+        let what = if a.reference.is_some() {
+            "log10 max |recorded - f64 run|"
+        } else {
+            "log10 max |replayed - recorded|"
+        };
+        std::fs::write(
+            p,
+            plot::heatmap(&format!("greta replay {}", a.tape.display()), what, &cells),
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
     }
     let mut o = std::io::stdout().lock();
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
-        return Ok(if all_exact { Outcome::Same } else { Outcome::Different });
+        return Ok(if all_exact {
+            Outcome::Same
+        } else {
+            Outcome::Different
+        });
     }
     writeln!(
         o,
         "{:>6} {:<8} {:>5} {:<13} {:<18} {:<18} {:<9} {:>6} {:>9} {:>9}{}",
-        "seq", "phase", "layer", "stage", "recorded route", "replayed on", "bit-exact", "ulp", "max_abs", "mae",
-        if a.reference.is_some() { " | local (f64, same inputs)  ulp   max_abs       mae | inherited (f64 run) ulp   max_abs       mae" } else { "" }
+        "seq",
+        "phase",
+        "layer",
+        "stage",
+        "recorded route",
+        "replayed on",
+        "bit-exact",
+        "ulp",
+        "max_abs",
+        "mae",
+        if a.reference.is_some() {
+            " | local (f64, same inputs)  ulp   max_abs       mae | inherited (f64 run) ulp   max_abs       mae"
+        } else {
+            ""
+        }
     )?;
     for r in &rows {
         let base = format!(
@@ -163,13 +228,24 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             r.stage,
             r.route,
             format!("{}:{}", r.backend, r.replay_route),
-            if r.error.is_some() { "ERROR" } else if r.bit_exact { "yes" } else { "NO" },
+            if r.error.is_some() {
+                "ERROR"
+            } else if r.bit_exact {
+                "yes"
+            } else {
+                "NO"
+            },
             r.max_ulp,
             r.max_abs,
             r.mae
         );
         if a.reference.is_some() {
-            writeln!(o, "{base} | {:>32} | {:>32}", fmt_c(&r.local), fmt_c(&r.inherited))?;
+            writeln!(
+                o,
+                "{base} | {:>32} | {:>32}",
+                fmt_c(&r.local),
+                fmt_c(&r.inherited)
+            )?;
         } else {
             writeln!(o, "{base}")?;
         }
@@ -177,7 +253,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             writeln!(o, "       error: {e}")?;
         }
         if let (false, Some(f)) = (r.bit_exact, &r.first) {
-            writeln!(o, "       first difference at index {} {:?}: recorded {:e}, replayed {:e}", f.index, f.coords, f.a, f.b)?;
+            writeln!(
+                o,
+                "       first difference at index {} {:?}: recorded {:e}, replayed {:e}",
+                f.index, f.coords, f.a, f.b
+            )?;
         }
         for c in &r.matrix {
             writeln!(
@@ -186,17 +266,30 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 format!("{}:{}", c.backend, c.route),
                 c.vs_recorded.as_ref().map_or("-".into(), |x| format!(
                     "{} ulp {:>5} max_abs {:.2e}",
-                    if x.bit_exact { "bit-exact" } else { "differs  " },
+                    if x.bit_exact {
+                        "bit-exact"
+                    } else {
+                        "differs  "
+                    },
                     x.max_ulp,
                     x.max_abs
                 )),
-                c.vs_f64.as_ref().map_or("-".into(), |x| format!("ulp {:>5} max_abs {:.2e}", x.max_ulp, x.max_abs)),
-                c.error.as_ref().map_or(String::new(), |e| format!("  ({e})"))
+                c.vs_f64.as_ref().map_or("-".into(), |x| format!(
+                    "ulp {:>5} max_abs {:.2e}",
+                    x.max_ulp, x.max_abs
+                )),
+                c.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("  ({e})"))
             )?;
         }
     }
     let n = rows.len();
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
-    Ok(if all_exact { Outcome::Same } else { Outcome::Different })
+    Ok(if all_exact {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
 }

@@ -21,7 +21,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let launcher = Launcher::new(p.backend.clone(), p.policy.clone());
     let mut engine = Engine::new(&p.model, launcher);
     let g = generate(&mut engine, &p.prompt, &p.opts)?;
-    let text = p.tokenizer.as_ref().map(|t| t.decode(super::common::text_ids(t, &g.generated_ids))).unwrap_or_default();
+    let text = p
+        .tokenizer
+        .as_ref()
+        .map(|t| t.decode(super::common::text_ids(t, &g.generated_ids)))
+        .unwrap_or_default();
     if a.json {
         let v = serde_json::json!({
             "prompt_ids": g.prompt_ids,

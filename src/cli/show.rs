@@ -34,7 +34,11 @@ fn storage_name(s: &Storage) -> String {
         Storage::HashOnly => "hash only".into(),
         Storage::Rows(spans) => format!(
             "rows of {}",
-            spans.iter().map(|r| format!("launch {}[{}..{}]", r.seq, r.row0, r.row0 + r.rows)).collect::<Vec<_>>().join(" + ")
+            spans
+                .iter()
+                .map(|r| format!("launch {}[{}..{}]", r.seq, r.row0, r.row0 + r.rows))
+                .collect::<Vec<_>>()
+                .join(" + ")
         ),
     }
 }
@@ -92,8 +96,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let l = t.launch(a.seq)?;
     let src = Source::new(&t, a.model.as_deref());
     let b = &l.begin;
-    let ins: Vec<Shown> = b.inputs.iter().map(|r| show_tensor(&src, r, a.values, a.values > 0)).collect();
-    let outs: Vec<Shown> = l.end.iter().flat_map(|e| &e.outputs).map(|r| show_tensor(&src, r, a.values, true)).collect();
+    let ins: Vec<Shown> = b
+        .inputs
+        .iter()
+        .map(|r| show_tensor(&src, r, a.values, a.values > 0))
+        .collect();
+    let outs: Vec<Shown> = l
+        .end
+        .iter()
+        .flat_map(|e| &e.outputs)
+        .map(|r| show_tensor(&src, r, a.values, true))
+        .collect();
     let mut o = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
@@ -120,14 +133,26 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     writeln!(
         o,
         "params: rows {} pos {} heads {}/{} head_dim {} rope_dim {} theta {} eps {:e} scale {} kv_block {}",
-        p.rows, p.pos, p.n_heads, p.n_kv_heads, p.head_dim, p.rope_dim, p.rope_theta, p.eps, p.scale, p.kv_block
+        p.rows,
+        p.pos,
+        p.n_heads,
+        p.n_kv_heads,
+        p.head_dim,
+        p.rope_dim,
+        p.rope_theta,
+        p.eps,
+        p.scale,
+        p.kv_block
     )?;
     if let (Some(g), Some(bl)) = (b.grid, b.block) {
         writeln!(o, "grid {:?} block {:?}", g, bl)?;
     }
     match &l.end {
         Some(e) => writeln!(o, "duration: {:.3} ms", e.duration_ns as f64 / 1e6)?,
-        None => writeln!(o, "INCOMPLETE: no outputs recorded (the run crashed or the tape was cut inside this launch)")?,
+        None => writeln!(
+            o,
+            "INCOMPLETE: no outputs recorded (the run crashed or the tape was cut inside this launch)"
+        )?,
     }
     writeln!(o, "inputs:")?;
     for s in &ins {

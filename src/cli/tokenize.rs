@@ -28,12 +28,22 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let path = model_path(&a.model);
     let g = Gguf::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let tok = Tokenizer::new(vocab_from_gguf(&g)?)?;
-    let text = if a.chat { tok.chat_prompt(&a.text) } else { a.text.clone() };
+    let text = if a.chat {
+        tok.chat_prompt(&a.text)
+    } else {
+        a.text.clone()
+    };
     let ids = tok.encode(&text);
     if a.json {
         println!("{}", serde_json::json!({ "ids": ids }));
     } else {
-        println!("{}", ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "));
+        println!(
+            "{}",
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     Ok(Outcome::Same)
 }

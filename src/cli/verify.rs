@@ -22,7 +22,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let integrity = t.verify();
     let flow = dataflow::check(&t);
-    let truncated = t.truncation().map(|tr| serde_json::json!({"offset": tr.offset, "reason": tr.reason}));
+    let truncated = t
+        .truncation()
+        .map(|tr| serde_json::json!({"offset": tr.offset, "reason": tr.reason}));
     let clean = integrity.problems.is_empty() && flow.problems.is_empty() && truncated.is_none();
     let mut o = std::io::stdout().lock();
     if a.json {
@@ -65,5 +67,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         writeln!(o, "{}", if clean { "clean" } else { "PROBLEMS FOUND" })?;
     }
-    Ok(if clean { Outcome::Same } else { Outcome::Different })
+    Ok(if clean {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
 }

@@ -62,7 +62,10 @@ pub fn ulps(fmt: DType, a: f64, b: f64) -> u64 {
     match fmt {
         DType::F64 => (ord64(a) - ord64(b)).unsigned_abs().min(u64::MAX as u128) as u64,
         DType::F16 => {
-            let (x, y) = (half::f16::from_f64(a).to_f32(), half::f16::from_f64(b).to_f32());
+            let (x, y) = (
+                half::f16::from_f64(a).to_f32(),
+                half::f16::from_f64(b).to_f32(),
+            );
             // f16 steps: count through f16 bit patterns.
             let o = |v: f32| {
                 let b = half::f16::from_f32(v).to_bits() as i16;
@@ -92,15 +95,30 @@ pub fn compare(da: DType, a: &[u8], db: DType, b: &[u8], shape: &[u64]) -> Compa
     let bit_exact = da == db && a == b;
     let (Some(va), Some(vb)) = (values(da, a), values(db, b)) else {
         // Quantized: bytes only.
-        return Compare { n: a.len(), bit_exact, differing: usize::from(!bit_exact), ..Compare::default() };
+        return Compare {
+            n: a.len(),
+            bit_exact,
+            differing: usize::from(!bit_exact),
+            ..Compare::default()
+        };
     };
     compare_values(da, &va, &vb, shape, bit_exact)
 }
 
 /// Compares value slices (already decoded) in A's format `fmt`.
-pub fn compare_values(fmt: DType, va: &[f64], vb: &[f64], shape: &[u64], bit_exact: bool) -> Compare {
+pub fn compare_values(
+    fmt: DType,
+    va: &[f64],
+    vb: &[f64],
+    shape: &[u64],
+    bit_exact: bool,
+) -> Compare {
     let n = va.len().min(vb.len());
-    let mut c = Compare { n, bit_exact, ..Compare::default() };
+    let mut c = Compare {
+        n,
+        bit_exact,
+        ..Compare::default()
+    };
     let (mut sum_abs, mut finite, mut d2, mut b2) = (0.0f64, 0usize, 0.0f64, 0.0f64);
     for i in 0..n {
         let (x, y) = (va[i], vb[i]);
@@ -124,15 +142,30 @@ pub fn compare_values(fmt: DType, va: &[f64], vb: &[f64], shape: &[u64], bit_exa
             c.differing += 1;
             c.max_ulp = c.max_ulp.max(u);
             if c.first.is_none() {
-                c.first = Some(FirstDiff { index: i, coords: coords(shape, i), a: x, b: y });
+                c.first = Some(FirstDiff {
+                    index: i,
+                    coords: coords(shape, i),
+                    a: x,
+                    b: y,
+                });
             }
         }
     }
     if va.len() != vb.len() {
         c.differing += va.len().abs_diff(vb.len());
     }
-    c.mae = if finite > 0 { sum_abs / finite as f64 } else { 0.0 };
-    c.rel_l2 = if b2 > 0.0 { (d2 / b2).sqrt() } else if d2 > 0.0 { f64::INFINITY } else { 0.0 };
+    c.mae = if finite > 0 {
+        sum_abs / finite as f64
+    } else {
+        0.0
+    };
+    c.rel_l2 = if b2 > 0.0 {
+        (d2 / b2).sqrt()
+    } else if d2 > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
     if c.differing == 0 && !bit_exact {
         // Same values in different formats (e.g. f32 vs its exact f64 widening).
         c.bit_exact = false;
@@ -161,8 +194,18 @@ mod tests {
         let same = compare(DType::F32, &f32b(&a), DType::F32, &f32b(&a), &[4]);
         assert!(same.bit_exact && same.differing == 0 && same.max_ulp == 0);
         assert_eq!(ulps(DType::F32, -0.0, 0.0), 0);
-        assert_eq!(ulps(DType::F32, 1.0, f32::from_bits(1.0f32.to_bits() - 2) as f64), 2);
-        assert_eq!(ulps(DType::F32, f32::from_bits(1) as f64, -(f32::from_bits(1) as f64)), 2);
+        assert_eq!(
+            ulps(DType::F32, 1.0, f32::from_bits(1.0f32.to_bits() - 2) as f64),
+            2
+        );
+        assert_eq!(
+            ulps(
+                DType::F32,
+                f32::from_bits(1) as f64,
+                -(f32::from_bits(1) as f64)
+            ),
+            2
+        );
     }
 
     #[test]

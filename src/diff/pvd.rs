@@ -59,7 +59,9 @@ pub enum PvdError {
     #[error(transparent)]
     Tape(#[from] crate::tape::TapeError),
     /// No decode launch ran position K.
-    #[error("no decode launch ran position {0}: record with --probe-last-token to make decode step 0 re-run the last prompt token at its own position")]
+    #[error(
+        "no decode launch ran position {0}: record with --probe-last-token to make decode step 0 re-run the last prompt token at its own position"
+    )]
     NoDecodeAtRow(usize),
     /// No prefill launch covers K.
     #[error("prefill covers positions 0..{n}; row {row} is outside it")]
@@ -78,12 +80,17 @@ fn slice(l: &Launch, src: &Source, k: usize) -> Result<(crate::launch::DType, Ve
     let bytes = src.bytes(o).map_err(|e| e.to_string())?;
     let v = values(o.dtype, &bytes).ok_or("not a float tensor")?;
     let p = &l.begin.params;
-    let i = k.checked_sub(p.pos as usize).filter(|&i| i < p.rows as usize).ok_or("row not in launch")?;
+    let i = k
+        .checked_sub(p.pos as usize)
+        .filter(|&i| i < p.rows as usize)
+        .ok_or("row not in launch")?;
     let shape: Vec<usize> = o.shape.iter().map(|&d| d as usize).collect();
     let out = match (l.begin.stage, shape.as_slice()) {
         (Stage::Qk | Stage::Softmax, &[h, n, ctx]) => {
             let keep = (k + 1).min(ctx);
-            (0..h).flat_map(|hh| v[(hh * n + i) * ctx..][..keep].to_vec()).collect()
+            (0..h)
+                .flat_map(|hh| v[(hh * n + i) * ctx..][..keep].to_vec())
+                .collect()
         }
         (_, s) if s.len() >= 2 => {
             let w = *s.last().unwrap_or(&1);
@@ -150,13 +157,18 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             note: None,
         };
         match r.seq_decode {
-            None => r.note = Some(format!("no {dstage} launch at this position in {dp} (decode used another attention route)")),
+            None => {
+                r.note = Some(format!(
+                    "no {dstage} launch at this position in {dp} (decode used another attention route)"
+                ))
+            }
             Some(sd) => {
                 let ld = t.launch(sd)?;
                 r.routes.1 = ld.begin.route.to_string();
                 match (slice(&lp, &src, k), slice(&ld, &src, k)) {
                     (Ok((da, va)), Ok((_, vb))) => {
-                        let bits = va.len() == vb.len() && va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
+                        let bits = va.len() == vb.len()
+                            && va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
                         let c = compare_values(da, &va, &vb, &[va.len() as u64], bits);
                         r.equal = bits;
                         r.compare = Some(c);
@@ -167,6 +179,14 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
         }
         rows.push(r);
     }
-    let first = rows.iter().find(|r| r.compare.is_some() && !r.equal).cloned();
-    Ok(Pvd { row: k, decode_phase: dp.to_string(), first_divergence: first, rows })
+    let first = rows
+        .iter()
+        .find(|r| r.compare.is_some() && !r.equal)
+        .cloned();
+    Ok(Pvd {
+        row: k,
+        decode_phase: dp.to_string(),
+        first_divergence: first,
+        rows,
+    })
 }

@@ -152,10 +152,15 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
     let mut first = None;
     let mut aligned = 0;
     for (key, seq_a) in &ka {
-        let Some(&seq_b) = bmap.get(key) else { continue };
+        let Some(&seq_b) = bmap.get(key) else {
+            continue;
+        };
         aligned += 1;
         let (la, lb) = (a.launch(*seq_a)?, b.launch(seq_b)?);
-        let row = rows.entry(key.2).or_insert_with(|| StageRow { stage: key.2.name().into(), ..StageRow::default() });
+        let row = rows.entry(key.2).or_insert_with(|| StageRow {
+            stage: key.2.name().into(),
+            ..StageRow::default()
+        });
         row.launches += 1;
         let (oa, ob) = (outs(&la), outs(&lb));
         if oa.iter().map(|r| r.hash).eq(ob.iter().map(|r| r.hash)) && !oa.is_empty() {
@@ -177,7 +182,10 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
             d.note = Some("no outputs recorded on one side (incomplete launch)".into());
         } else if let (Ok(ba), Ok(bb)) = (sa.bytes(&oa[0]), sb.bytes(&ob[0])) {
             if oa[0].shape != ob[0].shape {
-                d.note = Some(format!("shapes differ: {:?} vs {:?}", oa[0].shape, ob[0].shape));
+                d.note = Some(format!(
+                    "shapes differ: {:?} vs {:?}",
+                    oa[0].shape, ob[0].shape
+                ));
             } else {
                 let c = compare(oa[0].dtype, &ba, ob[0].dtype, &bb, &oa[0].shape);
                 row.max_ulp = row.max_ulp.max(c.max_ulp);

@@ -28,7 +28,12 @@ impl<'m> Engine<'m> {
             scale: 1.0 / (c.head_dim as f64).sqrt(),
             kv_block: 0,
         };
-        Engine { model, launcher, kv: KvCache::new(c.n_layers), base }
+        Engine {
+            model,
+            launcher,
+            kv: KvCache::new(c.n_layers),
+            base,
+        }
     }
 
     /// The model.
@@ -36,10 +41,19 @@ impl<'m> Engine<'m> {
         self.model
     }
 
-    fn one(&mut self, stage: Stage, layer: Option<u32>, inputs: &[&Tensor], p: Params) -> Result<Tensor, EngineError> {
+    fn one(
+        &mut self,
+        stage: Stage,
+        layer: Option<u32>,
+        inputs: &[&Tensor],
+        p: Params,
+    ) -> Result<Tensor, EngineError> {
         let mut out = self.launcher.launch(stage, layer, inputs, p)?;
         if out.len() != 1 {
-            return Err(EngineError::BadOutput { stage: stage.name(), what: format!("{} outputs", out.len()) });
+            return Err(EngineError::BadOutput {
+                stage: stage.name(),
+                what: format!("{} outputs", out.len()),
+            });
         }
         Ok(out.pop().expect("one output"))
     }
@@ -57,7 +71,11 @@ impl<'m> Engine<'m> {
             return Err(EngineError::BadToken { id, vocab: c.vocab });
         }
         self.launcher.set_phase(phase);
-        let p = Params { rows: n as u32, pos: pos as u32, ..self.base };
+        let p = Params {
+            rows: n as u32,
+            pos: pos as u32,
+            ..self.base
+        };
         let idt = Tensor::i32(vec![n], ids.iter().map(|&i| i as i32).collect());
         let mut x = self.one(Stage::Embed, None, &[&idt, &w.token_embd], p)?;
         for (l, lw) in w.layers.iter().enumerate() {
@@ -70,14 +88,26 @@ impl<'m> Engine<'m> {
             let k = self.one(Stage::RopeK, li, &[&k], p)?;
             let kv = self.launcher.launch(Stage::KvWrite, li, &[&k, &v], p)?;
             let [kr, vr] = kv.as_slice() else {
-                return Err(EngineError::BadOutput { stage: "kv_write", what: format!("{} outputs", kv.len()) });
+                return Err(EngineError::BadOutput {
+                    stage: "kv_write",
+                    what: format!("{} outputs", kv.len()),
+                });
             };
             self.kv
                 .write(l, pos, kr, vr)
-                .map_err(|what| EngineError::BadOutput { stage: "kv_write", what })?;
-            let (kc, vc) = self.kv.view(self.launcher.backend().as_ref(), l, pos + n).map_err(gather_err)?;
+                .map_err(|what| EngineError::BadOutput {
+                    stage: "kv_write",
+                    what,
+                })?;
+            let (kc, vc) = self
+                .kv
+                .view(self.launcher.backend().as_ref(), l, pos + n)
+                .map_err(gather_err)?;
             let attn = if self.launcher.policy.choose(Stage::Attn, n).variant == Variant::Fused {
-                let pf = Params { kv_block: crate::backend::cpu::DEFAULT_KV_BLOCK as u32, ..p };
+                let pf = Params {
+                    kv_block: crate::backend::cpu::DEFAULT_KV_BLOCK as u32,
+                    ..p
+                };
                 self.one(Stage::Attn, li, &[&q, &kc, &vc], pf)?
             } else {
                 let s = self.one(Stage::Qk, li, &[&q, &kc], p)?;
@@ -97,23 +127,37 @@ impl<'m> Engine<'m> {
         let last = if n == 1 {
             x
         } else {
-            super::kv_cache::gathered(self.launcher.backend().as_ref(), &[(&x, n - 1, 1)]).map_err(gather_err)?
+            super::kv_cache::gathered(self.launcher.backend().as_ref(), &[(&x, n - 1, 1)])
+                .map_err(gather_err)?
         };
-        let p1 = Params { rows: 1, pos: (pos + n - 1) as u32, ..self.base };
+        let p1 = Params {
+            rows: 1,
+            pos: (pos + n - 1) as u32,
+            ..self.base
+        };
         let hn = self.one(Stage::FinalNorm, None, &[&last, &w.output_norm], p1)?;
         let logits = self.one(Stage::LmHead, None, &[&hn, &w.output], p1)?;
         let id = self.one(Stage::Argmax, None, &[&logits], p1)?;
         // The token id comes back to the host (from the device on GPU backends).
-        let bytes = id.to_host_bytes().map_err(|what| EngineError::BadOutput { stage: "argmax", what })?;
+        let bytes = id.to_host_bytes().map_err(|what| EngineError::BadOutput {
+            stage: "argmax",
+            what,
+        })?;
         let next = bytes
             .get(..4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .filter(|&v| v >= 0)
-            .ok_or_else(|| EngineError::BadOutput { stage: "argmax", what: "no token id".into() })?;
+            .ok_or_else(|| EngineError::BadOutput {
+                stage: "argmax",
+                what: "no token id".into(),
+            })?;
         Ok(next as u32)
     }
 }
 
 fn gather_err(e: crate::backend::BackendError) -> EngineError {
-    EngineError::BadOutput { stage: "gather_rows", what: e.to_string() }
+    EngineError::BadOutput {
+        stage: "gather_rows",
+        what: e.to_string(),
+    }
 }

@@ -48,13 +48,21 @@ impl Generation {
 }
 
 /// Runs prefill over `prompt`, then greedy decode.
-pub fn generate(engine: &mut Engine, prompt: &[u32], opts: &GenOptions) -> Result<Generation, EngineError> {
+pub fn generate(
+    engine: &mut Engine,
+    prompt: &[u32],
+    opts: &GenOptions,
+) -> Result<Generation, EngineError> {
     let ctx = engine.model().config.ctx_len;
     if prompt.is_empty() {
         return Err(EngineError::EmptyPrompt);
     }
     if prompt.len() + opts.max_tokens > ctx {
-        return Err(EngineError::ContextOverflow { prompt: prompt.len(), to_generate: opts.max_tokens, ctx });
+        return Err(EngineError::ContextOverflow {
+            prompt: prompt.len(),
+            to_generate: opts.max_tokens,
+            ctx,
+        });
     }
     let t0 = Instant::now();
     let prefill_next = engine.forward(Phase::Prefill, prompt, 0)?;

@@ -33,18 +33,31 @@ pub struct KvCache {
 impl KvCache {
     /// An empty cache for `layers` layers.
     pub fn new(layers: usize) -> KvCache {
-        KvCache { layers: (0..layers).map(|_| [Side::default(), Side::default()]).collect() }
+        KvCache {
+            layers: (0..layers)
+                .map(|_| [Side::default(), Side::default()])
+                .collect(),
+        }
     }
 
     /// Records that `k` and `v` (outputs of a kv_write launch, `[n, kvd]`) hold positions `pos..pos+n`.
-    pub fn write(&mut self, layer: usize, pos: usize, k: &Tensor, v: &Tensor) -> Result<(), String> {
+    pub fn write(
+        &mut self,
+        layer: usize,
+        pos: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(), String> {
         let n = k.rows();
         if v.rows() != n {
             return Err(format!("k has {n} rows, v {}", v.rows()));
         }
         for (side, t) in self.layers[layer].iter_mut().zip([k, v]) {
             if side.rows.len() < pos {
-                return Err(format!("cache of layer {layer} has {} positions, writing at {pos}", side.rows.len()));
+                return Err(format!(
+                    "cache of layer {layer} has {} positions, writing at {pos}",
+                    side.rows.len()
+                ));
             }
             side.rows.truncate(pos);
             side.view_len = side.view_len.min(pos);
@@ -54,7 +67,12 @@ impl KvCache {
     }
 
     /// Contiguous views of positions `0..ctx` of layer `layer`'s keys and values.
-    pub fn view(&mut self, backend: &dyn Backend, layer: usize, ctx: usize) -> Result<(Tensor, Tensor), BackendError> {
+    pub fn view(
+        &mut self,
+        backend: &dyn Backend,
+        layer: usize,
+        ctx: usize,
+    ) -> Result<(Tensor, Tensor), BackendError> {
         let [k, v] = &mut self.layers[layer];
         Ok((view(backend, k, ctx)?, view(backend, v, ctx)?))
     }
@@ -74,7 +92,10 @@ fn runs(rows: &[(Tensor, usize)]) -> Vec<(&Tensor, usize, usize)> {
 
 fn view(backend: &dyn Backend, side: &mut Side, ctx: usize) -> Result<Tensor, BackendError> {
     let rows = &side.rows[..ctx];
-    let reuse = side.view.as_ref().filter(|_| side.view_len > 0 && side.view_len <= ctx);
+    let reuse = side
+        .view
+        .as_ref()
+        .filter(|_| side.view_len > 0 && side.view_len <= ctx);
     let mut physical: Vec<(&Tensor, usize, usize)> = Vec::new();
     let done = match reuse {
         Some(prev) => {
@@ -85,15 +106,25 @@ fn view(backend: &dyn Backend, side: &mut Side, ctx: usize) -> Result<Tensor, Ba
     };
     physical.extend(runs(&rows[done..]));
     let mut t = backend.gather_rows(&physical)?;
-    t.origin = Origin::Gathered(Arc::new(runs(rows).iter().map(|(t, r0, n)| (t.id, *r0, *n)).collect()));
+    t.origin = Origin::Gathered(Arc::new(
+        runs(rows)
+            .iter()
+            .map(|(t, r0, n)| (t.id, *r0, *n))
+            .collect(),
+    ));
     side.view = Some(t.clone());
     side.view_len = ctx;
     Ok(t)
 }
 
 /// Gathers rows and marks the result with where its rows came from (so a recorder can store references).
-pub fn gathered(backend: &dyn Backend, parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, BackendError> {
+pub fn gathered(
+    backend: &dyn Backend,
+    parts: &[(&Tensor, usize, usize)],
+) -> Result<Tensor, BackendError> {
     let mut t = backend.gather_rows(parts)?;
-    t.origin = Origin::Gathered(Arc::new(parts.iter().map(|(t, r0, n)| (t.id, *r0, *n)).collect()));
+    t.origin = Origin::Gathered(Arc::new(
+        parts.iter().map(|(t, r0, n)| (t.id, *r0, *n)).collect(),
+    ));
     Ok(t)
 }

@@ -30,7 +30,9 @@ pub enum EngineError {
     #[error(transparent)]
     Launch(#[from] LaunchError),
     /// The prompt does not fit the context.
-    #[error("prompt of {prompt} tokens plus {to_generate} to generate exceeds the model's context of {ctx} tokens")]
+    #[error(
+        "prompt of {prompt} tokens plus {to_generate} to generate exceeds the model's context of {ctx} tokens"
+    )]
     ContextOverflow {
         /// Prompt tokens.
         prompt: usize,
@@ -76,6 +78,10 @@ impl Model {
         let gguf = Gguf::open(path)?;
         let config = LlamaConfig::from_gguf(&gguf)?;
         let weights = Weights::load(&gguf, &config)?;
-        Ok(Model { gguf, config, weights })
+        Ok(Model {
+            gguf,
+            config,
+            weights,
+        })
     }
 }

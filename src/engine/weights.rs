@@ -63,6 +63,11 @@ impl Weights {
         } else {
             token_embd.clone()
         };
-        Ok(Weights { token_embd, layers, output_norm: g.tensor("output_norm.weight")?, output })
+        Ok(Weights {
+            token_embd,
+            layers,
+            output_norm: g.tensor("output_norm.weight")?,
+            output,
+        })
     }
 }

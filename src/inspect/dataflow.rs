@@ -45,14 +45,20 @@ pub fn check(t: &TapeReader) -> Dataflow {
         let e = match e {
             Ok(e) => e,
             Err(err) => {
-                out.problems.push(Problem { seq: u64::MAX, what: format!("index: {err}") });
+                out.problems.push(Problem {
+                    seq: u64::MAX,
+                    what: format!("index: {err}"),
+                });
                 continue;
             }
         };
         let l = match t.launch(e.seq) {
             Ok(l) => l,
             Err(err) => {
-                out.problems.push(Problem { seq: e.seq, what: format!("unreadable: {err}") });
+                out.problems.push(Problem {
+                    seq: e.seq,
+                    what: format!("unreadable: {err}"),
+                });
                 continue;
             }
         };
@@ -76,7 +82,9 @@ pub fn check(t: &TapeReader) -> Dataflow {
         let layer = b.layer.unwrap_or(0);
         if matches!(b.stage, Stage::Qk | Stage::Pv | Stage::Attn) {
             for (which, role) in [(0usize, "k_cache"), (1, "v_cache")] {
-                let Some(r) = b.inputs.iter().find(|r| r.role == role) else { continue };
+                let Some(r) = b.inputs.iter().find(|r| r.role == role) else {
+                    continue;
+                };
                 let rows = cache.get(&(layer, which));
                 let Ok(bytes) = src.bytes(r) else {
                     out.kv_reads_unchecked += 1;
@@ -103,7 +111,11 @@ pub fn check(t: &TapeReader) -> Dataflow {
                         }
                     }
                 }
-                if checked { out.kv_reads_checked += 1 } else { out.kv_reads_unchecked += 1 }
+                if checked {
+                    out.kv_reads_checked += 1
+                } else {
+                    out.kv_reads_unchecked += 1
+                }
             }
         }
         if let Some(end) = &l.end {

@@ -78,7 +78,11 @@ pub fn manifest(t: &TapeReader) -> Result<Manifest, TapeError> {
             layer: l.begin.layer,
             stage: l.begin.stage.name().to_string(),
             route: l.begin.route.to_string(),
-            outputs: l.end.as_ref().map(|e| e.outputs.iter().map(|o| hex(&o.hash)).collect()).unwrap_or_default(),
+            outputs: l
+                .end
+                .as_ref()
+                .map(|e| e.outputs.iter().map(|o| hex(&o.hash)).collect())
+                .unwrap_or_default(),
         });
     }
     let h = t.header();

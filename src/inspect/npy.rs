@@ -27,10 +27,21 @@ pub fn write(path: &Path, dtype: DType, shape: &[u64], bytes: &[u8]) -> std::io:
         match shape.len() {
             0 => "()".to_string(),
             1 => format!("({},)", shape[0]),
-            _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+            _ => format!(
+                "({})",
+                shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     };
-    let mut header = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr(dtype), shape_txt);
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        descr(dtype),
+        shape_txt
+    );
     // Pad so that magic(6) + version(2) + len(2) + header + '\n' is a multiple of 64.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));

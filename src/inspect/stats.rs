@@ -25,18 +25,38 @@ pub struct Stats {
 /// Values of a float or integer tensor as f64 (None for quantized weights).
 pub fn values(dtype: DType, bytes: &[u8]) -> Option<Vec<f64>> {
     Some(match dtype {
-        DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DType::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-        DType::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-        DType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        DType::I32 => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
         _ => return None,
     })
 }
 
 /// Statistics of `v`.
 pub fn stats(v: &[f64]) -> Stats {
-    let mut s = Stats { count: v.len(), min: f64::INFINITY, max: f64::NEG_INFINITY, ..Stats::default() };
+    let mut s = Stats {
+        count: v.len(),
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        ..Stats::default()
+    };
     let mut sum = 0.0;
     let mut finite = 0usize;
     for &x in v {
@@ -52,7 +72,11 @@ pub fn stats(v: &[f64]) -> Stats {
             s.max = s.max.max(x);
         }
     }
-    s.mean = if finite > 0 { sum / finite as f64 } else { f64::NAN };
+    s.mean = if finite > 0 {
+        sum / finite as f64
+    } else {
+        f64::NAN
+    };
     if finite == 0 {
         s.min = f64::NAN;
         s.max = f64::NAN;

@@ -29,7 +29,12 @@ pub trait LaunchObserver {
     /// Called before the kernel runs. An error aborts the run (nothing is computed unseen).
     fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String>;
     /// Called after the kernel ran, with its outputs and wall time.
-    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], duration: Duration) -> Result<(), String>;
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        duration: Duration,
+    ) -> Result<(), String>;
     /// Called once when the run is over (flush, write the footer).
     fn finish(&mut self) -> Result<(), String> {
         Ok(())
@@ -84,8 +89,18 @@ impl Launcher {
     pub fn new(backend: Arc<dyn Backend>, policy: RoutePolicy) -> Launcher {
         // GRETA_DEBUG_CRASH_AT_SEQ=N aborts the process inside launch N, after its Begin was recorded: a
         // stand-in for a kernel that takes the process down, to test crash forensics. Never set it otherwise.
-        let crash_at = std::env::var("GRETA_DEBUG_CRASH_AT_SEQ").ok().and_then(|v| v.parse().ok());
-        Launcher { backend, policy, observers: Vec::new(), hooks: Vec::new(), seq: 0, phase: Phase::Prefill, crash_at }
+        let crash_at = std::env::var("GRETA_DEBUG_CRASH_AT_SEQ")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        Launcher {
+            backend,
+            policy,
+            observers: Vec::new(),
+            hooks: Vec::new(),
+            seq: 0,
+            phase: Phase::Prefill,
+            crash_at,
+        }
     }
 
     /// The backend.
@@ -151,21 +166,30 @@ impl Launcher {
         };
         self.seq += 1;
         for o in &mut self.observers {
-            o.begin(&info, inputs).map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+            o.begin(&info, inputs)
+                .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
         }
         if self.crash_at == Some(info.seq) {
             std::process::abort();
         }
         let t0 = Instant::now();
-        let mut outputs = self.backend.execute(stage, route, &params, inputs).map_err(|source| {
-            LaunchError::Backend { seq: info.seq, phase: info.phase, stage, layer, source }
-        })?;
+        let mut outputs = self
+            .backend
+            .execute(stage, route, &params, inputs)
+            .map_err(|source| LaunchError::Backend {
+                seq: info.seq,
+                phase: info.phase,
+                stage,
+                layer,
+                source,
+            })?;
         let dt = t0.elapsed();
         for h in &mut self.hooks {
             h(&info, &mut outputs);
         }
         for o in &mut self.observers {
-            o.end(&info, &outputs, dt).map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+            o.end(&info, &outputs, dt)
+                .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
         }
         Ok(outputs)
     }
@@ -173,7 +197,8 @@ impl Launcher {
     /// Tells observers the run is over.
     pub fn finish(&mut self) -> Result<(), LaunchError> {
         for o in &mut self.observers {
-            o.finish().map_err(|msg| LaunchError::Observer { seq: self.seq, msg })?;
+            o.finish()
+                .map_err(|msg| LaunchError::Observer { seq: self.seq, msg })?;
         }
         Ok(())
     }

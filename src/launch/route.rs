@@ -112,10 +112,17 @@ impl fmt::Display for Variant {
 impl FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Variant::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
-            format!("unknown route variant `{s}`: valid variants are {}", names.join(", "))
-        })
+        Variant::ALL
+            .iter()
+            .copied()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
+                format!(
+                    "unknown route variant `{s}`: valid variants are {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -154,7 +161,9 @@ impl FromStr for Precision {
             "f64" => Ok(Precision::F64),
             "f32" => Ok(Precision::F32),
             "f16" => Ok(Precision::F16),
-            _ => Err(format!("unknown precision `{s}`: valid precisions are f64, f32, f16")),
+            _ => Err(format!(
+                "unknown precision `{s}`: valid precisions are f64, f32, f16"
+            )),
         }
     }
 }
@@ -194,10 +203,14 @@ impl FromStr for Route {
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     /// Not of the form OP=VARIANT.
-    #[error("bad route `{0}`: expected OP=VARIANT, e.g. matmul=gemv, q_proj=gemm_tiled, attention=fused")]
+    #[error(
+        "bad route `{0}`: expected OP=VARIANT, e.g. matmul=gemv, q_proj=gemm_tiled, attention=fused"
+    )]
     Syntax(String),
     /// OP is neither a family nor a stage.
-    #[error("unknown op `{op}` in --route: valid ops are matmul, attention, or a stage name ({stages})")]
+    #[error(
+        "unknown op `{op}` in --route: valid ops are matmul, attention, or a stage name ({stages})"
+    )]
     UnknownOp {
         /// What was given.
         op: String,
@@ -248,7 +261,6 @@ pub struct RoutePolicy {
     pub rule_change: BTreeMap<Stage, Variant>,
 }
 
-
 impl RoutePolicy {
     /// The default rule at a precision.
     pub fn new(precision: Precision) -> RoutePolicy {
@@ -275,9 +287,17 @@ impl RoutePolicy {
     /// Applies one `OP=VARIANT[/PRECISION]` override (OP: `matmul`, `attention` or a stage name); a
     /// precision applies to the op's whole family (e.g. `attention=fused/f16` on the GPU).
     pub fn force(&mut self, spec: &str) -> Result<(), RouteError> {
-        let (op, var) = spec.split_once('=').ok_or_else(|| RouteError::Syntax(spec.to_string()))?;
+        let (op, var) = spec
+            .split_once('=')
+            .ok_or_else(|| RouteError::Syntax(spec.to_string()))?;
         let (var, precision) = match var.split_once('/') {
-            Some((v, p)) => (v, Some(p.parse::<Precision>().map_err(|_| RouteError::Syntax(spec.to_string()))?)),
+            Some((v, p)) => (
+                v,
+                Some(
+                    p.parse::<Precision>()
+                        .map_err(|_| RouteError::Syntax(spec.to_string()))?,
+                ),
+            ),
             None => (var, None),
         };
         let (family, stage) = match op {
@@ -287,14 +307,22 @@ impl RoutePolicy {
                 Ok(st) => (OpFamily::of(st), Some(st)),
                 Err(_) => {
                     let stages: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
-                    return Err(RouteError::UnknownOp { op: op.to_string(), stages: stages.join(", ") });
+                    return Err(RouteError::UnknownOp {
+                        op: op.to_string(),
+                        stages: stages.join(", "),
+                    });
                 }
             },
         };
         let bad = || RouteError::BadVariant {
             op: op.to_string(),
             variant: var.to_string(),
-            valid: family.variants().iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
+            valid: family
+                .variants()
+                .iter()
+                .map(|v| v.name())
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         let v: Variant = var.parse().map_err(|_| bad())?;
         if !family.variants().contains(&v) {
@@ -334,7 +362,13 @@ impl RoutePolicy {
             (OpFamily::Attention, RouteMode::Default) => Variant::Manual,
             (OpFamily::Elementwise, _) => Variant::Direct,
         });
-        Route::new(variant, self.family_precision.get(&family).copied().unwrap_or(self.precision))
+        Route::new(
+            variant,
+            self.family_precision
+                .get(&family)
+                .copied()
+                .unwrap_or(self.precision),
+        )
     }
 
     /// One line per forced route, `op=variant`, for headers and reports.
@@ -343,9 +377,17 @@ impl RoutePolicy {
         if self.mode == RouteMode::Invariant {
             out.push("mode=invariant".into());
         }
-        out.extend(self.family.iter().map(|(f, v)| format!("{}={}", f.name(), v)));
+        out.extend(
+            self.family
+                .iter()
+                .map(|(f, v)| format!("{}={}", f.name(), v)),
+        );
         out.extend(self.stage.iter().map(|(s, v)| format!("{}={}", s, v)));
-        out.extend(self.family_precision.iter().map(|(f, p)| format!("{}.precision={}", f.name(), p)));
+        out.extend(
+            self.family_precision
+                .iter()
+                .map(|(f, p)| format!("{}.precision={}", f.name(), p)),
+        );
         out
     }
 }
@@ -370,16 +412,30 @@ mod tests {
         p.force("matmul=gemv").unwrap();
         p.force("down=gemm_tiled").unwrap();
         p.force("attention=manual").unwrap();
-        assert_eq!(p.choose(Stage::Up, 9), Route::new(Variant::Gemv, Precision::F64));
+        assert_eq!(
+            p.choose(Stage::Up, 9),
+            Route::new(Variant::Gemv, Precision::F64)
+        );
         assert_eq!(p.choose(Stage::Down, 1).variant, Variant::GemmTiled);
         assert_eq!(p.choose(Stage::Qk, 1).variant, Variant::Manual);
         let e = p.force("matmul=fused").unwrap_err().to_string();
         assert!(e.contains("gemv, gemm_tiled, gemm_invariant"), "{e}");
-        assert!(p.force("bogus=gemv").unwrap_err().to_string().contains("q_proj"));
+        assert!(
+            p.force("bogus=gemv")
+                .unwrap_err()
+                .to_string()
+                .contains("q_proj")
+        );
         assert!(p.force("nonsense").is_err());
         p.force("attention=fused/f16").unwrap();
-        assert_eq!(p.choose(Stage::Attn, 1), Route::new(Variant::Fused, Precision::F16));
+        assert_eq!(
+            p.choose(Stage::Attn, 1),
+            Route::new(Variant::Fused, Precision::F16)
+        );
         assert_eq!(p.choose(Stage::Up, 1).precision, Precision::F64);
-        assert_eq!("gemv/f64".parse::<Route>().unwrap(), Route::new(Variant::Gemv, Precision::F64));
+        assert_eq!(
+            "gemv/f64".parse::<Route>().unwrap(),
+            Route::new(Variant::Gemv, Precision::F64)
+        );
     }
 }

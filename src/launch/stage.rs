@@ -33,7 +33,9 @@ impl FromStr for Phase {
                 return Ok(Phase::Decode(k));
             }
         }
-        Err(format!("unknown phase `{s}`: expected `prefill` or `decode<k>` (decode0, decode1, ...)"))
+        Err(format!(
+            "unknown phase `{s}`: expected `prefill` or `decode<k>` (decode0, decode1, ...)"
+        ))
     }
 }
 
@@ -108,7 +110,10 @@ stages! {
 impl Stage {
     /// True for stages that belong to no layer (`embed`, `final_norm`, `lm_head`, `argmax`).
     pub fn is_global(self) -> bool {
-        matches!(self, Stage::Embed | Stage::FinalNorm | Stage::LmHead | Stage::Argmax)
+        matches!(
+            self,
+            Stage::Embed | Stage::FinalNorm | Stage::LmHead | Stage::Argmax
+        )
     }
 
     /// True for stages that multiply by a weight matrix (their route is a matmul variant).
@@ -171,10 +176,14 @@ impl fmt::Display for Stage {
 impl FromStr for Stage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Stage::ALL.iter().copied().find(|st| st.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
-            format!("unknown stage `{s}`: valid stages are {}", names.join(", "))
-        })
+        Stage::ALL
+            .iter()
+            .copied()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown stage `{s}`: valid stages are {}", names.join(", "))
+            })
     }
 }
 

@@ -37,8 +37,16 @@ pub enum DType {
 
 impl DType {
     /// Every type a GGUF weight may have here.
-    pub const WEIGHT_TYPES: [DType; 8] =
-        [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4K, DType::Q6K];
+    pub const WEIGHT_TYPES: [DType; 8] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q4K,
+        DType::Q6K,
+    ];
 
     /// (elements per block, bytes per block).
     pub fn block(self) -> (usize, usize) {
@@ -214,7 +222,13 @@ pub fn next_id() -> u64 {
 impl Tensor {
     /// A host tensor with a fresh id.
     pub fn host(dtype: DType, shape: Vec<usize>, bytes: Bytes, origin: Origin) -> Tensor {
-        Tensor { id: next_id(), dtype, shape, data: TensorData::Host(bytes), origin }
+        Tensor {
+            id: next_id(),
+            dtype,
+            shape,
+            data: TensorData::Host(bytes),
+            origin,
+        }
     }
 
     /// An f32 value tensor.
@@ -236,16 +250,30 @@ impl Tensor {
     }
 
     /// A tensor of `dtype` from little-endian bytes (as read back from a tape). f32/f64/i32 become typed.
-    pub fn from_le_bytes(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>, origin: Origin) -> Tensor {
+    pub fn from_le_bytes(
+        dtype: DType,
+        shape: Vec<usize>,
+        bytes: Vec<u8>,
+        origin: Origin,
+    ) -> Tensor {
         let b = match dtype {
             DType::F32 => Bytes::F32(Arc::new(
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
             )),
             DType::F64 => Bytes::F64(Arc::new(
-                bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
             )),
             DType::I32 => Bytes::I32(Arc::new(
-                bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(),
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
             )),
             _ => Bytes::Raw(Arc::new(bytes)),
         };
@@ -260,7 +288,11 @@ impl Tensor {
     /// Rows = product of all but the last dimension.
     pub fn rows(&self) -> usize {
         let n = self.shape.len();
-        if n == 0 { 1 } else { self.shape[..n - 1].iter().product() }
+        if n == 0 {
+            1
+        } else {
+            self.shape[..n - 1].iter().product()
+        }
     }
 
     /// Host bytes, or None for a device tensor (use [`Tensor::to_host_bytes`]).
@@ -283,7 +315,9 @@ impl Tensor {
     pub fn as_f32(&self) -> Option<&[f32]> {
         match (&self.data, self.dtype) {
             (TensorData::Host(Bytes::F32(v)), DType::F32) => Some(v),
-            (TensorData::Host(b @ Bytes::Mapped { .. }), DType::F32) => bytemuck::try_cast_slice(b.as_slice()).ok(),
+            (TensorData::Host(b @ Bytes::Mapped { .. }), DType::F32) => {
+                bytemuck::try_cast_slice(b.as_slice()).ok()
+            }
             _ => None,
         }
     }

@@ -18,7 +18,13 @@ pub struct ByteBudget {
 impl ByteBudget {
     /// A budget of `limit` bytes.
     pub fn new(limit: usize) -> ByteBudget {
-        ByteBudget { limit, used: Mutex::new(0), freed: Condvar::new(), known: Mutex::new(HashSet::new()), hashed: Mutex::new(HashSet::new()) }
+        ByteBudget {
+            limit,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            known: Mutex::new(HashSet::new()),
+            hashed: Mutex::new(HashSet::new()),
+        }
     }
 
     /// Takes `n` bytes, waiting while the budget is spent. A single request larger than the whole

@@ -26,17 +26,30 @@ impl std::str::FromStr for Fault {
     fn from_str(s: &str) -> Result<Fault, String> {
         let (mut phase, mut layer, mut stage, mut index, mut ulps) = (None, None, None, None, None);
         for kv in s.split(',') {
-            let (k, v) = kv.split_once('=').ok_or_else(|| format!("bad fault field `{kv}`: expected key=value"))?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("bad fault field `{kv}`: expected key=value"))?;
             match k.trim() {
                 "phase" => phase = Some(v.parse::<Phase>()?),
                 "layer" => layer = Some(v.parse::<u32>().map_err(|e| format!("layer `{v}`: {e}"))?),
                 "stage" => stage = Some(v.parse::<Stage>()?),
-                "index" => index = Some(v.parse::<usize>().map_err(|e| format!("index `{v}`: {e}"))?),
+                "index" => {
+                    index = Some(
+                        v.parse::<usize>()
+                            .map_err(|e| format!("index `{v}`: {e}"))?,
+                    )
+                }
                 "ulps" => ulps = Some(v.parse::<i64>().map_err(|e| format!("ulps `{v}`: {e}"))?),
-                other => return Err(format!("unknown fault field `{other}`: expected phase, layer, stage, index, ulps")),
+                other => {
+                    return Err(format!(
+                        "unknown fault field `{other}`: expected phase, layer, stage, index, ulps"
+                    ));
+                }
             }
         }
-        let need = |what: &str| format!("--inject-fault needs {what}= (phase=P,layer=L,stage=S,index=I,ulps=U)");
+        let need = |what: &str| {
+            format!("--inject-fault needs {what}= (phase=P,layer=L,stage=S,index=I,ulps=U)")
+        };
         Ok(Fault {
             phase: phase.ok_or_else(|| need("phase"))?,
             layer,
@@ -92,8 +105,10 @@ impl Fault {
                 Tensor::f64(t.shape.clone(), v)
             } else if let Ok(bytes) = t.to_host_bytes() {
                 // Device f32: perturb on the host copy.
-                let mut v: Vec<f32> =
-                    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let mut v: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 if let Some(e) = v.get_mut(self.index) {
                     *e = nudge_f32(*e, self.ulps);
                 }
@@ -117,8 +132,24 @@ mod tests {
         assert_eq!(nudge_f32(0.0, 1), f32::from_bits(1));
         assert_eq!(nudge_f32(0.0, -1), -f32::from_bits(1));
         assert_eq!(nudge_f64(2.0, -3), f64::from_bits(2.0f64.to_bits() - 3));
-        let f: Fault = "phase=decode0,layer=3,stage=pv,index=5,ulps=4".parse().unwrap();
-        assert_eq!(f, Fault { phase: Phase::Decode(0), layer: Some(3), stage: Stage::Pv, index: 5, ulps: 4 });
-        assert!("phase=prefill".parse::<Fault>().unwrap_err().contains("stage"));
+        let f: Fault = "phase=decode0,layer=3,stage=pv,index=5,ulps=4"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            f,
+            Fault {
+                phase: Phase::Decode(0),
+                layer: Some(3),
+                stage: Stage::Pv,
+                index: 5,
+                ulps: 4
+            }
+        );
+        assert!(
+            "phase=prefill"
+                .parse::<Fault>()
+                .unwrap_err()
+                .contains("stage")
+        );
     }
 }

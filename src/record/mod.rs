@@ -48,7 +48,9 @@ impl std::str::FromStr for Capture {
         match s {
             "full" => Ok(Capture::Full),
             "hashes" => Ok(Capture::Hashes),
-            _ => Err(format!("unknown capture `{s}`: valid values are full, hashes")),
+            _ => Err(format!(
+                "unknown capture `{s}`: valid values are full, hashes"
+            )),
         }
     }
 }
@@ -110,7 +112,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts a recorder writing to `path` (via `path.incomplete`, renamed when complete).
-    pub fn start(path: &Path, header: TapeHeader, opts: RecordOptions) -> Result<(Recorder, Summary), String> {
+    pub fn start(
+        path: &Path,
+        header: TapeHeader,
+        opts: RecordOptions,
+    ) -> Result<(Recorder, Summary), String> {
         let writer = crate::tape::TapeWriter::create(path, &header, opts.writer.clone())
             .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
@@ -142,7 +148,10 @@ impl Recorder {
         let tx = self.tx.as_ref().ok_or("recorder already finished")?;
         if tx.send(job).is_err() {
             // The worker stopped: report why.
-            return Err(self.join().err().unwrap_or_else(|| "recorder worker stopped".into()));
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| "recorder worker stopped".into()));
         }
         Ok(())
     }
@@ -150,7 +159,9 @@ impl Recorder {
     fn join(&mut self) -> Result<TapeSummary, String> {
         self.tx = None;
         match self.handle.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err("recorder worker panicked".into())),
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err("recorder worker panicked".into())),
             None => Err("recorder already finished".into()),
         }
     }
@@ -163,7 +174,8 @@ fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, String> {
             TensorData::Host(_) => Ok((*t).clone()),
             TensorData::Device(d) => {
                 let bytes = d.to_host()?;
-                let mut h = Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
+                let mut h =
+                    Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
                 h.id = t.id;
                 Ok(h)
             }
@@ -172,7 +184,9 @@ fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, String> {
 }
 
 fn bytes_of(ts: &[Tensor]) -> usize {
-    ts.iter().map(|t| t.host_bytes().map_or(0, |b| b.as_slice().len())).sum()
+    ts.iter()
+        .map(|t| t.host_bytes().map_or(0, |b| b.as_slice().len()))
+        .sum()
 }
 
 impl LaunchObserver for Recorder {
@@ -192,14 +206,26 @@ impl LaunchObserver for Recorder {
         let n = bytes_of(&known);
         self.budget.acquire(n);
         let wait = self.durability == Durability::EveryLaunch;
-        self.send(Job::Begin { info: info.clone(), inputs: known, bytes: n, ack: wait })?;
+        self.send(Job::Begin {
+            info: info.clone(),
+            inputs: known,
+            bytes: n,
+            ack: wait,
+        })?;
         if wait {
-            self.acks.recv().map_err(|_| "recorder worker stopped".to_string())?;
+            self.acks
+                .recv()
+                .map_err(|_| "recorder worker stopped".to_string())?;
         }
         Ok(())
     }
 
-    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], duration: Duration) -> Result<(), String> {
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        duration: Duration,
+    ) -> Result<(), String> {
         let outs = to_host(&outputs.iter().collect::<Vec<_>>())?;
         // Later device inputs with these ids need no copy (unless they need bytes that were not stored).
         let stored = self.capture == Capture::Full && self.select.matches(info);
@@ -208,11 +234,18 @@ impl LaunchObserver for Recorder {
         }
         let n = bytes_of(&outs);
         self.budget.acquire(n);
-        self.send(Job::End { seq: info.seq, outputs: outs, duration, bytes: n })
+        self.send(Job::End {
+            seq: info.seq,
+            outputs: outs,
+            duration,
+            bytes: n,
+        })
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        let r = self.join().map_err(|e| format!("writing tape {}: {e}", self.path.display()));
+        let r = self
+            .join()
+            .map_err(|e| format!("writing tape {}: {e}", self.path.display()));
         let out = r.as_ref().map(|_| ()).map_err(|e| e.clone());
         *self.summary.lock().expect("summary lock") = Some(r);
         out

@@ -26,13 +26,34 @@ impl Selector {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if !self.phases.is_empty() {
-            parts.push(format!("phases={}", self.phases.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")));
+            parts.push(format!(
+                "phases={}",
+                self.phases
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
         }
         if !self.layers.is_empty() {
-            parts.push(format!("layers={}", self.layers.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")));
+            parts.push(format!(
+                "layers={}",
+                self.layers
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
         }
         if !self.stages.is_empty() {
-            parts.push(format!("stages={}", self.stages.iter().map(|p| p.name()).collect::<Vec<_>>().join(",")));
+            parts.push(format!(
+                "stages={}",
+                self.stages
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
         }
         parts.join(" ")
     }

@@ -3,7 +3,9 @@
 use super::budget::ByteBudget;
 use super::{Capture, RecordOptions};
 use crate::launch::{DType, LaunchInfo, Origin, Tensor};
-use crate::tape::{Hash, LaunchBegin, LaunchEnd, Record, RowSpan, Storage, TapeSummary, TapeWriter, TensorRef};
+use crate::tape::{
+    Hash, LaunchBegin, LaunchEnd, Record, RowSpan, Storage, TapeSummary, TapeWriter, TensorRef,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
@@ -54,7 +56,11 @@ pub struct Worker {
 }
 
 fn seq_role(n: usize, i: usize, stage: crate::launch::Stage) -> &'static str {
-    stage.output_roles().get(i).copied().unwrap_or(if n == 1 { "out" } else { "out_n" })
+    stage
+        .output_roles()
+        .get(i)
+        .copied()
+        .unwrap_or(if n == 1 { "out" } else { "out_n" })
 }
 
 fn elem_size(d: DType) -> usize {
@@ -68,15 +74,34 @@ fn elem_size(d: DType) -> usize {
 
 impl Worker {
     /// A worker writing with `writer`.
-    pub fn new(writer: TapeWriter, opts: RecordOptions, budget: Arc<ByteBudget>, ack: Sender<u64>) -> Worker {
-        Worker { writer: Some(writer), opts, budget, ack, produced: HashMap::new(), weights: HashMap::new(), payload: false, stage: crate::launch::Stage::Embed }
+    pub fn new(
+        writer: TapeWriter,
+        opts: RecordOptions,
+        budget: Arc<ByteBudget>,
+        ack: Sender<u64>,
+    ) -> Worker {
+        Worker {
+            writer: Some(writer),
+            opts,
+            budget,
+            ack,
+            produced: HashMap::new(),
+            weights: HashMap::new(),
+            payload: false,
+            stage: crate::launch::Stage::Embed,
+        }
     }
 
     /// Runs until the channel closes (then finishes the tape) or an abort/error.
     pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, String> {
         for job in rx {
             match job {
-                Job::Begin { info, inputs, bytes, ack } => {
+                Job::Begin {
+                    info,
+                    inputs,
+                    bytes,
+                    ack,
+                } => {
                     let r = self.begin(&info, &inputs, ack);
                     self.budget.release(bytes);
                     r?;
@@ -84,7 +109,12 @@ impl Worker {
                         let _ = self.ack.send(info.seq);
                     }
                 }
-                Job::End { seq, outputs, duration, bytes } => {
+                Job::End {
+                    seq,
+                    outputs,
+                    duration,
+                    bytes,
+                } => {
                     let r = self.end(seq, &outputs, duration);
                     self.budget.release(bytes);
                     r?;
@@ -93,21 +123,39 @@ impl Worker {
                     if let Some(w) = self.writer.as_mut() {
                         w.flush().map_err(|e| e.to_string())?;
                     }
-                    return Err("the run stopped before it completed; the tape is left incomplete".into());
+                    return Err(
+                        "the run stopped before it completed; the tape is left incomplete".into(),
+                    );
                 }
             }
         }
-        self.writer.take().ok_or("tape already finished")?.finish().map_err(|e| e.to_string())
+        self.writer
+            .take()
+            .ok_or("tape already finished")?
+            .finish()
+            .map_err(|e| e.to_string())
     }
 
     fn w(&mut self) -> Result<&mut TapeWriter, String> {
-        self.writer.as_mut().ok_or_else(|| "tape already finished".to_string())
+        self.writer
+            .as_mut()
+            .ok_or_else(|| "tape already finished".to_string())
     }
 
-    fn store(&mut self, t: &Tensor, role: &str, hash: Hash, payload: bool) -> Result<TensorRef, String> {
+    fn store(
+        &mut self,
+        t: &Tensor,
+        role: &str,
+        hash: Hash,
+        payload: bool,
+    ) -> Result<TensorRef, String> {
         let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
         let storage = if payload {
-            Storage::Chunks(self.w()?.put_tensor(bytes, elem_size(t.dtype)).map_err(|e| e.to_string())?)
+            Storage::Chunks(
+                self.w()?
+                    .put_tensor(bytes, elem_size(t.dtype))
+                    .map_err(|e| e.to_string())?,
+            )
         } else {
             Storage::HashOnly
         };
@@ -126,7 +174,10 @@ impl Worker {
             // Capture-once: the unchanged output of an earlier launch is referenced, not stored again;
             // unless its bytes were not stored (it was outside the selection) and this launch needs them.
             if !matches!(p.storage, Storage::HashOnly) || !self.payload {
-                return Ok(TensorRef { role: role.to_string(), ..p });
+                return Ok(TensorRef {
+                    role: role.to_string(),
+                    ..p
+                });
             }
             return self.store(t, role, p.hash, true);
         }
@@ -134,12 +185,17 @@ impl Worker {
             // Rows of earlier outputs: stored as references when every source was stored.
             let refs: Option<Vec<RowSpan>> = spans
                 .iter()
-                .map(|&(id, row0, rows)| match self.produced.get(&id).map(|p| &p.storage) {
-                    Some(Storage::Producer { seq, index }) => {
-                        Some(RowSpan { seq: *seq, index: *index, row0: row0 as u64, rows: rows as u64 })
-                    }
-                    _ => None,
-                })
+                .map(
+                    |&(id, row0, rows)| match self.produced.get(&id).map(|p| &p.storage) {
+                        Some(Storage::Producer { seq, index }) => Some(RowSpan {
+                            seq: *seq,
+                            index: *index,
+                            row0: row0 as u64,
+                            rows: rows as u64,
+                        }),
+                        _ => None,
+                    },
+                )
                 .collect();
             if let Some(refs) = refs {
                 let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
@@ -157,7 +213,10 @@ impl Worker {
             let hash = match self.weights.get(&t.id) {
                 Some(h) => *h,
                 None => {
-                    let bytes = t.host_bytes().map(|b| b.as_slice()).ok_or("weight not on the host")?;
+                    let bytes = t
+                        .host_bytes()
+                        .map(|b| b.as_slice())
+                        .ok_or("weight not on the host")?;
                     let h = *blake3::hash(bytes).as_bytes();
                     self.weights.insert(t.id, h);
                     h
@@ -173,7 +232,9 @@ impl Worker {
                 shape: t.shape.iter().map(|&d| d as u64).collect(),
                 len,
                 hash,
-                storage: Storage::Weight { name: name.to_string() },
+                storage: Storage::Weight {
+                    name: name.to_string(),
+                },
             });
         }
         let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
@@ -222,12 +283,19 @@ impl Worker {
             // Later launches that read this tensor unchanged refer to it by producer.
             let mut later = r.clone();
             if !matches!(r.storage, Storage::HashOnly) {
-                later.storage = Storage::Producer { seq, index: i as u32 };
+                later.storage = Storage::Producer {
+                    seq,
+                    index: i as u32,
+                };
             }
             self.produced.insert(t.id, later);
             refs.push(r);
         }
-        let rec = Record::End(LaunchEnd { seq, outputs: refs, duration_ns: duration.as_nanos() as u64 });
+        let rec = Record::End(LaunchEnd {
+            seq,
+            outputs: refs,
+            duration_ns: duration.as_nanos() as u64,
+        });
         self.w()?.put_record(&rec).map_err(|e| e.to_string())?;
         Ok(())
     }

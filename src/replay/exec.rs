@@ -38,7 +38,13 @@ pub fn inputs(src: &Source, l: &Launch) -> Result<Vec<Tensor>, ReplayError> {
     l.begin
         .inputs
         .iter()
-        .map(|r| src.tensor(r).map_err(|e| ReplayError::Input { seq: l.begin.seq, role: r.role.clone(), source: Box::new(e) }))
+        .map(|r| {
+            src.tensor(r).map_err(|e| ReplayError::Input {
+                seq: l.begin.seq,
+                role: r.role.clone(),
+                source: Box::new(e),
+            })
+        })
         .collect()
 }
 
@@ -49,7 +55,9 @@ pub fn adapt(t: &Tensor, p: Precision) -> Tensor {
         return t.clone();
     }
     match (p, t.as_f32(), t.as_f64()) {
-        (Precision::F64, Some(v), _) => Tensor::f64(t.shape.clone(), v.iter().map(|&x| x as f64).collect()),
+        (Precision::F64, Some(v), _) => {
+            Tensor::f64(t.shape.clone(), v.iter().map(|&x| x as f64).collect())
+        }
         (Precision::F32 | Precision::F16, _, Some(v)) => {
             Tensor::f32(t.shape.clone(), v.iter().map(|&x| x as f32).collect())
         }
@@ -58,7 +66,12 @@ pub fn adapt(t: &Tensor, p: Precision) -> Tensor {
 }
 
 /// Runs launch `l` on `backend` and `route` from host `inputs`; returns the outputs as host tensors.
-pub fn execute(l: &Launch, inputs: &[Tensor], backend: &dyn Backend, route: Route) -> Result<Vec<Tensor>, ReplayError> {
+pub fn execute(
+    l: &Launch,
+    inputs: &[Tensor],
+    backend: &dyn Backend,
+    route: Route,
+) -> Result<Vec<Tensor>, ReplayError> {
     let adapted: Vec<Tensor> = inputs.iter().map(|t| adapt(t, route.precision)).collect();
     let refs: Vec<&Tensor> = adapted.iter().collect();
     let b = &l.begin;
@@ -67,8 +80,16 @@ pub fn execute(l: &Launch, inputs: &[Tensor], backend: &dyn Backend, route: Rout
         .map_err(|source| ReplayError::Backend { seq: b.seq, source })?;
     outs.into_iter()
         .map(|t| match t.to_host_bytes() {
-            Ok(bytes) => Ok(Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes.into_owned(), Origin::Value)),
-            Err(e) => Err(ReplayError::Backend { seq: b.seq, source: BackendError::Device(e) }),
+            Ok(bytes) => Ok(Tensor::from_le_bytes(
+                t.dtype,
+                t.shape.clone(),
+                bytes.into_owned(),
+                Origin::Value,
+            )),
+            Err(e) => Err(ReplayError::Backend {
+                seq: b.seq,
+                source: BackendError::Device(e),
+            }),
         })
         .collect()
 }
@@ -105,12 +126,20 @@ pub fn recorded(src: &Source, l: &Launch) -> Result<Vec<Recorded>, ReplayError> 
 
 /// Compares a recorded output with a computed tensor: by bytes when captured, else by hash.
 pub fn against(rec: &Recorded, t: &Tensor) -> Compare {
-    let bytes = t.host_bytes().map(|b| b.as_slice().to_vec()).unwrap_or_default();
+    let bytes = t
+        .host_bytes()
+        .map(|b| b.as_slice().to_vec())
+        .unwrap_or_default();
     match &rec.bytes {
         Some(rb) => compare(rec.dtype, rb, t.dtype, &bytes, &rec.shape),
         None => {
             let same = rec.dtype == t.dtype && blake3::hash(&bytes).as_bytes() == &rec.hash;
-            Compare { n: t.numel(), bit_exact: same, differing: usize::from(!same), ..Compare::default() }
+            Compare {
+                n: t.numel(),
+                bit_exact: same,
+                differing: usize::from(!same),
+                ..Compare::default()
+            }
         }
     }
 }

@@ -6,7 +6,9 @@
 use super::Source;
 use crate::backend::cpu::CpuBackend;
 use crate::engine::{Engine, Model};
-use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Precision, RoutePolicy, Stage, Tensor};
+use crate::launch::{
+    LaunchInfo, LaunchObserver, Launcher, Phase, Precision, RoutePolicy, Stage, Tensor,
+};
 use crate::tape::TapeReader;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -46,11 +48,21 @@ pub fn phases(tape: &TapeReader, src: &Source) -> Result<Vec<(Phase, Vec<u32>, u
             continue;
         }
         let l = tape.launch(e.seq).map_err(|e| e.to_string())?;
-        let ids_ref = l.begin.inputs.first().ok_or("embed launch without inputs")?;
+        let ids_ref = l
+            .begin
+            .inputs
+            .first()
+            .ok_or("embed launch without inputs")?;
         let bytes = src.bytes(ids_ref).map_err(|err| {
-            format!("token ids of {} are not on the tape ({err}); record with --capture full", e.phase)
+            format!(
+                "token ids of {} are not on the tape ({err}); record with --capture full",
+                e.phase
+            )
         })?;
-        let ids = bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect();
+        let ids = bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32)
+            .collect();
         out.push((e.phase, ids, l.begin.params.pos as usize));
     }
     Ok(out)
@@ -63,23 +75,35 @@ pub fn f64_outputs(
     src: &Source,
     targets: &[Key],
 ) -> Result<BTreeMap<Key, Vec<Tensor>>, String> {
-    let opts: serde_json::Value = serde_json::from_str(&tape.header().options_json).unwrap_or_default();
+    let opts: serde_json::Value =
+        serde_json::from_str(&tape.header().options_json).unwrap_or_default();
     let mut policy: RoutePolicy = opts
         .get("policy")
         .and_then(|p| serde_json::from_value(p.clone()).ok())
         .unwrap_or_else(|| RoutePolicy::new(Precision::F64));
     policy.precision = Precision::F64;
-    let last = targets.iter().map(|k| k.0).max().ok_or("nothing to compute")?;
+    let last = targets
+        .iter()
+        .map(|k| k.0)
+        .max()
+        .ok_or("nothing to compute")?;
     let got: Captured = Rc::new(RefCell::new(BTreeMap::new()));
     let mut launcher = Launcher::new(Arc::new(CpuBackend::new(0)), policy);
-    launcher.observe(Box::new(Capture { want: targets.iter().copied().collect(), got: got.clone() }));
+    launcher.observe(Box::new(Capture {
+        want: targets.iter().copied().collect(),
+        got: got.clone(),
+    }));
     let mut engine = Engine::new(model, launcher);
     for (phase, ids, pos) in phases(tape, src)? {
         if phase > last {
             break;
         }
-        engine.forward(phase, &ids, pos).map_err(|e| e.to_string())?;
+        engine
+            .forward(phase, &ids, pos)
+            .map_err(|e| e.to_string())?;
     }
     drop(engine);
-    Ok(Rc::try_unwrap(got).map(|c| c.into_inner()).unwrap_or_default())
+    Ok(Rc::try_unwrap(got)
+        .map(|c| c.into_inner())
+        .unwrap_or_default())
 }

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 /// Folds several outputs' comparisons into one (worst case of each figure).
 pub fn merge(cs: &[Compare]) -> Compare {
-    let mut m = Compare { bit_exact: true, ..Compare::default() };
+    let mut m = Compare {
+        bit_exact: true,
+        ..Compare::default()
+    };
     let mut mae_n = 0.0;
     for c in cs {
         m.n += c.n;
@@ -116,11 +119,19 @@ pub fn routes_for(stage: Stage, backend: &str) -> Vec<Route> {
         (_, true) => &[Precision::F32, Precision::F16],
         _ => &[Precision::F32],
     };
-    variants.iter().flat_map(|&v| precisions.iter().map(move |&p| Route::new(v, p))).collect()
+    variants
+        .iter()
+        .flat_map(|&v| precisions.iter().map(move |&p| Route::new(v, p)))
+        .collect()
 }
 
 fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
-    merge(&rec.iter().zip(outs).map(|(r, t)| against(r, t)).collect::<Vec<_>>())
+    merge(
+        &rec.iter()
+            .zip(outs)
+            .map(|(r, t)| against(r, t))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Replays one launch.
@@ -135,7 +146,12 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         route: b.route.to_string(),
         replay_route: route.to_string(),
         backend: o.backend.name().to_string(),
-        recorded_hash: l.end.as_ref().and_then(|e| e.outputs.first()).map(|r| hex(&r.hash)).unwrap_or_default(),
+        recorded_hash: l
+            .end
+            .as_ref()
+            .and_then(|e| e.outputs.first())
+            .map(|r| hex(&r.hash))
+            .unwrap_or_default(),
         replayed_hash: String::new(),
         bit_exact: false,
         max_ulp: 0,
@@ -167,7 +183,12 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         let need_ref = o.reference || o.all_routes;
         let cpu = CpuBackend::new(0);
         let reference = if need_ref {
-            Some(execute(l, &ins, &cpu, Route::new(b.route.variant, Precision::F64))?)
+            Some(execute(
+                l,
+                &ins,
+                &cpu,
+                Route::new(b.route.variant, Precision::F64),
+            )?)
         } else {
             None
         };
@@ -180,7 +201,8 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
                     .map(|t| Recorded {
                         dtype: t.dtype,
                         shape: t.shape.iter().map(|&d| d as u64).collect(),
-                        hash: *blake3::hash(t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[])).as_bytes(),
+                        hash: *blake3::hash(t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]))
+                            .as_bytes(),
                         bytes: t.host_bytes().map(|b| b.as_slice().to_vec()),
                     })
                     .collect()
@@ -199,10 +221,25 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
                             // The f64 reference as A, so ULPs are counted in the reference's format only
                             // when the route is f64; otherwise in the route's format.
                             vs_f64: as_rec.as_ref().map(|refs| {
-                                merge(&refs.iter().zip(&outs).map(|(rf, t)| {
-                                    let tb = t.host_bytes().map(|b| b.as_slice().to_vec()).unwrap_or_default();
-                                    crate::diff::compare::compare(t.dtype, &tb, rf.dtype, rf.bytes.as_deref().unwrap_or(&[]), &rf.shape)
-                                }).collect::<Vec<_>>())
+                                merge(
+                                    &refs
+                                        .iter()
+                                        .zip(&outs)
+                                        .map(|(rf, t)| {
+                                            let tb = t
+                                                .host_bytes()
+                                                .map(|b| b.as_slice().to_vec())
+                                                .unwrap_or_default();
+                                            crate::diff::compare::compare(
+                                                t.dtype,
+                                                &tb,
+                                                rf.dtype,
+                                                rf.bytes.as_deref().unwrap_or(&[]),
+                                                &rf.shape,
+                                            )
+                                        })
+                                        .collect::<Vec<_>>(),
+                                )
                             }),
                             error: None,
                         },

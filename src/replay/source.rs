@@ -16,7 +16,9 @@ pub enum SourceError {
     #[error(transparent)]
     Tape(#[from] crate::tape::TapeError),
     /// The model file for referenced weights could not be opened.
-    #[error("weight `{name}` is referenced from model {path}, which could not be opened: {why} (pass --model)")]
+    #[error(
+        "weight `{name}` is referenced from model {path}, which could not be opened: {why} (pass --model)"
+    )]
     Model {
         /// Weight name.
         name: String,
@@ -26,7 +28,9 @@ pub enum SourceError {
         why: String,
     },
     /// The model file's weight differs from the recorded one.
-    #[error("weight `{name}` in {path} does not match the tape (blake3 {found} != recorded {want}): a different model file")]
+    #[error(
+        "weight `{name}` in {path} does not match the tape (blake3 {found} != recorded {want}): a different model file"
+    )]
     WeightMismatch {
         /// Weight name.
         name: String,
@@ -50,8 +54,14 @@ pub struct Source<'t> {
 impl<'t> Source<'t> {
     /// A source for `tape`; weights come from `model` or the path in the tape header.
     pub fn new(tape: &'t TapeReader, model: Option<&Path>) -> Source<'t> {
-        let model_path = model.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&tape.header().model.path));
-        Source { tape, model_path, model: OnceLock::new() }
+        let model_path = model
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(&tape.header().model.path));
+        Source {
+            tape,
+            model_path,
+            model: OnceLock::new(),
+        }
     }
 
     /// The bytes of `r`, verified against its hash.
@@ -62,13 +72,20 @@ impl<'t> Source<'t> {
                     .model
                     .get_or_init(|| Gguf::open(&self.model_path).map_err(|e| e.to_string()))
                     .as_ref()
-                    .map_err(|why| SourceError::Model { name: name.clone(), path: self.model_path.clone(), why: why.clone() })?;
+                    .map_err(|why| SourceError::Model {
+                        name: name.clone(),
+                        path: self.model_path.clone(),
+                        why: why.clone(),
+                    })?;
                 let t = g.tensor(name).map_err(|e| SourceError::Model {
                     name: name.clone(),
                     path: self.model_path.clone(),
                     why: e.to_string(),
                 })?;
-                let bytes = t.host_bytes().map(|b| b.as_slice().to_vec()).unwrap_or_default();
+                let bytes = t
+                    .host_bytes()
+                    .map(|b| b.as_slice().to_vec())
+                    .unwrap_or_default();
                 let found = blake3::hash(&bytes);
                 if found.as_bytes() != &r.hash {
                     return Err(SourceError::WeightMismatch {
@@ -91,7 +108,12 @@ impl<'t> Source<'t> {
             Storage::Weight { name } => Origin::Weight(name.as_str().into()),
             _ => Origin::Value,
         };
-        Ok(Tensor::from_le_bytes(r.dtype, r.shape.iter().map(|&d| d as usize).collect(), bytes, origin))
+        Ok(Tensor::from_le_bytes(
+            r.dtype,
+            r.shape.iter().map(|&d| d as usize).collect(),
+            bytes,
+            origin,
+        ))
     }
 }
 

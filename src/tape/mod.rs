@@ -47,7 +47,8 @@ pub use error::TapeError;
 pub use index::{IndexEntry, RecordLoc};
 pub use reader::{TapeReader, Truncation};
 pub use record::{
-    Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader, TensorRef,
+    Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
+    TensorRef,
 };
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;

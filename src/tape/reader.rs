@@ -492,9 +492,17 @@ impl TapeReader {
     fn assemble_rows(&self, r: &TensorRef, spans: &[super::RowSpan]) -> Result<Vec<u8>, TapeError> {
         let mut out = Vec::with_capacity(usize::try_from(r.len).unwrap_or(0).min(1 << 30));
         for sp in spans {
-            let bad = |what: String| self.corrupt(self.frames_end, "records frame", format!("tensor `{}`: {what}", r.role));
+            let bad = |what: String| {
+                self.corrupt(
+                    self.frames_end,
+                    "records frame",
+                    format!("tensor `{}`: {what}", r.role),
+                )
+            };
             let l = self.launch(sp.seq)?;
-            let end = l.end.ok_or_else(|| bad(format!("row producer launch {} has no end record", sp.seq)))?;
+            let end = l
+                .end
+                .ok_or_else(|| bad(format!("row producer launch {} has no end record", sp.seq)))?;
             let src = end
                 .outputs
                 .into_iter()
@@ -506,9 +514,18 @@ impl TapeReader {
             let total_rows: u64 = src.shape.iter().rev().skip(1).product::<u64>().max(1);
             let row_bytes = src.len / total_rows;
             let bytes = self.tensor_bytes(&src)?;
-            let (a, b) = (sp.row0.saturating_mul(row_bytes), (sp.row0.saturating_add(sp.rows)).saturating_mul(row_bytes));
+            let (a, b) = (
+                sp.row0.saturating_mul(row_bytes),
+                (sp.row0.saturating_add(sp.rows)).saturating_mul(row_bytes),
+            );
             if b > bytes.len() as u64 || a > b {
-                return Err(bad(format!("rows {}..{} outside output {} of launch {}", sp.row0, sp.row0 + sp.rows, sp.index, sp.seq)));
+                return Err(bad(format!(
+                    "rows {}..{} outside output {} of launch {}",
+                    sp.row0,
+                    sp.row0 + sp.rows,
+                    sp.index,
+                    sp.seq
+                )));
             }
             out.extend_from_slice(&bytes[a as usize..b as usize]);
         }

@@ -229,7 +229,11 @@ struct Dataflow {
 
 impl Dataflow {
     fn rows_of(&self, seq: u64, index: u32) -> u64 {
-        self.out_rows.get(&seq).and_then(|r| r.get(index as usize)).copied().unwrap_or(1)
+        self.out_rows
+            .get(&seq)
+            .and_then(|r| r.get(index as usize))
+            .copied()
+            .unwrap_or(1)
     }
 
     fn check(&mut self, rec: &Record) -> Vec<String> {
@@ -296,7 +300,10 @@ impl Dataflow {
                 .insert(e.seq, e.outputs.iter().map(|t| (t.len, t.hash)).collect());
             self.out_rows.insert(
                 e.seq,
-                e.outputs.iter().map(|t| t.shape.iter().rev().skip(1).product::<u64>().max(1)).collect(),
+                e.outputs
+                    .iter()
+                    .map(|t| t.shape.iter().rev().skip(1).product::<u64>().max(1))
+                    .collect(),
             );
         }
         problems

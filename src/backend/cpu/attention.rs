@@ -28,24 +28,54 @@ struct Geo {
 }
 
 fn geo(stage: Stage, params: &Params, q: &Tensor, kv: &Tensor) -> Result<Geo, BackendError> {
-    let (h, hk, hd) = (params.n_heads as usize, params.n_kv_heads as usize, params.head_dim as usize);
+    let (h, hk, hd) = (
+        params.n_heads as usize,
+        params.n_kv_heads as usize,
+        params.head_dim as usize,
+    );
     if h == 0 || hk == 0 || hd == 0 || h % hk != 0 {
-        return Err(bad(stage, format!("bad head geometry: {h} heads, {hk} kv heads, head dim {hd}")));
+        return Err(bad(
+            stage,
+            format!("bad head geometry: {h} heads, {hk} kv heads, head dim {hd}"),
+        ));
     }
     let n = params.rows as usize;
     let pos = params.pos as usize;
     let ctx = pos + n;
     if q.shape != [n, h * hd] && !(stage == Stage::Softmax || stage == Stage::Pv) {
-        return Err(bad(stage, format!("q has shape {:?}, expected {:?}", q.shape, [n, h * hd])));
+        return Err(bad(
+            stage,
+            format!("q has shape {:?}, expected {:?}", q.shape, [n, h * hd]),
+        ));
     }
     if kv.shape != [ctx, hk * hd] {
-        return Err(bad(stage, format!("kv cache has shape {:?}, expected {:?}", kv.shape, [ctx, hk * hd])));
+        return Err(bad(
+            stage,
+            format!(
+                "kv cache has shape {:?}, expected {:?}",
+                kv.shape,
+                [ctx, hk * hd]
+            ),
+        ));
     }
-    Ok(Geo { n, ctx, h, hk, hd, pos, scale: params.scale })
+    Ok(Geo {
+        n,
+        ctx,
+        h,
+        hk,
+        hd,
+        pos,
+        scale: params.scale,
+    })
 }
 
 /// One of the manual route's three launches.
-pub fn manual(stage: Stage, p: Precision, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn manual(
+    stage: Stage,
+    p: Precision,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     match p {
         Precision::F32 => manual_t::<f32>(stage, params, inputs),
         Precision::F64 => manual_t::<f64>(stage, params, inputs),
@@ -53,7 +83,11 @@ pub fn manual(stage: Stage, p: Precision, params: &Params, inputs: &[&Tensor]) -
     }
 }
 
-fn manual_t<T: Float>(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+fn manual_t<T: Float>(
+    stage: Stage,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     match stage {
         Stage::Qk => {
             want(stage, inputs, 2)?;
@@ -75,10 +109,15 @@ fn manual_t<T: Float>(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Resu
         Stage::Softmax => {
             want(stage, inputs, 1)?;
             let t = inputs[0];
-            let ctx = *t.shape.last().ok_or_else(|| bad(stage, "scores have no shape"))?;
+            let ctx = *t
+                .shape
+                .last()
+                .ok_or_else(|| bad(stage, "scores have no shape"))?;
             let s = T::of(stage, t)?;
             let mut out = vec![T::ZERO; s.len()];
-            out.par_chunks_mut(ctx.max(1)).zip(s.par_chunks(ctx.max(1))).for_each(|(o, r)| softmax_row(r, o));
+            out.par_chunks_mut(ctx.max(1))
+                .zip(s.par_chunks(ctx.max(1)))
+                .for_each(|(o, r)| softmax_row(r, o));
             Ok(vec![T::tensor(t.shape.clone(), out)])
         }
         Stage::Pv => {
@@ -86,7 +125,14 @@ fn manual_t<T: Float>(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Resu
             let (pt, vt) = (inputs[0], inputs[1]);
             let g = geo(stage, params, pt, vt)?;
             if pt.shape != [g.h, g.n, g.ctx] {
-                return Err(bad(stage, format!("probs have shape {:?}, expected {:?}", pt.shape, [g.h, g.n, g.ctx])));
+                return Err(bad(
+                    stage,
+                    format!(
+                        "probs have shape {:?}, expected {:?}",
+                        pt.shape,
+                        [g.h, g.n, g.ctx]
+                    ),
+                ));
             }
             let (pr, v) = (T::of(stage, pt)?, T::of(stage, vt)?);
             let mut out = vec![T::ZERO; g.n * g.h * g.hd];
@@ -118,7 +164,11 @@ fn softmax_row<T: Float>(r: &[T], o: &mut [T]) {
         return; // fully masked row: all zero
     }
     for (oj, &v) in o.iter_mut().zip(r) {
-        *oj = if v == T::NEG_INF { T::ZERO } else { (v - m).exp() };
+        *oj = if v == T::NEG_INF {
+            T::ZERO
+        } else {
+            (v - m).exp()
+        };
     }
     let inv = T::ONE / T::sum(o);
     for oj in o.iter_mut() {
@@ -127,7 +177,11 @@ fn softmax_row<T: Float>(r: &[T], o: &mut [T]) {
 }
 
 /// The fused route: inputs q `[n, H*hd]`, K `[ctx, kvd]`, V `[ctx, kvd]`; output `[n, H*hd]`.
-pub fn fused(p: Precision, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn fused(
+    p: Precision,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     match p {
         Precision::F32 => fused_t::<f32>(params, inputs),
         Precision::F64 => fused_t::<f64>(params, inputs),
@@ -140,10 +194,21 @@ fn fused_t<T: Float>(params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>,
     want(stage, inputs, 3)?;
     let g = geo(stage, params, inputs[0], inputs[1])?;
     if inputs[2].shape != inputs[1].shape {
-        return Err(bad(stage, format!("V has shape {:?}, K {:?}", inputs[2].shape, inputs[1].shape)));
+        return Err(bad(
+            stage,
+            format!("V has shape {:?}, K {:?}", inputs[2].shape, inputs[1].shape),
+        ));
     }
-    let (q, k, v) = (T::of(stage, inputs[0])?, T::of(stage, inputs[1])?, T::of(stage, inputs[2])?);
-    let blk = if params.kv_block == 0 { DEFAULT_KV_BLOCK } else { params.kv_block as usize };
+    let (q, k, v) = (
+        T::of(stage, inputs[0])?,
+        T::of(stage, inputs[1])?,
+        T::of(stage, inputs[2])?,
+    );
+    let blk = if params.kv_block == 0 {
+        DEFAULT_KV_BLOCK
+    } else {
+        params.kv_block as usize
+    };
     let scale = T::from_f64(g.scale);
     let mut out = vec![T::ZERO; g.n * g.h * g.hd];
     out.par_chunks_mut(g.hd).enumerate().for_each(|(ih, o)| {

@@ -113,7 +113,10 @@ mod tests {
         }
         let want = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
         assert_eq!(dot8(&a, &b).to_bits(), want.to_bits());
-        let blocked: f32 = a.chunks(TILE_K).zip(b.chunks(TILE_K)).fold(0.0, |s, (x, y)| s + dot8(x, y));
+        let blocked: f32 = a
+            .chunks(TILE_K)
+            .zip(b.chunks(TILE_K))
+            .fold(0.0, |s, (x, y)| s + dot8(x, y));
         assert_eq!(dot_blocked(&a, &b).to_bits(), blocked.to_bits());
         assert!((dot8_f64(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]) - 32.0).abs() < 1e-12);
     }

@@ -27,11 +27,16 @@ fn embed_t<T: Float>(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     let stage = Stage::Embed;
     want(stage, inputs, 2)?;
     let (ids, w) = (inputs[0], inputs[1]);
-    let ids = ids.as_i32().ok_or_else(|| bad(stage, format!("ids are {}, expected i32", ids.dtype)))?;
+    let ids = ids
+        .as_i32()
+        .ok_or_else(|| bad(stage, format!("ids are {}, expected i32", ids.dtype)))?;
     let &[vocab, dim] = w.shape.as_slice() else {
         return Err(bad(stage, format!("table has shape {:?}", w.shape)));
     };
-    let wb = w.host_bytes().ok_or_else(|| bad(stage, "table is not on the host"))?.as_slice();
+    let wb = w
+        .host_bytes()
+        .ok_or_else(|| bad(stage, "table is not on the host"))?
+        .as_slice();
     let rb = quant::row_bytes(w.dtype, dim).ok_or_else(|| bad(stage, "table row size"))?;
     if wb.len() != rb * vocab {
         return Err(bad(stage, "table byte length does not match its shape"));
@@ -39,10 +44,12 @@ fn embed_t<T: Float>(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     let mut out = vec![T::ZERO; ids.len() * dim];
     let mut row = vec![0f32; dim];
     for (i, &id) in ids.iter().enumerate() {
-        let id = usize::try_from(id).ok().filter(|&v| v < vocab).ok_or_else(|| {
-            bad(stage, format!("token id {id} out of range (vocab {vocab})"))
-        })?;
-        quant::dequantize(w.dtype, &wb[id * rb..(id + 1) * rb], &mut row).map_err(|e| bad(stage, e.to_string()))?;
+        let id = usize::try_from(id)
+            .ok()
+            .filter(|&v| v < vocab)
+            .ok_or_else(|| bad(stage, format!("token id {id} out of range (vocab {vocab})")))?;
+        quant::dequantize(w.dtype, &wb[id * rb..(id + 1) * rb], &mut row)
+            .map_err(|e| bad(stage, e.to_string()))?;
         for (o, &v) in out[i * dim..(i + 1) * dim].iter_mut().zip(&row) {
             *o = T::from_f64(v as f64);
         }
@@ -51,39 +58,61 @@ fn embed_t<T: Float>(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
 }
 
 /// RMSNorm: x `[n, dim]`, w `f32[dim]` → `x / sqrt(mean(x²) + eps) · w`.
-pub fn rmsnorm(stage: Stage, p: Precision, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn rmsnorm(
+    stage: Stage,
+    p: Precision,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     by_precision!(p, stage, rmsnorm_t(stage, params, inputs))
 }
 
-fn rmsnorm_t<T: Float>(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+fn rmsnorm_t<T: Float>(
+    stage: Stage,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
     let x = T::of(stage, inputs[0])?;
     let w = weight_f32(stage, inputs[1])?;
     let dim = w.len();
     if dim == 0 || inputs[0].shape.last() != Some(&dim) {
-        return Err(bad(stage, format!("x {:?} vs weight [{dim}]", inputs[0].shape)));
+        return Err(bad(
+            stage,
+            format!("x {:?} vs weight [{dim}]", inputs[0].shape),
+        ));
     }
     let eps = T::from_f64(params.eps);
     let n = T::from_f64(dim as f64);
     let mut out = vec![T::ZERO; x.len()];
-    out.par_chunks_mut(dim).zip(x.par_chunks(dim)).for_each(|(o, r)| {
-        let inv = T::ONE / (T::dot(r, r) / n + eps).sqrt();
-        for d in 0..dim {
-            o[d] = r[d] * inv * T::from_f64(w[d] as f64);
-        }
-    });
+    out.par_chunks_mut(dim)
+        .zip(x.par_chunks(dim))
+        .for_each(|(o, r)| {
+            let inv = T::ONE / (T::dot(r, r) / n + eps).sqrt();
+            for d in 0..dim {
+                o[d] = r[d] * inv * T::from_f64(w[d] as f64);
+            }
+        });
     Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
 }
 
 fn weight_f32(stage: Stage, t: &Tensor) -> Result<&[f32], BackendError> {
     if t.dtype != DType::F32 {
-        return Err(bad(stage, format!("norm weight is {}, expected f32", t.dtype)));
+        return Err(bad(
+            stage,
+            format!("norm weight is {}, expected f32", t.dtype),
+        ));
     }
     f32s(stage, t)
 }
 
 /// RoPE (llama.cpp NORM): adjacent pairs within each head.
-pub fn rope(stage: Stage, p: Precision, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn rope(
+    stage: Stage,
+    p: Precision,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     by_precision!(p, stage, rope_t(stage, params, inputs))
 }
 
@@ -95,42 +124,65 @@ pub fn rope_angle(pos: usize, j: usize, rope_dim: usize, theta: f64) -> (f64, f6
     (libm::cos(a), libm::sin(a))
 }
 
-fn rope_t<T: Float>(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+fn rope_t<T: Float>(
+    stage: Stage,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 1)?;
-    let heads = if stage == Stage::RopeQ { params.n_heads } else { params.n_kv_heads } as usize;
+    let heads = if stage == Stage::RopeQ {
+        params.n_heads
+    } else {
+        params.n_kv_heads
+    } as usize;
     let hd = params.head_dim as usize;
     let rd = params.rope_dim as usize;
     if hd == 0 || rd > hd || rd % 2 != 0 || inputs[0].shape != [params.rows as usize, heads * hd] {
         return Err(bad(
             stage,
-            format!("x {:?} with {heads} heads of {hd}, rope dim {rd}, {} rows", inputs[0].shape, params.rows),
+            format!(
+                "x {:?} with {heads} heads of {hd}, rope dim {rd}, {} rows",
+                inputs[0].shape, params.rows
+            ),
         ));
     }
     let x = T::of(stage, inputs[0])?;
     let mut out = x.to_vec();
     let pos0 = params.pos as usize;
-    out.par_chunks_mut(heads * hd).enumerate().for_each(|(i, row)| {
-        for j in 0..rd / 2 {
-            let (c, s) = rope_angle(pos0 + i, j, rd, params.rope_theta);
-            let (c, s) = (T::from_f64(c), T::from_f64(s));
-            for h in 0..heads {
-                let (a, b) = (row[h * hd + 2 * j], row[h * hd + 2 * j + 1]);
-                row[h * hd + 2 * j] = a * c - b * s;
-                row[h * hd + 2 * j + 1] = a * s + b * c;
+    out.par_chunks_mut(heads * hd)
+        .enumerate()
+        .for_each(|(i, row)| {
+            for j in 0..rd / 2 {
+                let (c, s) = rope_angle(pos0 + i, j, rd, params.rope_theta);
+                let (c, s) = (T::from_f64(c), T::from_f64(s));
+                for h in 0..heads {
+                    let (a, b) = (row[h * hd + 2 * j], row[h * hd + 2 * j + 1]);
+                    row[h * hd + 2 * j] = a * c - b * s;
+                    row[h * hd + 2 * j + 1] = a * s + b * c;
+                }
             }
-        }
-    });
+        });
     Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
 }
 
 /// kv_write: the rows written to the cache are the k and v inputs, unchanged (new tensors, same bytes).
 pub fn kv_write(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     want(Stage::KvWrite, inputs, 2)?;
-    Ok(inputs.iter().map(|t| Tensor { id: crate::launch::next_id(), ..(*t).clone() }).collect())
+    Ok(inputs
+        .iter()
+        .map(|t| Tensor {
+            id: crate::launch::next_id(),
+            ..(*t).clone()
+        })
+        .collect())
 }
 
 /// Residual add: `x + r`.
-pub fn residual(stage: Stage, p: Precision, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn residual(
+    stage: Stage,
+    p: Precision,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     by_precision!(p, stage, zip_t(stage, inputs, |a, b| a + b))
 }
 
@@ -143,10 +195,20 @@ fn silu_mul<T: Float>(g: T, u: T) -> T {
     g / (T::ONE + (-g).exp()) * u
 }
 
-fn zip_t<T: Float>(stage: Stage, inputs: &[&Tensor], f: fn(T, T) -> T) -> Result<Vec<Tensor>, BackendError> {
+fn zip_t<T: Float>(
+    stage: Stage,
+    inputs: &[&Tensor],
+    f: fn(T, T) -> T,
+) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
     if inputs[0].shape != inputs[1].shape {
-        return Err(bad(stage, format!("shapes differ: {:?} vs {:?}", inputs[0].shape, inputs[1].shape)));
+        return Err(bad(
+            stage,
+            format!(
+                "shapes differ: {:?} vs {:?}",
+                inputs[0].shape, inputs[1].shape
+            ),
+        ));
     }
     let (a, b) = (T::of(stage, inputs[0])?, T::of(stage, inputs[1])?);
     let out: Vec<T> = a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
@@ -158,11 +220,19 @@ pub fn argmax(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     let stage = Stage::Argmax;
     want(stage, inputs, 1)?;
     let t = inputs[0];
-    let v = *t.shape.last().ok_or_else(|| bad(stage, "logits have no shape"))?;
+    let v = *t
+        .shape
+        .last()
+        .ok_or_else(|| bad(stage, "logits have no shape"))?;
     let vals: Vec<f64> = match (t.as_f32(), t.as_f64()) {
         (Some(x), _) => x.iter().map(|&a| a as f64).collect(),
         (_, Some(x)) => x.to_vec(),
-        _ => return Err(bad(stage, format!("logits are {}, expected f32 or f64", t.dtype))),
+        _ => {
+            return Err(bad(
+                stage,
+                format!("logits are {}, expected f32 or f64", t.dtype),
+            ));
+        }
     };
     let ids: Vec<i32> = vals
         .chunks(v.max(1))

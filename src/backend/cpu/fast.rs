@@ -21,7 +21,10 @@ use crate::launch::DType;
 use crate::model::quant;
 use std::sync::OnceLock;
 
-const _: () = assert!(TILE_K == 32, "the fused blocked kernels take one 32-element quant block as one K tile");
+const _: () = assert!(
+    TILE_K == 32,
+    "the fused blocked kernels take one 32-element quant block as one K tile"
+);
 
 /// Whether the SIMD paths run on this machine.
 #[inline]
@@ -29,7 +32,8 @@ pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        let has = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c");
+        let has = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("f16c");
         #[cfg(not(target_arch = "x86_64"))]
         let has = false;
         has && std::env::var_os("GRETA_NO_SIMD").is_none_or(|v| v.is_empty() || v == "0")
@@ -71,7 +75,11 @@ pub fn dot4_rows(blocked: bool, xs: [&[f32]; 4], w: &[f32], out: &mut [f32; 4]) 
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX2 present, lengths checked.
     unsafe {
-        if blocked { x86::dot4_rows::<true>(xs, w, out) } else { x86::dot4_rows::<false>(xs, w, out) }
+        if blocked {
+            x86::dot4_rows::<true>(xs, w, out)
+        } else {
+            x86::dot4_rows::<false>(xs, w, out)
+        }
         return true;
     }
     #[allow(unreachable_code)]
@@ -114,7 +122,11 @@ impl FusedFloat for f64 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 present, lengths checked.
         unsafe {
-            if blocked { x86::dot4_rows_f64::<true>(xs, w, out) } else { x86::dot4_rows_f64::<false>(xs, w, out) }
+            if blocked {
+                x86::dot4_rows_f64::<true>(xs, w, out)
+            } else {
+                x86::dot4_rows_f64::<false>(xs, w, out)
+            }
             return true;
         }
         #[allow(unreachable_code)]
@@ -126,9 +138,15 @@ impl FusedFloat for f64 {
 }
 
 fn check(dtype: DType, cols: usize, rows: &[&[u8]], out_len: usize) {
-    assert!(fused_supported(dtype, cols), "fused kernel called for {dtype} x {cols}");
+    assert!(
+        fused_supported(dtype, cols),
+        "fused kernel called for {dtype} x {cols}"
+    );
     let rb = dtype.bytes_for(cols).expect("whole blocks");
-    assert!(rows.iter().all(|r| r.len() == rb) && out_len >= rows.len(), "fused kernel: bad row lengths");
+    assert!(
+        rows.iter().all(|r| r.len() == rb) && out_len >= rows.len(),
+        "fused kernel: bad row lengths"
+    );
 }
 
 macro_rules! dispatch {
@@ -146,7 +164,11 @@ macro_rules! dispatch {
                             let rr: &[&[u8]; 4] = rows[r..r + 4].try_into().unwrap();
                             let o: &mut [$t; 4] = (&mut out[r..r + 4]).try_into().unwrap();
                             unsafe {
-                                if blocked { x86::$k::<4, true>(x, rr, o) } else { x86::$k::<4, false>(x, rr, o) }
+                                if blocked {
+                                    x86::$k::<4, true>(x, rr, o)
+                                } else {
+                                    x86::$k::<4, false>(x, rr, o)
+                                }
                             }
                             r += 4;
                         }
@@ -154,7 +176,11 @@ macro_rules! dispatch {
                             let rr: &[&[u8]; 1] = rows[r..r + 1].try_into().unwrap();
                             let o: &mut [$t; 1] = (&mut out[r..r + 1]).try_into().unwrap();
                             unsafe {
-                                if blocked { x86::$k::<1, true>(x, rr, o) } else { x86::$k::<1, false>(x, rr, o) }
+                                if blocked {
+                                    x86::$k::<1, true>(x, rr, o)
+                                } else {
+                                    x86::$k::<1, false>(x, rr, o)
+                                }
                             }
                             r += 1;
                         }
@@ -221,7 +247,10 @@ mod x86 {
         let mut acc = _mm256_setzero_ps();
         let mut k = 0;
         while k < full {
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(pa.add(k)), _mm256_loadu_ps(pb.add(k))));
+            acc = _mm256_add_ps(
+                acc,
+                _mm256_mul_ps(_mm256_loadu_ps(pa.add(k)), _mm256_loadu_ps(pb.add(k))),
+            );
             k += 8;
         }
         let mut l = [0f32; 8];
@@ -260,7 +289,10 @@ mod x86 {
                 // hadd(hadd(s0,s1), hadd(s2,s3)): ((l0+l1)+(l2+l3)) of each row in the low half,
                 // ((l4+l5)+(l6+l7)) in the high half; their sum is each row's block dot, added in order.
                 let h = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
-                t = _mm_add_ps(t, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)));
+                t = _mm_add_ps(
+                    t,
+                    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)),
+                );
             }
         }
         if BLOCKED {
@@ -274,7 +306,11 @@ mod x86 {
 
     /// The f64 twin of [`dot4_rows`]: lanes 0..4 and 4..8 in two registers a row.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot4_rows_f64<const BLOCKED: bool>(xs: [&[f64]; 4], w: &[f64], out: &mut [f64; 4]) {
+    pub unsafe fn dot4_rows_f64<const BLOCKED: bool>(
+        xs: [&[f64]; 4],
+        w: &[f64],
+        out: &mut [f64; 4],
+    ) {
         let nb = w.len() / 32;
         let mut lo = [_mm256_setzero_pd(); 4];
         let mut hi = [_mm256_setzero_pd(); 4];
@@ -283,10 +319,26 @@ mod x86 {
             let wp = w.as_ptr().add(32 * b);
             for r in 0..4 {
                 let xp = xs[r].as_ptr().add(32 * b);
-                let (mut a, mut c) = if BLOCKED { (_mm256_setzero_pd(), _mm256_setzero_pd()) } else { (lo[r], hi[r]) };
+                let (mut a, mut c) = if BLOCKED {
+                    (_mm256_setzero_pd(), _mm256_setzero_pd())
+                } else {
+                    (lo[r], hi[r])
+                };
                 for g in 0..4 {
-                    a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g)), _mm256_loadu_pd(wp.add(8 * g))));
-                    c = _mm256_add_pd(c, _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g + 4)), _mm256_loadu_pd(wp.add(8 * g + 4))));
+                    a = _mm256_add_pd(
+                        a,
+                        _mm256_mul_pd(
+                            _mm256_loadu_pd(xp.add(8 * g)),
+                            _mm256_loadu_pd(wp.add(8 * g)),
+                        ),
+                    );
+                    c = _mm256_add_pd(
+                        c,
+                        _mm256_mul_pd(
+                            _mm256_loadu_pd(xp.add(8 * g + 4)),
+                            _mm256_loadu_pd(wp.add(8 * g + 4)),
+                        ),
+                    );
                 }
                 if BLOCKED {
                     tot[r] += hsum64!(a, c);
@@ -297,7 +349,11 @@ mod x86 {
             }
         }
         for r in 0..4 {
-            out[r] = if BLOCKED { tot[r] } else { hsum64!(lo[r], hi[r]) };
+            out[r] = if BLOCKED {
+                tot[r]
+            } else {
+                hsum64!(lo[r], hi[r])
+            };
         }
     }
 
@@ -310,8 +366,17 @@ mod x86 {
         let mut hi = _mm256_setzero_pd();
         let mut k = 0;
         while k < full {
-            lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_loadu_pd(pa.add(k)), _mm256_loadu_pd(pb.add(k))));
-            hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_loadu_pd(pa.add(k + 4)), _mm256_loadu_pd(pb.add(k + 4))));
+            lo = _mm256_add_pd(
+                lo,
+                _mm256_mul_pd(_mm256_loadu_pd(pa.add(k)), _mm256_loadu_pd(pb.add(k))),
+            );
+            hi = _mm256_add_pd(
+                hi,
+                _mm256_mul_pd(
+                    _mm256_loadu_pd(pa.add(k + 4)),
+                    _mm256_loadu_pd(pb.add(k + 4)),
+                ),
+            );
             k += 8;
         }
         let mut l = [0f64; 8];
@@ -328,7 +393,11 @@ mod x86 {
     macro_rules! f16_at {
         ($p:expr) => {{
             let h = u16::from_le_bytes([*$p, *$p.add(1)]);
-            if h & 0x7fff > 0x7c00 { f16_to_f32(h) } else { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32))) }
+            if h & 0x7fff > 0x7c00 {
+                f16_to_f32(h)
+            } else {
+                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+            }
         }};
     }
 
@@ -343,10 +412,28 @@ mod x86 {
             let lo = _mm_and_si128(q, mask);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
             [
-                _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo))), m),
-                _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(lo)))), m),
-                _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi))), m),
-                _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(hi)))), m),
+                _mm256_add_ps(
+                    _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo))),
+                    m,
+                ),
+                _mm256_add_ps(
+                    _mm256_mul_ps(
+                        d,
+                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(lo))),
+                    ),
+                    m,
+                ),
+                _mm256_add_ps(
+                    _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi))),
+                    m,
+                ),
+                _mm256_add_ps(
+                    _mm256_mul_ps(
+                        d,
+                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(hi))),
+                    ),
+                    m,
+                ),
             ]
         }};
     }
@@ -378,7 +465,9 @@ mod x86 {
             let d = _mm256_set1_ps(f16_at!(p));
             let g = |i: usize| {
                 _mm256_mul_ps(
-                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(2 + 8 * i) as *const __m128i))),
+                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                        p.add(2 + 8 * i) as *const __m128i
+                    ))),
                     d,
                 )
             };
@@ -436,8 +525,10 @@ mod x86 {
                             a = _mm256_add_ps(a, _mm256_mul_ps(xs[3], w[3]));
                             s[r] = a;
                         });
-                        let h = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
-                        let bs = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+                        let h =
+                            _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+                        let bs =
+                            _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
                         t = _mm_add_ps(t, bs);
                     }
                     let mut v = [0f32; 4];
@@ -489,13 +580,19 @@ mod x86 {
                     let xp = x.as_ptr().add(32 * b);
                     each_row!(R, r, {
                         let w = $decode!(rows[r].as_ptr().add(b * $bb));
-                        let (mut a, mut c) =
-                            if BLOCKED { (_mm256_setzero_pd(), _mm256_setzero_pd()) } else { (lo[r], hi[r]) };
+                        let (mut a, mut c) = if BLOCKED {
+                            (_mm256_setzero_pd(), _mm256_setzero_pd())
+                        } else {
+                            (lo[r], hi[r])
+                        };
                         for g in 0..4 {
                             let wl = _mm256_cvtps_pd(_mm256_castps256_ps128(w[g]));
                             let wh = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(w[g]));
                             a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g)), wl));
-                            c = _mm256_add_pd(c, _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g + 4)), wh));
+                            c = _mm256_add_pd(
+                                c,
+                                _mm256_mul_pd(_mm256_loadu_pd(xp.add(8 * g + 4)), wh),
+                            );
                         }
                         if BLOCKED {
                             tot[r] += hsum64!(a, c);
@@ -506,7 +603,11 @@ mod x86 {
                     });
                 }
                 for r in 0..R {
-                    out[r] = if BLOCKED { tot[r] } else { hsum64!(lo[r], hi[r]) };
+                    out[r] = if BLOCKED {
+                        tot[r]
+                    } else {
+                        hsum64!(lo[r], hi[r])
+                    };
                 }
             }
         };
@@ -580,7 +681,11 @@ pub(crate) mod tests {
             let a64: Vec<f64> = a.iter().map(|&v| v as f64 * 1.000_000_1).collect();
             let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
             if let Some(v) = dot8_f64(&a64, &b64) {
-                assert_eq!(v.to_bits(), dot8_f64_ref(&a64, &b64).to_bits(), "dot8_f64 n={n}");
+                assert_eq!(
+                    v.to_bits(),
+                    dot8_f64_ref(&a64, &b64).to_bits(),
+                    "dot8_f64 n={n}"
+                );
             }
             assert_eq!(
                 crate::backend::cpu::dot::dot_blocked(&a, &b).to_bits(),
@@ -620,8 +725,16 @@ pub(crate) mod tests {
                         } else {
                             (dot8_ref(&x, &w), dot8_f64_ref(&x64, &w64))
                         };
-                        assert_eq!(got[r].to_bits(), want.to_bits(), "{dtype} cols={cols} blocked={blocked} row {r}");
-                        assert_eq!(got64[r].to_bits(), want64.to_bits(), "{dtype} f64 cols={cols} blocked={blocked}");
+                        assert_eq!(
+                            got[r].to_bits(),
+                            want.to_bits(),
+                            "{dtype} cols={cols} blocked={blocked} row {r}"
+                        );
+                        assert_eq!(
+                            got64[r].to_bits(),
+                            want64.to_bits(),
+                            "{dtype} f64 cols={cols} blocked={blocked}"
+                        );
                     }
                 }
             }

@@ -28,27 +28,75 @@ use rayon::prelude::*;
 const COLS_PER_TASK: usize = 16;
 
 /// Runs a matmul stage. Inputs: x `[n, in]` (f32 or f64 per route), W `[out, in]` (any weight dtype).
-pub fn matmul(stage: Stage, variant: Variant, p: Precision, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn matmul(
+    stage: Stage,
+    variant: Variant,
+    p: Precision,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
     let (x, w) = (inputs[0], inputs[1]);
     let &[out, inn] = w.shape.as_slice() else {
-        return Err(bad(stage, format!("weight has shape {:?}, expected [out, in]", w.shape)));
+        return Err(bad(
+            stage,
+            format!("weight has shape {:?}, expected [out, in]", w.shape),
+        ));
     };
     if x.shape.last() != Some(&inn) {
-        return Err(bad(stage, format!("x has shape {:?}, weight {:?}: inner dimensions differ", x.shape, w.shape)));
+        return Err(bad(
+            stage,
+            format!(
+                "x has shape {:?}, weight {:?}: inner dimensions differ",
+                x.shape, w.shape
+            ),
+        ));
     }
     let n = x.rows();
-    let wb = w.host_bytes().ok_or_else(|| bad(stage, "weight is not on the host"))?.as_slice();
-    let rb = quant::row_bytes(w.dtype, inn).ok_or_else(|| bad(stage, format!("{} rows of {inn}", w.dtype)))?;
+    let wb = w
+        .host_bytes()
+        .ok_or_else(|| bad(stage, "weight is not on the host"))?
+        .as_slice();
+    let rb = quant::row_bytes(w.dtype, inn)
+        .ok_or_else(|| bad(stage, format!("{} rows of {inn}", w.dtype)))?;
     if wb.len() != rb * out {
-        return Err(bad(stage, format!("weight has {} bytes, expected {}", wb.len(), rb * out)));
+        return Err(bad(
+            stage,
+            format!("weight has {} bytes, expected {}", wb.len(), rb * out),
+        ));
     }
-    let wm = WeightRows { bytes: wb, dtype: w.dtype, row_bytes: rb, cols: inn };
+    let wm = WeightRows {
+        bytes: wb,
+        dtype: w.dtype,
+        row_bytes: rb,
+        cols: inn,
+    };
     let mut shape = x.shape.clone();
     *shape.last_mut().expect("x has a last dimension") = out;
     Ok(vec![match p {
-        Precision::F32 => out_f32(shape, run(f32s(stage, x)?, n, out, &wm, variant, dequant_f32, pick_f32(variant))?),
-        Precision::F64 => out_f64(shape, run(f64s(stage, x)?, n, out, &wm, variant, dequant_f64, pick_f64(variant))?),
+        Precision::F32 => out_f32(
+            shape,
+            run(
+                f32s(stage, x)?,
+                n,
+                out,
+                &wm,
+                variant,
+                dequant_f32,
+                pick_f32(variant),
+            )?,
+        ),
+        Precision::F64 => out_f64(
+            shape,
+            run(
+                f64s(stage, x)?,
+                n,
+                out,
+                &wm,
+                variant,
+                dequant_f64,
+                pick_f64(variant),
+            )?,
+        ),
         Precision::F16 => return Err(bad(stage, "f16 is not a CPU route")),
     }])
 }
@@ -66,11 +114,21 @@ impl WeightRows<'_> {
     }
 }
 
-fn dequant_f32(w: &WeightRows, o: usize, buf: &mut [f32], _tmp: &mut Vec<f32>) -> Result<(), String> {
+fn dequant_f32(
+    w: &WeightRows,
+    o: usize,
+    buf: &mut [f32],
+    _tmp: &mut Vec<f32>,
+) -> Result<(), String> {
     quant::dequantize(w.dtype, w.row(o), buf).map_err(|e| e.to_string())
 }
 
-fn dequant_f64(w: &WeightRows, o: usize, buf: &mut [f64], tmp: &mut Vec<f32>) -> Result<(), String> {
+fn dequant_f64(
+    w: &WeightRows,
+    o: usize,
+    buf: &mut [f64],
+    tmp: &mut Vec<f32>,
+) -> Result<(), String> {
     tmp.resize(w.cols, 0.0);
     quant::dequantize(w.dtype, w.row(o), tmp).map_err(|e| e.to_string())?;
     for (d, &s) in buf.iter_mut().zip(tmp.iter()) {
@@ -80,11 +138,19 @@ fn dequant_f64(w: &WeightRows, o: usize, buf: &mut [f64], tmp: &mut Vec<f32>) ->
 }
 
 fn pick_f32(v: Variant) -> fn(&[f32], &[f32]) -> f32 {
-    if v == Variant::GemmTiled { dot_blocked } else { dot8 }
+    if v == Variant::GemmTiled {
+        dot_blocked
+    } else {
+        dot8
+    }
 }
 
 fn pick_f64(v: Variant) -> fn(&[f64], &[f64]) -> f64 {
-    if v == Variant::GemmTiled { dot_blocked_f64 } else { dot8_f64 }
+    if v == Variant::GemmTiled {
+        dot_blocked_f64
+    } else {
+        dot8_f64
+    }
 }
 
 type Dequant<T> = fn(&WeightRows, usize, &mut [T], &mut Vec<f32>) -> Result<(), String>;
@@ -140,7 +206,13 @@ fn run<T: FusedFloat + Send + Sync>(
                 }
                 let mut y = [T::default(); COLS_PER_TASK];
                 for i in 0..n {
-                    T::fused(w.dtype, blocked, &x[i * inn..(i + 1) * inn], &rows[..c1 - c0], &mut y[..c1 - c0]);
+                    T::fused(
+                        w.dtype,
+                        blocked,
+                        &x[i * inn..(i + 1) * inn],
+                        &rows[..c1 - c0],
+                        &mut y[..c1 - c0],
+                    );
                     for j in 0..c1 - c0 {
                         res[j * n + i] = y[j];
                     }
@@ -185,19 +257,36 @@ mod tests {
     #[test]
     fn matmul_matches_dequantize_then_reference_dot() {
         let mut rng = Rng(0x5eed_1234_abcd_0001);
-        let dtypes = [DType::Q4_1, DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K, DType::F32, DType::F16];
+        let dtypes = [
+            DType::Q4_1,
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4K,
+            DType::Q6K,
+            DType::F32,
+            DType::F16,
+        ];
         for dtype in dtypes {
             for cols in [32usize, 40, 256, 576, 768] {
-                let Some(rb) = quant::row_bytes(dtype, cols) else { continue };
+                let Some(rb) = quant::row_bytes(dtype, cols) else {
+                    continue;
+                };
                 let out = 37;
                 let bytes = random_rows(&mut rng, dtype, cols, out);
-                let wm = WeightRows { bytes: &bytes, dtype, row_bytes: rb, cols };
+                let wm = WeightRows {
+                    bytes: &bytes,
+                    dtype,
+                    row_bytes: rb,
+                    cols,
+                };
                 for n in [1usize, 3, 4, 9] {
                     let x: Vec<f32> = (0..n * cols).map(|_| rng.f() * 2.0).collect();
                     let x64: Vec<f64> = x.iter().map(|&v| v as f64 * 1.000_000_7).collect();
                     for variant in [Variant::Gemv, Variant::GemmTiled, Variant::GemmInvariant] {
-                        let y = run(&x, n, out, &wm, variant, dequant_f32, pick_f32(variant)).unwrap();
-                        let y64 = run(&x64, n, out, &wm, variant, dequant_f64, pick_f64(variant)).unwrap();
+                        let y =
+                            run(&x, n, out, &wm, variant, dequant_f32, pick_f32(variant)).unwrap();
+                        let y64 = run(&x64, n, out, &wm, variant, dequant_f64, pick_f64(variant))
+                            .unwrap();
                         for o in 0..out {
                             let wr = quant::dequantize_to_vec(dtype, wm.row(o), cols).unwrap();
                             let wr64: Vec<f64> = wr.iter().map(|&v| v as f64).collect();
@@ -209,9 +298,14 @@ mod tests {
                                 } else {
                                     (dot8_ref(xi, &wr), dot8_f64_ref(xi64, &wr64))
                                 };
-                                let at = format!("{dtype} cols={cols} n={n} {variant:?} o={o} i={i}");
+                                let at =
+                                    format!("{dtype} cols={cols} n={n} {variant:?} o={o} i={i}");
                                 assert_eq!(y[i * out + o].to_bits(), want.to_bits(), "{at}");
-                                assert_eq!(y64[i * out + o].to_bits(), want64.to_bits(), "f64 {at}");
+                                assert_eq!(
+                                    y64[i * out + o].to_bits(),
+                                    want64.to_bits(),
+                                    "f64 {at}"
+                                );
                             }
                         }
                     }

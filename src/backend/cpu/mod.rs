@@ -53,13 +53,19 @@ impl CpuBackend {
 }
 
 pub(crate) fn bad(stage: Stage, what: impl Into<String>) -> BackendError {
-    BackendError::BadInputs { stage, what: what.into() }
+    BackendError::BadInputs {
+        stage,
+        what: what.into(),
+    }
 }
 
 /// Checks the input count of a stage.
 pub(crate) fn want(stage: Stage, inputs: &[&Tensor], n: usize) -> Result<(), BackendError> {
     if inputs.len() != n {
-        return Err(bad(stage, format!("expected {n} inputs, got {}", inputs.len())));
+        return Err(bad(
+            stage,
+            format!("expected {n} inputs, got {}", inputs.len()),
+        ));
     }
     Ok(())
 }
@@ -80,14 +86,21 @@ impl Backend for CpuBackend {
         params: &Params,
         inputs: &[&Tensor],
     ) -> Result<Vec<Tensor>, BackendError> {
-        let unsupported = || BackendError::Unsupported { backend: "cpu", stage, route };
+        let unsupported = || BackendError::Unsupported {
+            backend: "cpu",
+            stage,
+            route,
+        };
         if route.precision == Precision::F16 {
             return Err(unsupported());
         }
         let p = route.precision;
         self.pool.install(|| match stage {
             s if s.is_matmul() => {
-                if !matches!(route.variant, Variant::Gemv | Variant::GemmTiled | Variant::GemmInvariant) {
+                if !matches!(
+                    route.variant,
+                    Variant::Gemv | Variant::GemmTiled | Variant::GemmInvariant
+                ) {
                     return Err(unsupported());
                 }
                 matmul::matmul(stage, route.variant, p, inputs)
@@ -98,7 +111,9 @@ impl Backend for CpuBackend {
             Stage::Attn if route.variant == Variant::Fused => attention::fused(p, params, inputs),
             _ if route.variant != Variant::Direct => Err(unsupported()),
             Stage::Embed => elementwise::embed(p, inputs),
-            Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => elementwise::rmsnorm(stage, p, params, inputs),
+            Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => {
+                elementwise::rmsnorm(stage, p, params, inputs)
+            }
             Stage::RopeQ | Stage::RopeK => elementwise::rope(stage, p, params, inputs),
             Stage::KvWrite => elementwise::kv_write(inputs),
             Stage::AttnResidual | Stage::FfnResidual => elementwise::residual(stage, p, inputs),

@@ -7,12 +7,22 @@ use crate::launch::{Stage, Tensor};
 
 /// f32 input or a typed error.
 pub fn f32s(stage: Stage, t: &Tensor) -> Result<&[f32], BackendError> {
-    t.as_f32().ok_or_else(|| bad(stage, format!("input is {} {:?}, expected host f32", t.dtype, t.shape)))
+    t.as_f32().ok_or_else(|| {
+        bad(
+            stage,
+            format!("input is {} {:?}, expected host f32", t.dtype, t.shape),
+        )
+    })
 }
 
 /// f64 input or a typed error.
 pub fn f64s(stage: Stage, t: &Tensor) -> Result<&[f64], BackendError> {
-    t.as_f64().ok_or_else(|| bad(stage, format!("input is {} {:?}, expected host f64", t.dtype, t.shape)))
+    t.as_f64().ok_or_else(|| {
+        bad(
+            stage,
+            format!("input is {} {:?}, expected host f64", t.dtype, t.shape),
+        )
+    })
 }
 
 /// Builds an output tensor of the route's precision from f64 values computed by an f64 kernel, or f32.

@@ -112,7 +112,8 @@ impl HipBackend {
         let f = self.function(kernel)?;
         ffi::launch(&f, dims, args).map_err(dev_err)?;
         if self.sync {
-            ffi::synchronize().map_err(|e| BackendError::Device(format!("{}: {e}", kernel.name)))?;
+            ffi::synchronize()
+                .map_err(|e| BackendError::Device(format!("{}: {e}", kernel.name)))?;
         }
         Ok(())
     }

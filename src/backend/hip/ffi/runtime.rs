@@ -177,7 +177,10 @@ mod pool {
     /// Keeps `ptr` (of `len` bytes) for reuse; false when the pool is full (the caller frees it).
     pub fn put(ptr: usize, len: usize) -> bool {
         let Ok(mut g) = POOL.lock() else { return false };
-        let p = g.get_or_insert_with(|| Pool { free: HashMap::new(), bytes: 0 });
+        let p = g.get_or_insert_with(|| Pool {
+            free: HashMap::new(),
+            bytes: 0,
+        });
         if p.bytes + len > CAP {
             return false;
         }
@@ -206,7 +209,10 @@ impl DevMem {
         let mut ptr = std::ptr::null_mut();
         if len > 0 {
             if let Some(p) = pool::take(len) {
-                return Ok(DevMem { ptr: p as *mut c_void, len });
+                return Ok(DevMem {
+                    ptr: p as *mut c_void,
+                    len,
+                });
             }
             // SAFETY: `ptr` is a valid out-pointer; on success the runtime stores an allocation of
             // `len` bytes, owned by the returned DevMem and freed once in Drop (or kept in the pool).
