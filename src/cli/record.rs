@@ -6,7 +6,7 @@ use crate::engine::{Engine, generate};
 use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
 use crate::record::fault::Fault;
 use crate::record::{Capture, Durability, RecordOptions, Recorder, Selector};
-use crate::tape::{ModelIdentity, TapeHeader};
+use crate::tape::{ModelIdentity, Shuffle, TapeHeader, WriterOptions};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +40,12 @@ pub struct Args {
     /// Perturb one output element: phase=P,layer=L,stage=S,index=I,ulps=U.
     #[arg(long)]
     pub inject_fault: Option<String>,
+    /// zstd level of the tape's frames (negative: zstd's fast levels).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub zstd_level: i32,
+    /// Byte-plane shuffle of float chunks before zstd: on (smaller) or off (faster).
+    #[arg(long, default_value = "on")]
+    pub shuffle: String,
     /// Output tape [default: recordings/<model>-<time>.tape].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -167,6 +173,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             Durability::EveryLaunch
         } else {
             Durability::Buffered
+        },
+        writer: WriterOptions {
+            zstd_level: a.zstd_level,
+            shuffle: match a.shuffle.as_str() {
+                "on" => Shuffle::ByElement,
+                "off" => Shuffle::Off,
+                other => bail!("--shuffle `{other}`: valid values are on, off"),
+            },
+            ..WriterOptions::default()
         },
         ..RecordOptions::default()
     };
