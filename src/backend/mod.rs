@@ -2,6 +2,7 @@
 //! `hip`) is the second. A backend is a pure function from (stage, route, params, inputs) to outputs, which
 //! is what makes any recorded launch replayable in isolation.
 
+pub mod contract;
 pub mod cpu;
 pub mod hip;
 

@@ -11,6 +11,7 @@
 use super::values::Float;
 use super::{bad, want};
 use crate::backend::BackendError;
+use crate::backend::contract::{AttnGeo, attn_geo};
 use crate::launch::{Params, Precision, Stage, Tensor};
 use rayon::prelude::*;
 
@@ -27,35 +28,20 @@ struct Geo {
     scale: f64,
 }
 
+/// The shared contract checks, plus the query shape for the stages that take q.
 fn geo(stage: Stage, params: &Params, q: &Tensor, kv: &Tensor) -> Result<Geo, BackendError> {
-    let (h, hk, hd) = (
-        params.n_heads as usize,
-        params.n_kv_heads as usize,
-        params.head_dim as usize,
-    );
-    if h == 0 || hk == 0 || hd == 0 || h % hk != 0 {
-        return Err(bad(
-            stage,
-            format!("bad head geometry: {h} heads, {hk} kv heads, head dim {hd}"),
-        ));
-    }
-    let n = params.rows as usize;
-    let pos = params.pos as usize;
-    let ctx = pos + n;
+    let AttnGeo {
+        n,
+        ctx,
+        h,
+        hk,
+        hd,
+        pos,
+    } = attn_geo(stage, params, kv)?;
     if q.shape != [n, h * hd] && !(stage == Stage::Softmax || stage == Stage::Pv) {
         return Err(bad(
             stage,
             format!("q has shape {:?}, expected {:?}", q.shape, [n, h * hd]),
-        ));
-    }
-    if kv.shape != [ctx, hk * hd] {
-        return Err(bad(
-            stage,
-            format!(
-                "kv cache has shape {:?}, expected {:?}",
-                kv.shape,
-                [ctx, hk * hd]
-            ),
         ));
     }
     Ok(Geo {

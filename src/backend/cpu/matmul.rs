@@ -15,11 +15,12 @@
 //! row for all input rows (gemv's values do not depend on how often a row is dequantised), then dotted with
 //! the AVX2 [`dot8`]/[`dot_blocked`].
 
+use super::bad;
 use super::dot::{dot_blocked, dot_blocked_f64, dot8, dot8_f64};
 use super::fast::{self, FusedFloat};
 use super::values::{f32s, f64s, out_f32, out_f64};
-use super::{bad, want};
 use crate::backend::BackendError;
+use crate::backend::contract::{MatmulDims, matmul_dims};
 use crate::launch::{DType, Precision, Stage, Tensor, Variant};
 use crate::model::quant;
 use rayon::prelude::*;
@@ -34,24 +35,8 @@ pub fn matmul(
     p: Precision,
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>, BackendError> {
-    want(stage, inputs, 2)?;
+    let MatmulDims { n, out, inn } = matmul_dims(stage, inputs)?;
     let (x, w) = (inputs[0], inputs[1]);
-    let &[out, inn] = w.shape.as_slice() else {
-        return Err(bad(
-            stage,
-            format!("weight has shape {:?}, expected [out, in]", w.shape),
-        ));
-    };
-    if x.shape.last() != Some(&inn) {
-        return Err(bad(
-            stage,
-            format!(
-                "x has shape {:?}, weight {:?}: inner dimensions differ",
-                x.shape, w.shape
-            ),
-        ));
-    }
-    let n = x.rows();
     let wb = w
         .host_bytes()
         .ok_or_else(|| bad(stage, "weight is not on the host"))?

@@ -52,23 +52,7 @@ impl CpuBackend {
     }
 }
 
-pub(crate) fn bad(stage: Stage, what: impl Into<String>) -> BackendError {
-    BackendError::BadInputs {
-        stage,
-        what: what.into(),
-    }
-}
-
-/// Checks the input count of a stage.
-pub(crate) fn want(stage: Stage, inputs: &[&Tensor], n: usize) -> Result<(), BackendError> {
-    if inputs.len() != n {
-        return Err(bad(
-            stage,
-            format!("expected {n} inputs, got {}", inputs.len()),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use crate::backend::contract::{bad, want};
 
 impl Backend for CpuBackend {
     fn name(&self) -> &'static str {

@@ -175,22 +175,7 @@ impl HipBackend {
     }
 }
 
-pub(super) fn bad(stage: Stage, what: impl Into<String>) -> BackendError {
-    BackendError::BadInputs {
-        stage,
-        what: what.into(),
-    }
-}
-
-pub(super) fn want(stage: Stage, inputs: &[&Tensor], n: usize) -> Result<(), BackendError> {
-    if inputs.len() != n {
-        return Err(bad(
-            stage,
-            format!("expected {n} inputs, got {}", inputs.len()),
-        ));
-    }
-    Ok(())
-}
+pub(super) use crate::backend::contract::{bad, want};
 
 impl Backend for HipBackend {
     fn name(&self) -> &'static str {

@@ -3,62 +3,23 @@
 
 use super::{blocks, dims};
 use crate::backend::BackendError;
+use crate::backend::contract::{AttnGeo, attn_geo};
 use crate::backend::cpu::DEFAULT_KV_BLOCK;
 use crate::backend::hip::device::{HipBackend, bad, want};
 use crate::backend::hip::ffi::{Arg, LaunchDims};
 use crate::backend::hip::source::{self, Kernel, geom};
 use crate::launch::{DType, Params, Precision, Stage, Tensor};
 
-struct Geo {
-    n: usize,
-    ctx: usize,
-    h: usize,
-    hk: usize,
-    hd: usize,
-    pos: usize,
+/// The geometry as kernel arguments (n, ctx, h, hk, hd, pos).
+fn u32s(g: &AttnGeo) -> [Arg<'static>; 6] {
+    [g.n, g.ctx, g.h, g.hk, g.hd, g.pos].map(|v| Arg::U32(v as u32))
 }
 
-impl Geo {
-    fn u32s(&self) -> [Arg<'static>; 6] {
-        [self.n, self.ctx, self.h, self.hk, self.hd, self.pos].map(|v| Arg::U32(v as u32))
-    }
+fn geo(stage: Stage, params: &Params, kv: &Tensor) -> Result<AttnGeo, BackendError> {
+    attn_geo(stage, params, kv)
 }
 
-fn geo(stage: Stage, params: &Params, kv: &Tensor) -> Result<Geo, BackendError> {
-    let (h, hk, hd) = (
-        params.n_heads as usize,
-        params.n_kv_heads as usize,
-        params.head_dim as usize,
-    );
-    if h == 0 || hk == 0 || hd == 0 || h % hk != 0 {
-        return Err(bad(
-            stage,
-            format!("bad head geometry: {h} heads, {hk} kv heads, head dim {hd}"),
-        ));
-    }
-    let (n, pos) = (params.rows as usize, params.pos as usize);
-    let ctx = pos + n;
-    if kv.shape != [ctx, hk * hd] {
-        return Err(bad(
-            stage,
-            format!(
-                "kv cache has shape {:?}, expected {:?}",
-                kv.shape,
-                [ctx, hk * hd]
-            ),
-        ));
-    }
-    Ok(Geo {
-        n,
-        ctx,
-        h,
-        hk,
-        hd,
-        pos,
-    })
-}
-
-fn check_q(stage: Stage, q: &Tensor, g: &Geo) -> Result<(), BackendError> {
+fn check_q(stage: Stage, q: &Tensor, g: &AttnGeo) -> Result<(), BackendError> {
     if q.shape != [g.n, g.h * g.hd] {
         return Err(bad(
             stage,
@@ -92,7 +53,7 @@ pub fn qk(
         b.input(stage, inputs[1], DType::F32)?,
     );
     let s = b.alloc(g.h * g.n * g.ctx)?;
-    let [n, ctx, h, hk, hd, pos] = g.u32s();
+    let [n, ctx, h, hk, hd, pos] = u32s(&g);
     let args = [
         Arg::Buf(&q),
         Arg::Buf(&k),
@@ -164,7 +125,7 @@ pub fn pv(
         b.input(stage, inputs[1], DType::F32)?,
     );
     let o = b.alloc(g.n * g.h * g.hd)?;
-    let [n, ctx, h, hk, hd, pos] = g.u32s();
+    let [n, ctx, h, hk, hd, pos] = u32s(&g);
     let args = [
         Arg::Buf(&pr),
         Arg::Buf(&v),
@@ -213,7 +174,7 @@ pub fn fused(
         b.input(stage, inputs[2], DType::F32)?,
     );
     let o = b.alloc(g.n * g.h * g.hd)?;
-    let [n, ctx, h, hk, hd, pos] = g.u32s();
+    let [n, ctx, h, hk, hd, pos] = u32s(&g);
     let args = [
         Arg::Buf(&q),
         Arg::Buf(&k),

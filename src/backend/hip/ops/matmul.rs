@@ -2,7 +2,8 @@
 
 use super::{blocks, dims};
 use crate::backend::BackendError;
-use crate::backend::hip::device::{HipBackend, bad, want};
+use crate::backend::contract::{MatmulDims, matmul_dims};
+use crate::backend::hip::device::{HipBackend, bad};
 use crate::backend::hip::ffi::Arg;
 use crate::backend::hip::source::{self, geom};
 use crate::launch::{DType, Stage, Tensor, Variant};
@@ -14,24 +15,8 @@ pub fn matmul(
     variant: Variant,
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>, BackendError> {
-    want(stage, inputs, 2)?;
+    let MatmulDims { n, out, inn } = matmul_dims(stage, inputs)?;
     let (x, w) = (inputs[0], inputs[1]);
-    let &[out, inn] = w.shape.as_slice() else {
-        return Err(bad(
-            stage,
-            format!("weight has shape {:?}, expected [out, in]", w.shape),
-        ));
-    };
-    if x.shape.last() != Some(&inn) {
-        return Err(bad(
-            stage,
-            format!(
-                "x has shape {:?}, weight {:?}: inner dimensions differ",
-                x.shape, w.shape
-            ),
-        ));
-    }
-    let n = x.rows();
     let xd = b.input(stage, x, DType::F32)?;
     let wd = b.weight(stage, w)?;
     let y = b.alloc(n * out)?;

@@ -1,0 +1,114 @@
+//! Checks of the stage contracts (docs/STAGES.md) shared by every backend: input counts, matmul shapes,
+//! attention geometry. Kept in one place so the CPU reference and the GPU backend reject exactly the same
+//! inputs with the same messages.
+
+use super::BackendError;
+use crate::launch::{Params, Stage, Tensor};
+
+/// A bad-inputs error for `stage`.
+pub fn bad(stage: Stage, what: impl Into<String>) -> BackendError {
+    BackendError::BadInputs {
+        stage,
+        what: what.into(),
+    }
+}
+
+/// Checks the input count of a stage.
+pub fn want(stage: Stage, inputs: &[&Tensor], n: usize) -> Result<(), BackendError> {
+    if inputs.len() != n {
+        return Err(bad(
+            stage,
+            format!("expected {n} inputs, got {}", inputs.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Shapes of a weight matmul: x `[.., inn]` (n rows) times W `[out, inn]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulDims {
+    /// Input rows.
+    pub n: usize,
+    /// Output columns (weight rows).
+    pub out: usize,
+    /// Inner dimension.
+    pub inn: usize,
+}
+
+/// Checks a matmul's two inputs (x, W) and returns its dimensions.
+pub fn matmul_dims(stage: Stage, inputs: &[&Tensor]) -> Result<MatmulDims, BackendError> {
+    want(stage, inputs, 2)?;
+    let (x, w) = (inputs[0], inputs[1]);
+    let &[out, inn] = w.shape.as_slice() else {
+        return Err(bad(
+            stage,
+            format!("weight has shape {:?}, expected [out, in]", w.shape),
+        ));
+    };
+    if x.shape.last() != Some(&inn) {
+        return Err(bad(
+            stage,
+            format!(
+                "x has shape {:?}, weight {:?}: inner dimensions differ",
+                x.shape, w.shape
+            ),
+        ));
+    }
+    Ok(MatmulDims {
+        n: x.rows(),
+        out,
+        inn,
+    })
+}
+
+/// Attention geometry of a launch: rows `pos..pos+n` attend to keys `0..ctx`.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnGeo {
+    /// Query rows.
+    pub n: usize,
+    /// Keys visible to the last row (`pos + n`).
+    pub ctx: usize,
+    /// Query heads.
+    pub h: usize,
+    /// Key/value heads.
+    pub hk: usize,
+    /// Head dimension.
+    pub hd: usize,
+    /// Position of the first row.
+    pub pos: usize,
+}
+
+/// Checks the head geometry of `params` and the shape of a KV-cache input `[ctx, hk*hd]`.
+pub fn attn_geo(stage: Stage, params: &Params, kv: &Tensor) -> Result<AttnGeo, BackendError> {
+    let (h, hk, hd) = (
+        params.n_heads as usize,
+        params.n_kv_heads as usize,
+        params.head_dim as usize,
+    );
+    if h == 0 || hk == 0 || hd == 0 || h % hk != 0 {
+        return Err(bad(
+            stage,
+            format!("bad head geometry: {h} heads, {hk} kv heads, head dim {hd}"),
+        ));
+    }
+    let (n, pos) = (params.rows as usize, params.pos as usize);
+    let ctx = pos + n;
+    if kv.shape != [ctx, hk * hd] {
+        return Err(bad(
+            stage,
+            format!(
+                "kv cache has shape {:?}, expected {:?}",
+                kv.shape,
+                [ctx, hk * hd]
+            ),
+        ));
+    }
+    Ok(AttnGeo {
+        n,
+        ctx,
+        h,
+        hk,
+        hd,
+        pos,
+    })
+}
