@@ -112,3 +112,45 @@ pub fn attn_geo(stage: Stage, params: &Params, kv: &Tensor) -> Result<AttnGeo, B
         pos,
     })
 }
+
+/// Geometry of a RoPE launch: `heads` heads of `hd` values over `n` rows, the first `rd` of each rotated.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeGeo {
+    /// Rows.
+    pub n: usize,
+    /// Heads (query heads for rope_q, kv heads for rope_k).
+    pub heads: usize,
+    /// Head dimension.
+    pub hd: usize,
+    /// Rotated dimensions per head.
+    pub rd: usize,
+}
+
+/// Checks a RoPE launch's one input `[n, heads*hd]` and its rope dimensions (even, at most hd).
+pub fn rope_geo(
+    stage: Stage,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<RopeGeo, BackendError> {
+    want(stage, inputs, 1)?;
+    let heads = if stage == Stage::RopeQ {
+        params.n_heads
+    } else {
+        params.n_kv_heads
+    } as usize;
+    let (hd, rd, n) = (
+        params.head_dim as usize,
+        params.rope_dim as usize,
+        params.rows as usize,
+    );
+    if hd == 0 || hd % 2 != 0 || rd > hd || rd % 2 != 0 || inputs[0].shape != [n, heads * hd] {
+        return Err(bad(
+            stage,
+            format!(
+                "x {:?} with {heads} heads of {hd}, rope dim {rd}, {n} rows",
+                inputs[0].shape
+            ),
+        ));
+    }
+    Ok(RopeGeo { n, heads, hd, rd })
+}

@@ -187,3 +187,13 @@ pub fn text_ids<'a>(t: &Tokenizer, ids: &'a [u32]) -> &'a [u32] {
         _ => ids,
     }
 }
+
+/// Parses an optional command-line value with its type's `FromStr` (whose error is the message).
+pub fn parse_opt<T: std::str::FromStr<Err = String>>(
+    v: &Option<String>,
+) -> anyhow::Result<Option<T>> {
+    v.as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}

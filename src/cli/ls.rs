@@ -1,6 +1,7 @@
 //! `greta ls`: one line per launch, from the tape's index (no record frames decoded).
 
 use super::Outcome;
+use super::common::parse_opt;
 use crate::launch::{Phase, Stage};
 use crate::tape::TapeReader;
 use anyhow::Context;
@@ -44,18 +45,8 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
 /// Runs `greta ls`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
-    let phase: Option<Phase> = a
-        .phase
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let stage: Option<Stage> = a
-        .stage
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let phase: Option<Phase> = parse_opt(&a.phase)?;
+    let stage: Option<Stage> = parse_opt(&a.stage)?;
     let all = t.entries().collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<_> = all
         .into_iter()

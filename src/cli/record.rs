@@ -1,7 +1,7 @@
 //! `greta record`: run the model with the recorder attached and write a tape.
 
 use super::Outcome;
-use super::common::{ModelArgs, model_path, prepare};
+use super::common::{ModelArgs, model_path, parse_opt, prepare};
 use crate::engine::{Engine, generate};
 use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
 use crate::record::fault::Fault;
@@ -107,12 +107,7 @@ pub fn selector(a: &Args) -> anyhow::Result<Selector> {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
     let select = selector(&a)?;
-    let fault: Option<Fault> = a
-        .inject_fault
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let fault: Option<Fault> = parse_opt(&a.inject_fault)?;
     let mut p = prepare(&a.model)?;
     p.opts.probe_last_token = a.probe_last_token;
     if a.probe_last_token && p.opts.max_tokens == 0 {

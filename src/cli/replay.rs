@@ -2,7 +2,7 @@
 //! Exit 0 when every replay on the recorded route is bit-exact, 1 when one is not, 2 on error.
 
 use super::Outcome;
-use super::common::{load_model, make_backend};
+use super::common::{load_model, make_backend, parse_opt};
 use super::ls::open;
 use crate::diff::plot;
 use crate::launch::{Phase, Route, Stage};
@@ -73,24 +73,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             bail!("--reference `{r}`: only f64 is available");
         }
     }
-    let phase: Option<Phase> = a
-        .phase
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let stage: Option<Stage> = a
-        .stage
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let route: Option<Route> = a
-        .route
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let phase: Option<Phase> = parse_opt(&a.phase)?;
+    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let route: Option<Route> = parse_opt(&a.route)?;
     if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
         bail!("select launches with --seq N or --phase/--layer/--stage");
     }

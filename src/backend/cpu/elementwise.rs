@@ -129,23 +129,8 @@ fn rope_t<T: Float>(
     params: &Params,
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>, BackendError> {
-    want(stage, inputs, 1)?;
-    let heads = if stage == Stage::RopeQ {
-        params.n_heads
-    } else {
-        params.n_kv_heads
-    } as usize;
-    let hd = params.head_dim as usize;
-    let rd = params.rope_dim as usize;
-    if hd == 0 || rd > hd || rd % 2 != 0 || inputs[0].shape != [params.rows as usize, heads * hd] {
-        return Err(bad(
-            stage,
-            format!(
-                "x {:?} with {heads} heads of {hd}, rope dim {rd}, {} rows",
-                inputs[0].shape, params.rows
-            ),
-        ));
-    }
+    let crate::backend::contract::RopeGeo { heads, hd, rd, .. } =
+        crate::backend::contract::rope_geo(stage, params, inputs)?;
     let x = T::of(stage, inputs[0])?;
     let mut out = x.to_vec();
     let pos0 = params.pos as usize;

@@ -93,27 +93,9 @@ pub fn rope(
     params: &Params,
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>, BackendError> {
-    want(stage, inputs, 1)?;
-    let heads = if stage == Stage::RopeQ {
-        params.n_heads
-    } else {
-        params.n_kv_heads
-    } as usize;
-    let (hd, rd, n) = (
-        params.head_dim as usize,
-        params.rope_dim as usize,
-        params.rows as usize,
-    );
+    let crate::backend::contract::RopeGeo { n, heads, hd, rd } =
+        crate::backend::contract::rope_geo(stage, params, inputs)?;
     let x = inputs[0];
-    if hd == 0 || hd % 2 != 0 || rd > hd || rd % 2 != 0 || x.shape != [n, heads * hd] {
-        return Err(bad(
-            stage,
-            format!(
-                "x {:?} with {heads} heads of {hd}, rope dim {rd}, {n} rows",
-                x.shape
-            ),
-        ));
-    }
     let xd = b.input(stage, x, DType::F32)?;
     let y = b.alloc(x.numel())?;
     let args = [
