@@ -69,31 +69,17 @@ pub trait Backend: Send + Sync {
 
 /// [`Backend::gather_rows`] on host tensors.
 pub fn gather_rows_host(parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, BackendError> {
-    let dev = |what: String| BackendError::Device(format!("gather_rows: {what}"));
-    let (first, _, _) = parts.first().ok_or_else(|| dev("no parts".into()))?;
-    let dtype = first.dtype;
-    let width = *first.shape.last().ok_or_else(|| dev("0-d tensor".into()))?;
-    let esz = dtype
-        .bytes_for(1)
-        .ok_or_else(|| dev(format!("dtype {dtype}")))?;
-    let mut bytes = Vec::new();
-    let mut rows = 0;
+    let g = contract::gather_layout(parts)?;
+    let mut bytes = Vec::with_capacity(g.rows * g.row_bytes);
     for (t, r0, n) in parts {
-        if t.dtype != dtype || t.shape.last() != Some(&width) || r0 + n > t.rows() {
-            return Err(dev(format!(
-                "part {:?} {} rows {r0}..{} does not fit",
-                t.shape,
-                t.dtype,
-                r0 + n
-            )));
-        }
-        let b = t.to_host_bytes().map_err(dev)?;
-        bytes.extend_from_slice(&b[r0 * width * esz..(r0 + n) * width * esz]);
-        rows += n;
+        let b = t
+            .to_host_bytes()
+            .map_err(|e| BackendError::Device(format!("gather_rows: {e}")))?;
+        bytes.extend_from_slice(&b[r0 * g.row_bytes..(r0 + n) * g.row_bytes]);
     }
     Ok(Tensor::from_le_bytes(
-        dtype,
-        vec![rows, width],
+        g.dtype,
+        vec![g.rows, g.width],
         bytes,
         crate::launch::Origin::Value,
     ))

@@ -244,27 +244,16 @@ impl Backend for HipBackend {
     /// Row ranges copied on the device (device parts) or uploaded (host parts) into one new device tensor.
     fn gather_rows(&self, parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, BackendError> {
         let err = |what: String| BackendError::Device(format!("gather_rows: {what}"));
-        let (first, _, _) = parts.first().ok_or_else(|| err("no parts".into()))?;
-        let dtype = first.dtype;
-        let width = *first.shape.last().ok_or_else(|| err("0-d tensor".into()))?;
-        let esz = dtype
-            .bytes_for(1)
-            .filter(|_| !dtype.is_quantized())
-            .ok_or_else(|| err(format!("dtype {dtype}")))?;
-        let row = width * esz;
-        let rows: usize = parts.iter().map(|p| p.2).sum();
+        let crate::backend::contract::GatherLayout {
+            dtype,
+            width,
+            row_bytes: row,
+            rows,
+        } = crate::backend::contract::gather_layout(parts)?;
         self.select()?;
         let mut out = DevMem::alloc(rows * row).map_err(dev_err)?;
         let mut at = 0;
         for (t, r0, n) in parts {
-            if t.dtype != dtype || t.shape.last() != Some(&width) || r0 + n > t.rows() {
-                return Err(err(format!(
-                    "part {:?} {} rows {r0}..{} does not fit",
-                    t.shape,
-                    t.dtype,
-                    r0 + n
-                )));
-            }
             match (&t.data, hip_buffer(t)) {
                 (TensorData::Host(b), _) => {
                     out.write(at, &b.as_slice()[r0 * row..(r0 + n) * row])
