@@ -12,12 +12,16 @@
 //! assert_eq!("decode3".parse::<Phase>().unwrap(), Phase::Decode(3));
 //! ```
 
+mod backend;
+mod gather;
 mod launcher;
 mod params;
 mod route;
 mod stage;
 mod tensor;
 
+pub use backend::{Backend, BackendError};
+pub use gather::{GatherLayout, gather_layout, gather_rows_host};
 pub use launcher::{LaunchError, LaunchInfo, LaunchObserver, Launcher, OutputHook};
 pub use params::Params;
 pub use route::{OpFamily, Precision, Route, RouteError, RouteMode, RoutePolicy, Variant};
