@@ -8,6 +8,7 @@
 //! `replay` / `diff`; `model` (GGUF, dequantisation, tokenizer).
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod backend;
 pub mod check;
 pub mod cli;

@@ -3,7 +3,7 @@
 //! inputs with the same messages.
 
 use super::BackendError;
-use crate::launch::{Params, Stage, Tensor};
+use crate::launch::{Params, Precision, Route, Stage, Tensor, Variant};
 
 pub use crate::launch::{GatherLayout, gather_layout};
 
@@ -13,6 +13,15 @@ pub fn bad(stage: Stage, what: impl Into<String>) -> BackendError {
         stage,
         what: what.into(),
     }
+}
+
+/// The routes of `stage` on a backend that runs `precisions`: every variant the stage has
+/// ([`Variant::of_stage`]) on each precision, variant-major.
+pub fn routes(stage: Stage, precisions: &[Precision]) -> Vec<Route> {
+    Variant::of_stage(stage)
+        .iter()
+        .flat_map(|&v| precisions.iter().map(move |&p| Route::new(v, p)))
+        .collect()
 }
 
 /// Checks the input count of a stage.

@@ -7,3 +7,6 @@ pub mod cpu;
 pub mod hip;
 
 pub use crate::launch::{Backend, BackendError, gather_rows_host};
+
+#[cfg(test)]
+mod tests;

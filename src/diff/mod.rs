@@ -2,9 +2,11 @@
 //! decode inside one tape (shape-aligned row slices). Both report where (phase, layer, stage, element) and
 //! how much (ULP, max-abs, MAE), as a table or JSON, and can draw an SVG heatmap.
 
-pub mod compare;
 pub mod plot;
 pub mod pvd;
 pub mod tapes;
 
-pub use compare::{Compare, FirstDiff, compare};
+// `diff::compare` (module and function) and its types, kept at their old paths; they live in
+// `crate::analysis` so that replay can use them without importing diff.
+pub use crate::analysis::compare;
+pub use crate::analysis::{Compare, FirstDiff};

@@ -4,9 +4,9 @@
 //! shapes differ still line up stage by stage. Output hashes are compared first; tensor bytes are read
 //! (decompressed) only for launches whose hashes differ.
 
-use super::compare::{Compare, compare};
+use crate::analysis::Source;
+use crate::analysis::{Compare, compare};
 use crate::launch::{Phase, Stage};
-use crate::replay::Source;
 use crate::tape::{Launch, TapeError, TapeReader};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

@@ -5,8 +5,8 @@
 //!   wrote?". This needs the bytes of both (full capture); launches whose bytes were not captured are
 //!   counted as unchecked, not as clean.
 
+use crate::analysis::Source;
 use crate::launch::Stage;
-use crate::replay::Source;
 use crate::tape::{Storage, TapeReader};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 //! tape's own record chain, which covers durations), so two runs that computed the same bits through the
 //! same launches have the same fingerprint whatever else differs.
 
-use crate::replay::hex;
+use crate::analysis::hex;
 use crate::tape::{TapeError, TapeReader};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! Summary statistics of a tensor's values, for `greta show`.
 
-use crate::launch::DType;
+pub use crate::analysis::values::values;
 use serde::Serialize;
 
 /// Statistics over the finite values, plus counts of the non-finite ones.
@@ -20,33 +20,6 @@ pub struct Stats {
     pub nan: usize,
     /// ±Inf.
     pub inf: usize,
-}
-
-/// Values of a float or integer tensor as f64 (None for quantized weights).
-pub fn values(dtype: DType, bytes: &[u8]) -> Option<Vec<f64>> {
-    Some(match dtype {
-        DType::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        DType::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-        DType::I32 => bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        DType::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        DType::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        _ => return None,
-    })
 }
 
 /// Statistics of `v`.

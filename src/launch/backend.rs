@@ -8,8 +8,11 @@ use super::{Params, Route, Stage, Tensor};
 /// A backend could not run a launch.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// This backend has no kernel for the stage on that route.
-    #[error("backend {backend} has no kernel for stage {stage} on route {route}")]
+    /// This backend has no kernel for the stage on that route ([`Backend::routes`] lists those it has).
+    #[error(
+        "backend {backend} has no kernel for stage {stage} on route {route} (its routes for {stage}: {})",
+        route_list(.supported)
+    )]
     Unsupported {
         /// Backend name.
         backend: &'static str,
@@ -17,6 +20,8 @@ pub enum BackendError {
         stage: Stage,
         /// Route.
         route: Route,
+        /// The routes the backend has for the stage ([`Backend::routes`]).
+        supported: Vec<Route>,
     },
     /// Inputs are not what the stage needs (count, dtype or shape).
     #[error("bad inputs for {stage}: {what}")]
@@ -37,12 +42,39 @@ pub enum BackendError {
     Device(String),
 }
 
+impl BackendError {
+    /// The error for `route`, which is not among `backend.routes(stage)`.
+    pub fn unsupported(backend: &dyn Backend, stage: Stage, route: Route) -> BackendError {
+        BackendError::Unsupported {
+            backend: backend.name(),
+            stage,
+            route,
+            supported: backend.routes(stage),
+        }
+    }
+}
+
+fn route_list(routes: &[Route]) -> String {
+    if routes.is_empty() {
+        return "none".into();
+    }
+    routes
+        .iter()
+        .map(Route::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A place kernels run.
 pub trait Backend: Send + Sync {
     /// Short name recorded on the tape (`cpu`, `hip`).
     fn name(&self) -> &'static str;
     /// Device description (CPU model and thread count, or GPU name/arch/driver).
     fn device(&self) -> String;
+    /// The routes this backend has a kernel for on `stage`, in a fixed order. The one list of them:
+    /// `execute` refuses every other route with [`BackendError::Unsupported`], and `--all-routes`, the GPU
+    /// self-test and the error messages read it, so a new route is added here and in its kernel only.
+    fn routes(&self, stage: Stage) -> Vec<Route>;
     /// Runs one launch: `stage` on `route` with `params` over `inputs`, returning its outputs.
     fn execute(
         &self,

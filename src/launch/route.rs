@@ -80,6 +80,17 @@ impl OpFamily {
 }
 
 impl Variant {
+    /// The variants a stage has kernels for: its family's, narrowed for attention (`qk`, `softmax` and
+    /// `pv` are the three launches of `manual`, `attn` is the one launch of `fused`). Each backend's
+    /// [`Backend::routes`](super::Backend::routes) pairs these with the precisions it runs.
+    pub fn of_stage(stage: Stage) -> &'static [Variant] {
+        match stage {
+            Stage::Qk | Stage::Softmax | Stage::Pv => &[Variant::Manual],
+            Stage::Attn => &[Variant::Fused],
+            s => OpFamily::of(s).variants(),
+        }
+    }
+
     /// Every variant.
     pub const ALL: &'static [Variant] = &[
         Variant::Gemv,

@@ -1,9 +1,9 @@
 //! Re-executing one recorded launch: resolve its inputs, adapt them to the route's precision, run the
 //! kernel on a backend, compare with what was recorded.
 
-use super::{Source, SourceError};
+use crate::analysis::{Compare, compare};
+use crate::analysis::{Source, SourceError};
 use crate::backend::{Backend, BackendError};
-use crate::diff::compare::{Compare, compare};
 use crate::launch::{DType, Origin, Precision, Route, Tensor};
 use crate::tape::{Launch, Storage};
 

@@ -3,7 +3,7 @@
 //! picked another token). Comparing a recorded output with the same stage of this run gives its total
 //! error: what it inherited from upstream plus its own local error.
 
-use super::Source;
+use crate::analysis::Source;
 use crate::backend::cpu::CpuBackend;
 use crate::engine::{Engine, Model};
 use crate::launch::{

@@ -5,7 +5,8 @@
 pub mod exec;
 pub mod inherited;
 pub mod report;
-pub mod source;
 
 pub use report::{ReplayOptions, Row, replay_one};
-pub use source::{Source, SourceError, hex};
+// Old paths, kept so callers of `replay::{Source, SourceError, hex}` still compile; new code imports
+// them from `crate::analysis`.
+pub use crate::analysis::{Source, SourceError, hex};

@@ -3,11 +3,11 @@
 //! whole model, and optionally the route matrix.
 
 use super::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
-use super::{Source, hex};
+use crate::analysis::{Compare, FirstDiff};
+use crate::analysis::{Source, hex};
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
-use crate::diff::compare::{Compare, FirstDiff};
-use crate::launch::{OpFamily, Precision, Route, Stage};
+use crate::launch::{Precision, Route};
 use crate::tape::Launch;
 use serde::Serialize;
 use std::sync::Arc;
@@ -107,24 +107,6 @@ pub struct ReplayOptions {
     pub all_routes: bool,
 }
 
-/// The routes available for a stage on a backend.
-pub fn routes_for(stage: Stage, backend: &str) -> Vec<Route> {
-    let variants: Vec<_> = match stage {
-        Stage::Qk | Stage::Softmax | Stage::Pv => vec![crate::launch::Variant::Manual],
-        Stage::Attn => vec![crate::launch::Variant::Fused],
-        s => OpFamily::of(s).variants().to_vec(),
-    };
-    let precisions: &[Precision] = match (backend, stage.is_attention()) {
-        ("cpu", _) => &[Precision::F32, Precision::F64],
-        (_, true) => &[Precision::F32, Precision::F16],
-        _ => &[Precision::F32],
-    };
-    variants
-        .iter()
-        .flat_map(|&v| precisions.iter().map(move |&p| Route::new(v, p)))
-        .collect()
-}
-
 fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
     merge(
         &rec.iter()
@@ -212,7 +194,7 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
                 backends.push(Arc::new(CpuBackend::new(0)));
             }
             for be in backends {
-                for r in routes_for(b.stage, be.name()) {
+                for r in be.routes(b.stage) {
                     let cell = match execute(l, &ins, be.as_ref(), r) {
                         Ok(outs) => MatrixCell {
                             route: r.to_string(),
@@ -230,7 +212,7 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
                                                 .host_bytes()
                                                 .map(|b| b.as_slice().to_vec())
                                                 .unwrap_or_default();
-                                            crate::diff::compare::compare(
+                                            crate::analysis::compare(
                                                 t.dtype,
                                                 &tb,
                                                 rf.dtype,

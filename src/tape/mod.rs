@@ -64,7 +64,7 @@ pub fn incomplete_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Lower-case hex of a hash.
-pub fn hex(h: &Hash) -> String {
+/// Lower-case hex of a hash (or any bytes): the one hex helper of the crate.
+pub fn hex(h: &[u8]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }

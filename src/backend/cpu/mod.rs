@@ -54,6 +54,11 @@ impl CpuBackend {
 
 pub(crate) use crate::backend::contract::{bad, want};
 
+/// The CPU's routes for `stage`: every variant of the stage on `f32` and on the `f64` reference.
+pub fn routes(stage: Stage) -> Vec<Route> {
+    crate::backend::contract::routes(stage, &[Precision::F32, Precision::F64])
+}
+
 impl Backend for CpuBackend {
     fn name(&self) -> &'static str {
         "cpu"
@@ -63,6 +68,10 @@ impl Backend for CpuBackend {
         format!("cpu ({} threads, {})", self.threads, std::env::consts::ARCH)
     }
 
+    fn routes(&self, stage: Stage) -> Vec<Route> {
+        routes(stage)
+    }
+
     fn execute(
         &self,
         stage: Stage,
@@ -70,12 +79,8 @@ impl Backend for CpuBackend {
         params: &Params,
         inputs: &[&Tensor],
     ) -> Result<Vec<Tensor>, BackendError> {
-        let unsupported = || BackendError::Unsupported {
-            backend: "cpu",
-            stage,
-            route,
-        };
-        if route.precision == Precision::F16 {
+        let unsupported = || BackendError::unsupported(self, stage, route);
+        if !routes(stage).contains(&route) {
             return Err(unsupported());
         }
         let p = route.precision;

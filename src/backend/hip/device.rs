@@ -199,6 +199,10 @@ impl Backend for HipBackend {
         )
     }
 
+    fn routes(&self, stage: Stage) -> Vec<Route> {
+        super::routes(stage)
+    }
+
     fn execute(
         &self,
         stage: Stage,
@@ -206,14 +210,9 @@ impl Backend for HipBackend {
         params: &Params,
         inputs: &[&Tensor],
     ) -> Result<Vec<Tensor>, BackendError> {
-        let unsupported = || BackendError::Unsupported {
-            backend: "hip",
-            stage,
-            route,
-        };
+        let unsupported = || BackendError::unsupported(self, stage, route);
         let p = route.precision;
-        // f64 is the CPU reference's; f16 accumulation exists for attention only.
-        if p == Precision::F64 || (p == Precision::F16 && !stage.is_attention()) {
+        if !super::routes(stage).contains(&route) {
             return Err(unsupported());
         }
         self.select()?;

@@ -52,6 +52,19 @@ pub use selftest::{SelftestReport, StageCheck};
 use super::{Backend, BackendError};
 use std::sync::Arc;
 
+/// The HIP backend's routes for `stage`: every variant of the stage in f32, and attention also with f16
+/// accumulation (`f64` is the CPU reference's). A free function so that the self-test's coverage can be
+/// checked without a GPU.
+pub fn routes(stage: crate::launch::Stage) -> Vec<crate::launch::Route> {
+    use crate::launch::Precision;
+    let precisions: &[Precision] = if stage.is_attention() {
+        &[Precision::F32, Precision::F16]
+    } else {
+        &[Precision::F32]
+    };
+    super::contract::routes(stage, precisions)
+}
+
 /// Opens the first GPU as a backend.
 pub fn open() -> Result<Arc<dyn Backend>, BackendError> {
     #[cfg(not(feature = "hip"))]

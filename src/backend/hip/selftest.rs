@@ -461,6 +461,40 @@ fn check(gpu: &dyn Backend, cpu: &CpuBackend, case: &Case) -> StageCheck {
     c
 }
 
+/// A failed check for each route the backend lists ([`Backend::routes`]) on a stage the self-test covers
+/// but no case runs: a new route cannot pass the self-test untested. `f64` is the CPU reference's, not a
+/// GPU route.
+fn untested(gpu: &dyn Backend, cases: &[Case]) -> Vec<StageCheck> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for c in cases {
+        if !stages.contains(&c.stage) {
+            stages.push(c.stage);
+        }
+    }
+    let covered = |s: Stage, r: Route| {
+        cases
+            .iter()
+            .any(|c| c.stage == s && c.variant == r.variant && c.precision == r.precision)
+    };
+    stages
+        .into_iter()
+        .flat_map(|s| gpu.routes(s).into_iter().map(move |r| (s, r)))
+        .filter(|&(s, r)| r.precision != Precision::F64 && !covered(s, r))
+        .map(|(stage, route)| StageCheck {
+            stage,
+            route,
+            rows: 0,
+            max_ulp: 0,
+            max_abs: 0.0,
+            scale: 0.0,
+            repeat_bit_exact: false,
+            expect: Expect::Exact,
+            pass: false,
+            error: Some("no self-test case for this route".into()),
+        })
+        .collect()
+}
+
 /// `gemm_invariant` over many rows vs `gemv` on each row alone: how many rows are bit-identical.
 fn invariance(gpu: &dyn Backend) -> (usize, usize) {
     let mut r = Rng(42);
@@ -494,7 +528,9 @@ fn invariance(gpu: &dyn Backend) -> (usize, usize) {
 /// Runs every check of the self-test on `gpu` (any backend).
 pub fn run(gpu: &dyn Backend) -> SelftestReport {
     let cpu = CpuBackend::new(1);
-    let checks = cases(&cpu).iter().map(|c| check(gpu, &cpu, c)).collect();
+    let cases = cases(&cpu);
+    let mut checks: Vec<StageCheck> = cases.iter().map(|c| check(gpu, &cpu, c)).collect();
+    checks.extend(untested(gpu, &cases));
     SelftestReport {
         device: gpu.device(),
         kernel_hashes: gpu.kernel_hashes(),
@@ -519,6 +555,55 @@ mod tests {
         }
         assert_eq!(report.invariant_rows, (MM_ROWS, MM_ROWS));
         assert!(report.to_string().contains("q_proj"));
+    }
+
+    #[test]
+    fn cases_run_every_gpu_route_of_every_family() {
+        let cases = cases(&CpuBackend::new(1));
+        for &v in Variant::ALL {
+            assert!(cases.iter().any(|c| c.variant == v), "no case for {v}");
+        }
+        for c in &cases {
+            let r = Route::new(c.variant, c.precision);
+            assert!(
+                super::super::routes(c.stage).contains(&r),
+                "{} {r} is no GPU route",
+                c.stage
+            );
+        }
+        // A GPU route on a tested stage without a case is reported as a failed check.
+        struct Gpu;
+        impl Backend for Gpu {
+            fn name(&self) -> &'static str {
+                "hip"
+            }
+            fn device(&self) -> String {
+                "routes only".into()
+            }
+            fn routes(&self, stage: Stage) -> Vec<Route> {
+                super::super::routes(stage)
+            }
+            fn execute(
+                &self,
+                stage: Stage,
+                route: Route,
+                _: &Params,
+                _: &[&Tensor],
+            ) -> Result<Vec<Tensor>, crate::backend::BackendError> {
+                Err(crate::backend::BackendError::unsupported(
+                    self, stage, route,
+                ))
+            }
+        }
+        assert!(untested(&Gpu, &cases).is_empty());
+        let fewer: Vec<Case> = cases
+            .into_iter()
+            .filter(|c| !(c.variant == Variant::Fused && c.precision == Precision::F16))
+            .collect();
+        let missing = untested(&Gpu, &fewer);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].route, Route::new(Variant::Fused, Precision::F16));
+        assert!(!missing[0].pass);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! to f32 — 0 means the recorded value is the f32 nearest to the reference. Two values with identical bits
 //! (NaN included, -inf == -inf) are equal.
 
-use crate::inspect::stats::values;
+use super::values::values;
 use crate::launch::DType;
 use serde::Serialize;
 

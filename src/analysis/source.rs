@@ -5,7 +5,7 @@
 
 use crate::launch::{Origin, Tensor};
 use crate::model::gguf::Gguf;
-use crate::tape::{Storage, TapeReader, TensorRef};
+use crate::tape::{Storage, TapeReader, TensorRef, hex};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -115,9 +115,4 @@ impl<'t> Source<'t> {
             origin,
         ))
     }
-}
-
-/// Lower-case hex of a hash.
-pub fn hex(h: &[u8]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
 }
