@@ -7,7 +7,7 @@ use super::modules;
 use super::ops;
 use super::source::{self, Kernel};
 use crate::backend::{Backend, BackendError};
-use crate::launch::{DType, Params, Precision, Route, Stage, Tensor, TensorData, Variant};
+use crate::launch::{DType, Params, Route, Stage, Tensor, TensorData, Variant};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
