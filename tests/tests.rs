@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod gguf;
 mod gpu;
+mod plugin;
 mod record_replay;
 mod tape;
 mod tokenizer;

@@ -44,6 +44,10 @@ pub struct Args {
     /// whole model) side by side. Only `f64` is accepted.
     #[arg(long)]
     reference: Option<String>,
+    /// Also run the engine's own kernel for each launch from this plugin (a shared library exporting
+    /// `greta_kernel_<stage>`, include/greta_plugin.h) and compare it bit for bit with the recording.
+    #[arg(long, value_name = "LIB")]
+    kernels: Option<PathBuf>,
     /// Model file for weights referenced by name [default: the path in the tape header].
     #[arg(long)]
     model: Option<PathBuf>,
@@ -108,6 +112,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         route,
         reference: a.reference.is_some(),
         all_routes: a.all_routes,
+        kernels: match &a.kernels {
+            Some(p) => Some(std::sync::Arc::new(crate::replay::plugin::Plugin::open(p)?)),
+            None => None,
+        },
     };
     let launches = seqs
         .iter()
@@ -152,7 +160,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let all_exact = rows.iter().all(|r| r.bit_exact && r.error.is_none());
+    // With --kernels, a plugin kernel that does not reproduce its recording counts as a difference too.
+    let plugin_exact = |r: &crate::replay::Row| {
+        r.plugin.as_ref().is_none_or(|c| {
+            let not_implemented = c
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("not implemented"));
+            not_implemented || c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact)
+        })
+    };
+    let all_exact = rows
+        .iter()
+        .all(|r| r.bit_exact && r.error.is_none() && plugin_exact(r));
     if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
@@ -244,7 +264,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 f.index, f.coords, f.a, f.b
             )?;
         }
-        for c in &r.matrix {
+        let plugin_ran = r.plugin.iter().filter(|c| {
+            !c.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("not implemented"))
+        });
+        for c in r.matrix.iter().chain(plugin_ran) {
             writeln!(
                 o,
                 "       route {:<22} vs recorded: {}  vs f64: {}{}",
@@ -272,6 +297,29 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let n = rows.len();
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
+    if let Some(p) = &a.kernels {
+        let ran: Vec<_> = rows
+            .iter()
+            .filter_map(|r| r.plugin.as_ref())
+            .filter(|c| c.vs_recorded.is_some())
+            .collect();
+        let same = ran
+            .iter()
+            .filter(|c| c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact))
+            .count();
+        writeln!(
+            o,
+            "{same}/{} plugin kernel runs bit-exact with the recording ({}; {} launches not implemented by it)",
+            ran.len(),
+            p.display(),
+            rows.iter()
+                .filter(|r| r.plugin.as_ref().is_some_and(|c| c
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("not implemented"))))
+                .count()
+        )?;
+    }
     Ok(if all_exact {
         Outcome::Same
     } else {

@@ -4,8 +4,11 @@
 
 pub mod exec;
 pub mod inherited;
+pub mod plugin;
+mod plugin_run;
 pub mod report;
 pub mod source;
 
+pub use plugin_run::plugin_cell;
 pub use report::{ReplayOptions, Row, replay_one};
 pub use source::{Source, SourceError, hex};

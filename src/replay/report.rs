@@ -90,6 +90,9 @@ pub struct Row {
     pub inherited: Option<Compare>,
     /// Route matrix (--all-routes).
     pub matrix: Vec<MatrixCell>,
+    /// The engine's own kernel from a plugin (--kernels), against the recorded output and the f64 reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<MatrixCell>,
     /// Why the replay failed.
     pub error: Option<String>,
 }
@@ -105,6 +108,8 @@ pub struct ReplayOptions {
     pub reference: bool,
     /// Compute the route matrix.
     pub all_routes: bool,
+    /// Also run the engine's own kernel from this plugin (--kernels).
+    pub kernels: Option<Arc<super::plugin::Plugin>>,
 }
 
 /// The routes available for a stage on a backend.
@@ -162,6 +167,7 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         local: None,
         inherited: None,
         matrix: Vec::new(),
+        plugin: None,
         error: None,
     };
     let result = (|| -> Result<(), ReplayError> {
@@ -259,6 +265,9 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
     })();
     if let Err(e) = result {
         row.error = Some(e.to_string());
+    }
+    if let Some(p) = &o.kernels {
+        row.plugin = Some(super::plugin_cell(src, l, p));
     }
     row
 }
