@@ -51,12 +51,18 @@ class Launch:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version: str, model: dict) -> int:
-    """Writes `launches` to a greta tape at `path` through the `greta` package; returns the launch count."""
+def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version: str, model: dict,
+               prompt_tokens: list[int] | None = None, device: str = "cpu") -> int:
+    """Writes `launches` to a greta tape at `path` through the `greta` package; returns the launch count.
+
+    `model` is the tape header's model description; its `gguf` key names the GGUF file that weights are
+    referenced in (greta hashes it and checks it on replay).
+    """
     import greta  # the Python package built from python/ (maturin); see README "Recording your own engine"
 
     ids: dict[tuple[int, str], object] = {}
-    with greta.Recorder(path, engine=engine, engine_version=engine_version, model=model) as rec:
+    with greta.Recorder(path, engine=engine, engine_version=engine_version, model=model, device=device,
+                        prompt_tokens=list(prompt_tokens or [])) as rec:
         for i, la in enumerate(launches):
             inputs: dict[str, object] = {}
             input_ids: dict[str, object] = {}
@@ -67,7 +73,7 @@ def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version
                     inputs[role] = np.ascontiguousarray(x.array)
                     if x.producer is not None and x.producer in ids:
                         input_ids[role] = ids[x.producer]
-            out_ids = rec.launch(
+            got = rec.launch(
                 phase=la.phase,
                 layer=la.layer,
                 stage=la.stage,
@@ -77,6 +83,6 @@ def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version
                 outputs={k: np.ascontiguousarray(v) for k, v in la.outputs.items()},
                 input_ids=input_ids,
             )
-            for name, oid in zip(la.outputs, out_ids):
+            for name, oid in got.items():
                 ids[(i, name)] = oid
     return len(launches)

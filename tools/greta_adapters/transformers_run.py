@@ -17,7 +17,7 @@ def load(gguf_path: str):
     model = AutoModelForCausalLM.from_pretrained(
         os.path.dirname(os.path.abspath(gguf_path)),
         gguf_file=os.path.basename(gguf_path),
-        torch_dtype="float32",
+        dtype="float32",
         attn_implementation="eager",
     )
     return model.eval()
