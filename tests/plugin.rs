@@ -165,3 +165,91 @@ fn plugin_load_errors_are_clear() {
     assert_eq!(code, 2);
     assert!(err.contains("greta_plugin_abi_version"), "{err}");
 }
+
+/// A tape written by another engine through the capture API: greta replays its RMSNorm launch on greta's
+/// own f32 route, judges it with the f64 reference on the recorded inputs, and runs the plugin's kernel
+/// on it with the engine's route name.
+#[test]
+fn foreign_tape_reference_and_plugin() {
+    use greta::capture::{
+        CaptureHeader, CaptureOptions, CaptureRecorder, LaunchDesc, ModelDesc, TensorIn, TensorOut,
+    };
+    use greta::launch::{DType, Phase};
+    let d = tmp();
+    let lib = build_plugin(d.path());
+    let model = d.path().join("tiny-f32.gguf");
+    greta::model::synth::generate(greta::model::synth::Preset::Tiny, DType::F32, 3, &model)
+        .unwrap();
+    let path = d.path().join("foreign.tape");
+    let header = CaptureHeader {
+        model: Some(ModelDesc {
+            description: serde_json::json!({"architecture": "llama"}),
+            gguf: Some(model.clone()),
+            gguf_blake3: None,
+        }),
+        ..CaptureHeader::new("toy-engine", "1")
+    };
+    let rec = CaptureRecorder::create(&path, header, CaptureOptions::default()).unwrap();
+    let g = greta::model::gguf::Gguf::open(&model).unwrap();
+    let w = g.tensor("blk.0.attn_norm.weight").unwrap();
+    let w: Vec<f32> = w.as_f32().unwrap().to_vec();
+    let dim = w.len();
+    let x: Vec<f32> = (0..2 * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+    // the engine's RMSNorm: one accumulator, left to right (not greta's order)
+    let mut y = Vec::new();
+    for r in x.chunks(dim) {
+        let ms = r.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+        let inv = 1.0 / (ms + 1e-5).sqrt();
+        y.extend(r.iter().zip(&w).map(|(a, b)| a * inv * b));
+    }
+    let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let desc =
+        LaunchDesc::new(Phase::Prefill, Some(0), "attn_norm", "toy_rmsnorm_f32").param("eps", 1e-5);
+    rec.launch(
+        &desc,
+        vec![
+            (
+                "x".into(),
+                TensorIn::host(DType::F32, vec![2, dim], bytes(&x)),
+            ),
+            (
+                "w".into(),
+                TensorIn::Weight("blk.0.attn_norm.weight".into()),
+            ),
+        ],
+        vec![(
+            "out".into(),
+            TensorOut::new(DType::F32, vec![2, dim], bytes(&y)),
+        )],
+    )
+    .unwrap();
+    rec.finish().unwrap();
+    let t = path.to_str().unwrap();
+    let (code, out, err) = greta_s(&[
+        "replay",
+        t,
+        "--seq",
+        "0",
+        "--reference",
+        "f64",
+        "--kernels",
+        lib.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(code == 0 || code == 1, "{err}{out}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &rows[0];
+    assert_eq!(r["route"], "toy_rmsnorm_f32", "{r}");
+    assert_eq!(
+        r["replay_route"], "direct/f32",
+        "greta's own route for the stage: {r}"
+    );
+    assert!(r["error"].is_null(), "{r}");
+    let local = r["local"]["max_abs"].as_f64().unwrap();
+    assert!(
+        local > 0.0 && local < 1e-5,
+        "the engine's f32 RMSNorm against f64: {r}"
+    );
+    assert_eq!(r["plugin"]["route"], "toy_rmsnorm_f32");
+    assert!(r["plugin"]["vs_recorded"].is_object(), "{r}");
+}

@@ -173,8 +173,8 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
             stage: key.2.name().into(),
             seq_a: *seq_a,
             seq_b,
-            route_a: la.begin.route.to_string(),
-            route_b: lb.begin.route.to_string(),
+            route_a: la.begin.route_name(),
+            route_b: lb.begin.route_name(),
             compare: None,
             note: None,
         };

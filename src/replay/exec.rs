@@ -28,6 +28,11 @@ pub enum ReplayError {
         /// Why.
         source: BackendError,
     },
+    /// A stage greta does not know (recorded by another engine): no kernel, no reference.
+    #[error(
+        "no reference for `{0}`: greta has no kernel for this stage (it is kept, listed and diffed by hash)"
+    )]
+    NoReference(String),
     /// The launch has no recorded outputs (it crashed or the tape was cut inside it).
     #[error("launch {0} has no recorded outputs (the run crashed or the tape was cut inside it)")]
     Incomplete(u64),

@@ -3,6 +3,7 @@
 //! error, an f64 run of the whole model its inherited error.
 
 pub mod exec;
+pub mod foreign;
 pub mod inherited;
 pub mod plugin;
 mod plugin_run;

@@ -6,20 +6,20 @@ use super::exec::{Recorded, against, execute, inputs, recorded};
 use super::plugin::{OutputSpec, Plugin};
 use super::report::{MatrixCell, merge};
 use crate::backend::cpu::CpuBackend;
-use crate::launch::{Precision, Route, Tensor};
+use crate::launch::Tensor;
 use crate::tape::Launch;
 
 /// Runs launch `l` through `plugin` and reports it as a route-matrix cell (backend `plugin:<file>`).
 pub fn plugin_cell(src: &Source, l: &Launch, plugin: &Plugin) -> MatrixCell {
     let b = &l.begin;
     let mut cell = MatrixCell {
-        route: b.route.to_string(),
+        route: b.route_name(),
         backend: format!("plugin:{}", plugin.name()),
         vs_recorded: None,
         vs_f64: None,
         error: None,
     };
-    let stage = b.stage.name();
+    let stage = b.stage_name();
     if !plugin.implements(stage) {
         cell.error = Some(format!(
             "not implemented by the plugin (no greta_kernel_{stage})"
@@ -46,13 +46,13 @@ pub fn plugin_cell(src: &Source, l: &Launch, plugin: &Plugin) -> MatrixCell {
             .map(|(r, t)| (r.role.clone(), t))
             .collect();
         let outs = plugin
-            .run(stage, &b.route.to_string(), &b.params, &named, &specs)
+            .run(stage, &b.route_name(), &b.params, &named, &specs)
             .map_err(|e| e.to_string())?;
         let reference = execute(
             l,
             &ins,
             &CpuBackend::new(0),
-            Route::new(b.route.variant, Precision::F64),
+            super::foreign::reference_route(b),
         )
         .map_err(|e| e.to_string())?;
         Ok((rec, outs, reference))

@@ -142,13 +142,13 @@ fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
 /// Replays one launch.
 pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
     let b = &l.begin;
-    let route = o.route.unwrap_or(b.route);
+    let route = o.route.unwrap_or_else(|| super::foreign::replay_route(b));
     let mut row = Row {
         seq: b.seq,
         phase: b.phase.to_string(),
         layer: b.layer,
-        stage: b.stage.name().to_string(),
-        route: b.route.to_string(),
+        stage: b.stage_name().to_string(),
+        route: b.route_name(),
         replay_route: route.to_string(),
         backend: o.backend.name().to_string(),
         recorded_hash: l
@@ -171,6 +171,9 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         error: None,
     };
     let result = (|| -> Result<(), ReplayError> {
+        if b.stage == Stage::Other {
+            return Err(ReplayError::NoReference(b.stage_name().to_string()));
+        }
         let ins = inputs(src, l)?;
         let rec = recorded(src, l)?;
         let outs = execute(l, &ins, o.backend.as_ref(), route)?;
@@ -189,12 +192,7 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         let need_ref = o.reference || o.all_routes;
         let cpu = CpuBackend::new(0);
         let reference = if need_ref {
-            Some(execute(
-                l,
-                &ins,
-                &cpu,
-                Route::new(b.route.variant, Precision::F64),
-            )?)
+            Some(execute(l, &ins, &cpu, super::foreign::reference_route(b))?)
         } else {
             None
         };
