@@ -69,10 +69,10 @@ def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version
             for role, x in la.inputs.items():
                 if isinstance(x, Weight):
                     inputs[role] = greta.weight(x.name)
+                elif x.producer is not None and x.producer in ids:
+                    input_ids[role] = ids[x.producer]  # capture once: greta refers to that output
                 else:
                     inputs[role] = np.ascontiguousarray(x.array)
-                    if x.producer is not None and x.producer in ids:
-                        input_ids[role] = ids[x.producer]
             got = rec.launch(
                 phase=la.phase,
                 layer=la.layer,
