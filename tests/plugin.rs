@@ -253,3 +253,42 @@ fn foreign_tape_reference_and_plugin() {
     assert_eq!(r["plugin"]["route"], "toy_rmsnorm_f32");
     assert!(r["plugin"]["vs_recorded"].is_object(), "{r}");
 }
+
+/// Two engines' tapes of the same prompt and model are not "the same computation".
+#[test]
+fn two_engines_are_not_the_same_computation() {
+    use greta::capture::{
+        CaptureHeader, CaptureOptions, CaptureRecorder, LaunchDesc, TensorIn, TensorOut,
+    };
+    use greta::launch::{DType, Phase};
+    let d = tmp();
+    let write = |name: &str, engine: &str, v: f32| {
+        let path = d.path().join(name);
+        let rec = CaptureRecorder::create(
+            &path,
+            CaptureHeader::new(engine, "1"),
+            CaptureOptions::default(),
+        )
+        .unwrap();
+        let b = |x: f32| x.to_le_bytes().to_vec();
+        rec.launch(
+            &LaunchDesc::new(Phase::Prefill, Some(0), "attn_residual", "add"),
+            vec![
+                ("x".into(), TensorIn::host(DType::F32, vec![1, 1], b(1.0))),
+                ("r".into(), TensorIn::host(DType::F32, vec![1, 1], b(v))),
+            ],
+            vec![(
+                "out".into(),
+                TensorOut::new(DType::F32, vec![1, 1], b(1.0 + v)),
+            )],
+        )
+        .unwrap();
+        rec.finish().unwrap();
+        path
+    };
+    let a = write("a.tape", "engine-a", 2.0);
+    let b = write("b.tape", "engine-b", 2.0);
+    let (code, out, err) = greta_s(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("same computation"), "{err}");
+}

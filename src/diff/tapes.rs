@@ -118,7 +118,8 @@ pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
         && ha.prompt_tokens == hb.prompt_tokens
         && ha.routes == hb.routes
         && ha.backend == hb.backend
-        && ha.options_json == hb.options_json;
+        && ha.options_json == hb.options_json
+        && ha.engine == hb.engine;
     if !same {
         return None;
     }
