@@ -9,6 +9,9 @@ use crate::backend::cpu::CpuBackend;
 use crate::launch::Tensor;
 use crate::tape::Launch;
 
+/// (recorded outputs, the plugin's outputs, greta's f64 reference outputs)
+type Runs = (Vec<Recorded>, Vec<Tensor>, Vec<Tensor>);
+
 /// Runs launch `l` through `plugin` and reports it as a route-matrix cell (backend `plugin:<file>`).
 pub fn plugin_cell(src: &Source, l: &Launch, plugin: &Plugin) -> MatrixCell {
     let b = &l.begin;
@@ -26,7 +29,7 @@ pub fn plugin_cell(src: &Source, l: &Launch, plugin: &Plugin) -> MatrixCell {
         ));
         return cell;
     }
-    let run = || -> Result<(Vec<Recorded>, Vec<Tensor>, Vec<Tensor>), String> {
+    let run = || -> Result<Runs, String> {
         let ins = inputs(src, l).map_err(|e| e.to_string())?;
         let rec = recorded(src, l).map_err(|e| e.to_string())?;
         let end = l.end.as_ref().ok_or("no recorded outputs")?;
