@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod diagnosis;
 mod engine;
 mod gguf;
 mod gpu;

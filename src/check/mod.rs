@@ -7,6 +7,7 @@
 //! a route rule); re-bless it then, in the same commit, with the reason in the message.
 
 pub mod golden;
+pub mod rerun;
 pub mod runs;
 
 pub use golden::{Golden, GoldenOptions};

@@ -96,6 +96,7 @@ impl LaunchObserver for HashObserver {
             stage: info.stage.name().to_string(),
             route: info.route.to_string(),
             outputs,
+            params: Some(crate::inspect::manifest::params_line(&info.params)),
         });
         Ok(())
     }

@@ -204,7 +204,33 @@ fn golden_check(
             serde_json::to_string(opts)?
         );
     }
+    let params = g.params_difference(m);
+    if g.params.is_none() && !a.json {
+        writeln!(
+            o,
+            "note: golden {} stores no params (made before goldens did): params not checked",
+            gp.display()
+        )?;
+    }
     match g.first_difference(m) {
+        None if params.is_some() => {
+            let p = params.unwrap_or_default();
+            if a.json {
+                writeln!(
+                    o,
+                    "{}",
+                    serde_json::json!({"golden": gp, "identical": false, "outputs_identical": true, "params_difference": p})
+                )?;
+            } else {
+                writeln!(
+                    o,
+                    "golden {}: DIFFERENT (every output hash matches)",
+                    gp.display()
+                )?;
+                writeln!(o, "  {p}")?;
+            }
+            Ok(Outcome::Different)
+        }
         None => {
             if a.json {
                 writeln!(
@@ -228,7 +254,7 @@ fn golden_check(
                 writeln!(
                     o,
                     "{}",
-                    serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}})
+                    serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}, "params_difference": params})
                 )?;
             } else {
                 writeln!(o, "golden {}: DIFFERENT", gp.display())?;
@@ -238,10 +264,54 @@ fn golden_check(
                 )?;
                 writeln!(o, "    golden: {}", want.unwrap_or_else(|| "(none)".into()))?;
                 writeln!(o, "    actual: {}", got.unwrap_or_else(|| "(none)".into()))?;
+                if let Some(p) = &params {
+                    writeln!(o, "  {p}")?;
+                }
             }
             Ok(Outcome::Different)
         }
     }
+}
+
+/// `greta check --golden G` with no prompt: the run's options come from the golden. Options that would
+/// contradict it are an error rather than silently replaced.
+fn from_golden(a: &mut Args, gp: &Path) -> anyhow::Result<()> {
+    let g = read_golden(gp)?;
+    let r = crate::check::rerun::rerun_options(&g.options).map_err(anyhow::Error::msg)?;
+    let given: Vec<&str> = [
+        (a.max_tokens != 8, "--max-tokens"),
+        (a.backend != "cpu", "--backend"),
+        (a.precision != "f32", "--precision"),
+        (!a.route.is_empty(), "--route"),
+        (a.routes != "default", "--routes"),
+        (a.chat, "--chat"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    if !given.is_empty() {
+        bail!(
+            "{} given without a prompt: with only --golden, every run option comes from the golden",
+            given.join(", ")
+        );
+    }
+    let model = model_path(&a.model);
+    let name = model.file_name().map(|s| s.to_string_lossy().to_string());
+    if name.as_deref() != Some(g.options.model_name.as_str()) {
+        bail!(
+            "golden {} was made with model {}; give its path with --model (the default is {})",
+            gp.display(),
+            g.options.model_name,
+            model.display()
+        );
+    }
+    a.tokens = Some(r.tokens);
+    a.max_tokens = r.max_tokens;
+    a.backend = r.backend;
+    a.precision = r.precision;
+    a.routes = r.routes;
+    a.route = r.route;
+    Ok(())
 }
 
 /// Runs `greta check`.
@@ -268,8 +338,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         };
         return golden_check(&a, gp, &manifest(&t)?, &opts, &mut o);
     }
+    let mut a = a;
     if a.prompt.is_none() && a.tokens.is_none() {
-        bail!("give --prompt TEXT or --tokens IDS (or a TAPE with --golden)");
+        let Some(gp) = a.golden.clone().filter(|_| !a.bless) else {
+            bail!("give --prompt TEXT or --tokens IDS (or a TAPE with --golden, or only --golden)");
+        };
+        from_golden(&mut a, &gp)?;
     }
     let dir = tempfile::tempdir()?;
     if let Some(gp) = &a.golden {

@@ -36,6 +36,7 @@ mod encode;
 mod error;
 pub mod frame;
 pub mod index;
+mod provenance;
 mod reader;
 mod record;
 mod scan;
@@ -50,6 +51,7 @@ pub use record::{
     Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
     TensorRef,
 };
+pub use provenance::Provenance;
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;

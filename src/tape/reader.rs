@@ -123,7 +123,7 @@ impl TapeReader {
         }
         let hf = frame_at_typed(path, data, PREAMBLE_LEN as u64, FrameKind::Header)?;
         let hb = decode_vec(path, data, &hf)?;
-        let header: TapeHeader = record::decode(&hb).map_err(|what| TapeError::Corrupt {
+        let header: TapeHeader = super::provenance::decode_header(&hb, version).map_err(|what| TapeError::Corrupt {
             path: path.into(),
             offset: hf.offset,
             frame: "header frame",

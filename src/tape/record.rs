@@ -50,6 +50,9 @@ pub struct TapeHeader {
     pub capture: String,
     /// Anything else the recorder wants to keep (CLI options), as JSON.
     pub options_json: String,
+    /// The build that recorded (format version 2; None when read from a version-1 tape, or when the
+    /// producer did not say).
+    pub provenance: Option<super::provenance::Provenance>,
 }
 
 /// Where a tensor's bytes are.
