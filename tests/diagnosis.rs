@@ -431,3 +431,48 @@ fn verify_names_every_bad_kv_row_and_who_wrote_it() {
     let (code, _, _) = greta_s(&["verify", a.to_str().unwrap()]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn nondeterminism_names_the_first_differing_element() {
+    let m = tiny();
+    let (code, out, _) = greta_s(&[
+        "check",
+        "--model",
+        m.to_str().unwrap(),
+        "--tokens",
+        "5,17,42",
+        "--max-tokens",
+        "2",
+        "--runs",
+        "2",
+        "--inject-fault",
+        "phase=decode0,layer=1,stage=up,index=9,ulps=5",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("decode0 layer 1 up"), "{out}");
+    assert!(
+        out.contains("first differing element: index 9 [0, 9]:"),
+        "{out}"
+    );
+    let v = json(
+        &greta_s(&[
+            "check",
+            "--model",
+            m.to_str().unwrap(),
+            "--tokens",
+            "5,17,42",
+            "--max-tokens",
+            "2",
+            "--runs",
+            "2",
+            "--json",
+            "--inject-fault",
+            "phase=decode0,layer=1,stage=up,index=9,ulps=5",
+        ])
+        .1,
+    );
+    let e = &v["mismatches"][0]["element"];
+    assert_eq!(e["index"], 9, "{v}");
+    assert_ne!(e["a"], e["b"]);
+    assert_eq!(v["mismatches"][0]["compare"]["max_ulp"], 5);
+}

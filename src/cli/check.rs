@@ -65,6 +65,10 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Perturb the last recorded run (phase=P,layer=L,stage=S,index=I,ulps=U): checks that `check` finds
+    /// and names a non-deterministic element. For testing greta itself.
+    #[arg(long, hide = true)]
+    inject_fault: Option<String>,
 }
 
 fn model_args(a: &Args, threads: usize) -> ModelArgs {
@@ -90,6 +94,8 @@ fn one_run(
     recorded: bool,
     dir: &Path,
     i: usize,
+    faulted: bool,
+    extra: Option<Box<dyn crate::launch::LaunchObserver>>,
 ) -> anyhow::Result<(Manifest, GoldenOptions)> {
     let p = prepare(&model_args(a, threads))?;
     let path = model_path(&a.model);
@@ -105,6 +111,15 @@ fn one_run(
         routes: p.policy.describe(),
     };
     let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
+    if faulted {
+        let f: Option<crate::record::fault::Fault> = super::common::parse_opt(&a.inject_fault)?;
+        if let Some(f) = f {
+            launcher.hook(f.hook());
+        }
+    }
+    if let Some(x) = extra {
+        launcher.observe(x);
+    }
     let header = TapeHeader {
         greta_version: env!("CARGO_PKG_VERSION").into(),
         model: ModelIdentity {
@@ -347,7 +362,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let dir = tempfile::tempdir()?;
     if let Some(gp) = &a.golden {
-        let (m, opts) = one_run(&a, *a.threads.first().unwrap_or(&0), true, dir.path(), 0)?;
+        let (m, opts) = one_run(
+            &a,
+            *a.threads.first().unwrap_or(&0),
+            true,
+            dir.path(),
+            0,
+            false,
+            None,
+        )?;
         return golden_check(&a, gp, &m, &opts, &mut o);
     }
     if a.runs == 0 || a.threads.is_empty() {
@@ -356,10 +379,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // N recorded runs cycling through the thread counts, plus one without the recorder.
     let mut labels = Vec::new();
     let mut manifests = Vec::new();
+    // (threads, recorded, faulted) of each run, to rerun the two sides of a mismatch.
+    let mut configs = Vec::new();
     for i in 0..a.runs {
         let th = a.threads[i % a.threads.len()];
         eprintln!("run {}/{}: recorded, {th} threads", i + 1, a.runs + 1);
-        manifests.push(one_run(&a, th, true, dir.path(), i)?.0);
+        let faulted = i + 1 == a.runs;
+        manifests.push(one_run(&a, th, true, dir.path(), i, faulted, None)?.0);
+        configs.push((th, true, faulted));
         labels.push(format!("run {} (recorded, {th} threads)", i + 1));
     }
     let th = a.threads[0];
@@ -368,7 +395,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         a.runs + 1,
         a.runs + 1
     );
-    manifests.push(one_run(&a, th, false, dir.path(), a.runs)?.0);
+    manifests.push(one_run(&a, th, false, dir.path(), a.runs, false, None)?.0);
+    configs.push((th, false, false));
     labels.push(format!("run {} (not recorded, {th} threads)", a.runs + 1));
     let diffs: Vec<(usize, Mismatch)> = manifests
         .iter()
@@ -376,6 +404,30 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .skip(1)
         .filter_map(|(i, m)| compare_manifests(&manifests[0], m).map(|d| (i, d)))
         .collect();
+    // The first differing element of each mismatch: rerun both sides keeping that launch's output.
+    let mut elements = Vec::new();
+    for (i, d) in &diffs {
+        let keep = |k: usize| -> anyhow::Result<crate::check::element::Kept> {
+            let kept = crate::check::element::Kept::default();
+            let (th, rec, f) = configs[k];
+            let obs = crate::check::element::KeepOutput {
+                seq: d.seq,
+                out: kept.clone(),
+            };
+            one_run(
+                &a,
+                th,
+                rec,
+                dir.path(),
+                a.runs + 1 + k,
+                f,
+                Some(Box::new(obs)),
+            )?;
+            Ok(kept)
+        };
+        let (k0, ki) = (keep(0)?, keep(*i)?);
+        elements.push(crate::check::element::compare_kept(&k0, &ki));
+    }
     let n = manifests.len();
     let identical = n - diffs.len();
     if a.json {
@@ -385,7 +437,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             serde_json::json!({
                 "deterministic": diffs.is_empty(), "runs": n, "identical": identical,
                 "fingerprint": manifests[0].fingerprint, "launches": manifests[0].launches.len(),
-                "mismatches": diffs.iter().map(|(i, d)| serde_json::json!({"run": labels[*i], "against": labels[0], "first": d})).collect::<Vec<_>>(),
+                "mismatches": diffs.iter().zip(&elements).map(|((i, d), e)| serde_json::json!({"run": labels[*i], "against": labels[0], "first": d, "element": e.as_ref().and_then(|c| c.first.clone()), "compare": e})).collect::<Vec<_>>(),
             })
         )?;
     } else if diffs.is_empty() {
@@ -401,7 +453,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "NOT deterministic: {identical}/{n} identical to {}",
             labels[0]
         )?;
-        for (i, d) in &diffs {
+        for ((i, d), e) in diffs.iter().zip(&elements) {
             writeln!(
                 o,
                 "  {} first differs at launch {}: {} layer {} {} ({})",
@@ -412,6 +464,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 d.stage,
                 d.what
             )?;
+            match e.as_ref().and_then(|c| c.first.as_ref().map(|f| (c, f))) {
+                Some((c, f)) => writeln!(
+                    o,
+                    "    first differing element: index {} {:?}: {:e} vs {:e} ({} elements differ, max abs {:.3e})",
+                    f.index, f.coords, f.a, f.b, c.differing, c.max_abs
+                )?,
+                None => writeln!(
+                    o,
+                    "    on a rerun of both runs the launch's outputs were equal: the difference did not come back"
+                )?,
+            }
         }
     }
     Ok(if diffs.is_empty() {
