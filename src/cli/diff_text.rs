@@ -82,8 +82,8 @@ pub fn tapes(o: &mut impl Write, d: &TapeDiff, all: bool) -> std::io::Result<()>
         match &d.first_significant {
             None => writeln!(
                 o,
-                "first significant: none (every difference is within the noise envelope of its route \
-                 or in proportion to its inputs; see docs/DIAGNOSIS.md)"
+                "first significant: none\n  (every difference is within its route's noise envelope or in proportion to its \
+                 inputs; see docs/DIAGNOSIS.md)"
             )?,
             Some(s) => writeln!(o, "first significant: {}\n  {}", at(&s.at), why(&s.why))?,
         }
@@ -256,8 +256,8 @@ pub fn pvd(o: &mut impl Write, r: &Pvd, all: bool) -> std::io::Result<()> {
     match &r.first_significant {
         None => writeln!(
             o,
-            "first significant: none (every difference is within the noise envelope of its route or in \
-             proportion to its inputs; see docs/DIAGNOSIS.md)"
+            "first significant: none\n  (every difference is within its route's noise envelope or in proportion to its \
+             inputs; see docs/DIAGNOSIS.md)"
         )?,
         Some(s) => writeln!(o, "first significant: {}\n  {}", pvd_at(&s.at), why(&s.why))?,
     }
