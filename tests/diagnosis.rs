@@ -476,3 +476,67 @@ fn nondeterminism_names_the_first_differing_element() {
     assert_ne!(e["a"], e["b"]);
     assert_eq!(v["mismatches"][0]["compare"]["max_ulp"], 5);
 }
+
+#[test]
+fn smollm2_noise_is_not_significant_and_a_layer_12_fault_is() {
+    let d = tmp();
+    let m = smollm2();
+    let rec = |name: &str, extra: &[&str]| {
+        let out = d.path().join(name);
+        let mut a = vec![
+            "record",
+            "--model",
+            m.to_str().unwrap(),
+            "--chat",
+            "--prompt",
+            "What is the capital of France?",
+            "--max-tokens",
+            "1",
+            "--probe-last-token",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        greta_ok(&a);
+        out
+    };
+    let clean = rec("c.tape", &[]);
+    let v = json(
+        &greta_s(&[
+            "diff",
+            clean.to_str().unwrap(),
+            "--prefill-vs-decode",
+            "--json",
+        ])
+        .1,
+    );
+    assert_eq!(v["first_divergence"]["stage"], "q_proj");
+    assert!(
+        v["first_significant"].is_null(),
+        "{}",
+        v["first_significant"]
+    );
+    let bad = rec(
+        "b.tape",
+        &[
+            "--inject-fault",
+            "phase=decode0,layer=12,stage=down,index=7,ulps=100000000",
+        ],
+    );
+    let v = json(
+        &greta_s(&[
+            "diff",
+            bad.to_str().unwrap(),
+            "--prefill-vs-decode",
+            "--json",
+        ])
+        .1,
+    );
+    assert_eq!(v["first_divergence"]["stage"], "q_proj");
+    let s = &v["first_significant"];
+    assert_eq!(
+        (s["layer"].as_u64(), s["stage"].as_str()),
+        (Some(12), Some("down")),
+        "{s}"
+    );
+}

@@ -41,6 +41,12 @@ pub fn compare_manifests(a: &Manifest, b: &Manifest) -> Option<Mismatch> {
                     )
                 } else if x.route != y.route {
                     format!("route {} vs {}", x.route, y.route)
+                } else if x.outputs == y.outputs {
+                    format!(
+                        "params {} vs {}",
+                        x.params.as_deref().unwrap_or("(none)"),
+                        y.params.as_deref().unwrap_or("(none)")
+                    )
                 } else {
                     "output hashes differ".to_string()
                 };
