@@ -62,6 +62,9 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 continue;
             }
         };
+        for what in crate::replay::sanity::launch_problems(&l) {
+            out.problems.push(Problem { seq: e.seq, what });
+        }
         let b = &l.begin;
         for r in &b.inputs {
             if let Storage::Producer { seq, index } = r.storage {

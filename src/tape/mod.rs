@@ -31,6 +31,7 @@
 //! assert!(r.truncation().is_none() && r.is_empty());
 //! ```
 
+pub mod budget;
 pub mod chunk;
 mod encode;
 mod error;

@@ -416,6 +416,7 @@ impl TapeReader {
     /// The bytes of a tensor, checked against its hash. `Producer` references are followed to the
     /// producing launch's output; weights and hash-only tensors are typed errors.
     pub fn tensor_bytes(&self, r: &TensorRef) -> Result<Vec<u8>, TapeError> {
+        self.check_tensor(r)?;
         let mut cur = r.clone();
         for _ in 0..MAX_PRODUCER_HOPS {
             match &cur.storage {
@@ -488,9 +489,29 @@ impl TapeReader {
         ))
     }
 
+    /// Refuses a tensor whose shape and dtype disagree with its length, or whose length is over the
+    /// memory budget ([`super::budget`]), before anything is allocated for it.
+    pub fn check_tensor(&self, r: &TensorRef) -> Result<(), TapeError> {
+        if let Some(what) = r.layout_problem() {
+            return Err(self.corrupt(self.frames_end, "records frame", what));
+        }
+        let budget = super::budget::max_tensor_bytes();
+        if r.len > budget {
+            return Err(TapeError::TooLarge {
+                path: self.path.clone(),
+                role: r.role.clone(),
+                offset: self.frames_end,
+                bytes: r.len,
+                budget,
+            });
+        }
+        Ok(())
+    }
+
     /// Concatenates row spans of producers' outputs (each resolved and verified by [`Self::tensor_bytes`]).
     fn assemble_rows(&self, r: &TensorRef, spans: &[super::RowSpan]) -> Result<Vec<u8>, TapeError> {
-        let mut out = Vec::with_capacity(usize::try_from(r.len).unwrap_or(0).min(1 << 30));
+        // `r.len` is within the budget (checked by `tensor_bytes`); the spans may not exceed it.
+        let mut out = Vec::with_capacity(usize::try_from(r.len).unwrap_or(0));
         for sp in spans {
             let bad = |what: String| {
                 self.corrupt(
@@ -511,9 +532,16 @@ impl TapeReader {
             if matches!(src.storage, Storage::Rows(_)) {
                 return Err(bad("rows of rows are not allowed".into()));
             }
+            // After `tensor_bytes` checked its layout, the product of its dimensions cannot overflow.
+            let bytes = self.tensor_bytes(&src)?;
             let total_rows: u64 = src.shape.iter().rev().skip(1).product::<u64>().max(1);
             let row_bytes = src.len / total_rows;
-            let bytes = self.tensor_bytes(&src)?;
+            if sp.rows.saturating_mul(row_bytes) > r.len - out.len() as u64 {
+                return Err(bad(format!(
+                    "row spans hold more than its {} bytes",
+                    r.len
+                )));
+            }
             let (a, b) = (
                 sp.row0.saturating_mul(row_bytes),
                 (sp.row0.saturating_add(sp.rows)).saturating_mul(row_bytes),
@@ -560,7 +588,10 @@ impl TapeReader {
                     ),
                 ));
             }
-            total += f.header.raw_len;
+            total = total.saturating_add(f.header.raw_len);
+            if total > t.len {
+                break;
+            }
             frames.push(f);
         }
         if total != t.len {

@@ -107,6 +107,35 @@ pub struct TensorRef {
     pub storage: Storage,
 }
 
+impl TensorRef {
+    /// Why the tensor's shape and dtype disagree with its byte length, if they do: `len` must be
+    /// exactly the bytes of `shape` (product, no overflow) whole blocks of `dtype`. A tape whose
+    /// checksums all pass can still lie here (issue 14); every reader of tensor bytes checks this.
+    pub fn layout_problem(&self) -> Option<String> {
+        let numel = self
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+        let want = numel.and_then(|n| self.dtype.bytes_for(n));
+        match want {
+            Some(w) if w as u64 == self.len => None,
+            Some(w) => Some(format!(
+                "tensor `{}`: shape {:?} of {} needs {w} bytes, its length says {}",
+                self.role,
+                self.shape,
+                self.dtype.name(),
+                self.len
+            )),
+            None => Some(format!(
+                "tensor `{}`: shape {:?} is not a whole number of {} blocks or overflows",
+                self.role,
+                self.shape,
+                self.dtype.name()
+            )),
+        }
+    }
+}
+
 /// Written before a kernel runs: everything needed to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaunchBegin {
