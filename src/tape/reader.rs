@@ -57,6 +57,9 @@ pub struct TapeReader {
     layout: IndexLayout,
     trailer: Option<Trailer>,
     truncation: Option<Truncation>,
+    /// The last records frame decoded (offset, payload): a launch's begin and end, and consecutive
+    /// launches, usually share one, so a walk over the tape decodes each frame once, not once a record.
+    last_records: std::sync::Mutex<Option<(u64, std::sync::Arc<Vec<u8>>)>>,
 }
 
 fn map_file(path: &Path) -> Result<Mmap, TapeError> {
@@ -152,6 +155,7 @@ impl TapeReader {
             },
             trailer: None,
             truncation: None,
+            last_records: std::sync::Mutex::new(None),
             map,
         };
         match fast {
@@ -331,9 +335,20 @@ impl TapeReader {
         }
     }
 
-    fn records_payload(&self, frame: u64) -> Result<Vec<u8>, TapeError> {
+    fn records_payload(&self, frame: u64) -> Result<std::sync::Arc<Vec<u8>>, TapeError> {
+        if let Ok(g) = self.last_records.lock() {
+            if let Some((at, p)) = g.as_ref() {
+                if *at == frame {
+                    return Ok(p.clone());
+                }
+            }
+        }
         let f = frame_at_typed(&self.path, self.data(), frame, FrameKind::Records)?;
-        decode_vec(&self.path, self.data(), &f)
+        let p = std::sync::Arc::new(decode_vec(&self.path, self.data(), &f)?);
+        if let Ok(mut g) = self.last_records.lock() {
+            *g = Some((frame, p.clone()));
+        }
+        Ok(p)
     }
 
     fn record_in(&self, payload: &[u8], frame: u64, pos: u32) -> Result<Record, TapeError> {
