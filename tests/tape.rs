@@ -78,6 +78,7 @@ fn header() -> TapeHeader {
         capture: "full".into(),
         options_json: "{}".into(),
         provenance: None,
+        engine: None,
     }
 }
 
@@ -195,6 +196,7 @@ fn write_tape(
                 ..Params::default()
             },
             inputs,
+            foreign: None,
         };
         exp.fingerprint = w.put_record(&Record::Begin(begin.clone())).unwrap();
         if flush_each {
@@ -348,6 +350,7 @@ fn writer_rejects_inconsistent_records() {
         block: None,
         params: Params::default(),
         inputs: vec![t],
+        foreign: None,
     };
     assert!(matches!(
         w.put_record(&Record::Begin(begin)),
@@ -524,6 +527,7 @@ fn write_tape_small(path: &Path, opts: WriterOptions) -> (Expected, TapeSummary)
             block: None,
             params: Params::default(),
             inputs,
+            foreign: None,
         };
         w.put_record(&Record::Begin(begin.clone())).unwrap();
         let out = tref(
@@ -835,6 +839,7 @@ fn synthetic_tape(path: &Path, bytes: usize, launches: u64) {
             block: None,
             params: Params::default(),
             inputs: vec![t],
+            foreign: None,
         };
         w.put_record(&Record::Begin(begin)).unwrap();
         w.put_record(&Record::End(LaunchEnd {
@@ -980,6 +985,7 @@ fn verify_reports_broken_dataflow() {
         block: None,
         params: Params::default(),
         inputs,
+        foreign: None,
     };
     w.put_record(&Record::Begin(launch(0, vec![]))).unwrap();
     w.put_record(&Record::End(LaunchEnd {

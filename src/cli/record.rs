@@ -160,6 +160,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         })
         .to_string(),
         provenance: Some(crate::tape::Provenance::current()),
+        engine: None,
     };
     let opts = RecordOptions {
         capture,

@@ -110,6 +110,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .map(|&s| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
+    for l in &launches {
+        let problems = crate::replay::sanity::launch_problems(l);
+        if !problems.is_empty() {
+            bail!(
+                "launch {} cannot be replayed: {} (run `greta verify`)",
+                l.begin.seq,
+                problems.join("; ")
+            );
+        }
+    }
     // No selection replays the whole tape: show progress (hidden when stderr is not a terminal).
     let bar = indicatif::ProgressBar::new(launches.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} launches {eta}")
@@ -159,6 +169,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let all_exact = rows.iter().all(|r| r.bit_exact && r.error.is_none());
+    // A launch that could not be replayed (missing model, a route the backend lacks) is an error
+    // (exit 2), not a difference: nothing was compared.
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
     if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
@@ -185,6 +198,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
+        if failed > 0 {
+            bail!("{failed} of {} launches could not be replayed", rows.len());
+        }
         return Ok(if all_exact {
             Outcome::Same
         } else {
@@ -278,6 +294,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let n = rows.len();
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
+    if failed > 0 {
+        bail!("{failed} of {n} launches could not be replayed (see `error:` above)");
+    }
     Ok(if all_exact {
         Outcome::Same
     } else {

@@ -7,7 +7,7 @@
 
 use crate::launch::Stage;
 use crate::replay::Source;
-use crate::tape::{Storage, TapeReader};
+use crate::tape::{Storage, TapeReader, TensorRef};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -44,6 +44,10 @@ pub fn check(t: &TapeReader) -> Dataflow {
     // Per (layer, k|v): who wrote each row content ever written (blake3 of the row), to name the writer of
     // a row found in the wrong place.
     let mut writers = super::kv_writers::Writers::default();
+    // Bytes of every kv_write output, by (seq, index): a KV cache read stored as row spans of them is
+    // assembled from here instead of from the tape, so each read costs its own bytes and not one
+    // records-frame and chunk decode per span (that made verify quadratic in the number of steps).
+    let mut kv_out: HashMap<(u64, u32), Vec<u8>> = HashMap::new();
     for e in t.entries() {
         let e = match e {
             Ok(e) => e,
@@ -65,6 +69,9 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 continue;
             }
         };
+        for what in crate::replay::sanity::launch_problems(&l) {
+            out.problems.push(Problem { seq: e.seq, what });
+        }
         let b = &l.begin;
         for r in &b.inputs {
             if let Storage::Producer { seq, index } = r.storage {
@@ -89,7 +96,7 @@ pub fn check(t: &TapeReader) -> Dataflow {
                     continue;
                 };
                 let rows = cache.get(&(layer, which));
-                let Ok(bytes) = src.bytes(r) else {
+                let Ok(bytes) = from_spans(r, &kv_out).map_or_else(|| src.bytes(r), Ok) else {
                     out.kv_reads_unchecked += 1;
                     continue;
                 };
@@ -146,6 +153,7 @@ pub fn check(t: &TapeReader) -> Dataflow {
                                 writers.wrote(layer, which, pos + i, row, b.phase, b.seq);
                                 rows[pos + i] = Some(row.to_vec());
                             }
+                            kv_out.insert((b.seq, which as u32), bytes);
                         }
                         _ => (pos..pos + n).for_each(|p| rows[p] = None),
                     }
@@ -154,4 +162,37 @@ pub fn check(t: &TapeReader) -> Dataflow {
         }
     }
     out
+}
+
+/// The bytes of a tensor stored as row spans of kv_write outputs held in `kv_out`, checked against its
+/// length and hash; None when it is stored otherwise, cites another output, or does not check out (then
+/// the tape reader resolves it and reports what is wrong).
+fn from_spans(r: &TensorRef, kv_out: &HashMap<(u64, u32), Vec<u8>>) -> Option<Vec<u8>> {
+    let Storage::Rows(spans) = &r.storage else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(usize::try_from(r.len).ok()?);
+    for sp in spans {
+        let src = kv_out.get(&(sp.seq, sp.index))?;
+        // kv_write outputs are [rows, width]: rows of equal length.
+        let (row0, n) = (sp.row0, sp.rows);
+        let total_rows = kv_rows(src.len(), r)?;
+        let rl = src.len() / total_rows;
+        let (a, b) = (
+            usize::try_from(row0).ok()?.checked_mul(rl)?,
+            usize::try_from(row0.checked_add(n)?).ok()?.checked_mul(rl)?,
+        );
+        if b > src.len() || out.len() + (b - a) > r.len as usize {
+            return None;
+        }
+        out.extend_from_slice(&src[a..b]);
+    }
+    (out.len() as u64 == r.len && blake3::hash(&out).as_bytes() == &r.hash).then_some(out)
+}
+
+/// Rows of a kv_write output of `len` bytes whose rows are as wide as those of cache tensor `r`.
+fn kv_rows(len: usize, r: &TensorRef) -> Option<usize> {
+    let ctx = usize::try_from(*r.shape.first()?).ok()?;
+    let row = usize::try_from(r.len).ok()?.checked_div(ctx)?;
+    (row > 0 && len % row == 0).then(|| len / row)
 }

@@ -31,6 +31,7 @@
 //! assert!(r.truncation().is_none() && r.is_empty());
 //! ```
 
+pub mod budget;
 pub mod chunk;
 mod encode;
 mod error;
@@ -41,6 +42,7 @@ mod reader;
 mod record;
 mod scan;
 pub mod trailer;
+mod v1;
 mod verify;
 mod writer;
 
@@ -48,7 +50,7 @@ pub use error::TapeError;
 pub use index::{IndexEntry, RecordLoc};
 pub use reader::{TapeReader, Truncation};
 pub use record::{
-    Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
+    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
     TensorRef,
 };
 pub use provenance::Provenance;

@@ -1,11 +1,11 @@
-//! Provenance: which build made a tape. Stored in the header (format version 2); a version-1 header has
-//! none and still reads (as `provenance: None`).
+//! Provenance: which build made a tape. Stored in the header (format version 3); older headers have none
+//! and still read (as `provenance: None`; version 2's shape is frozen here as [`TapeHeaderV2`]).
 //!
 //! `diff` uses it to say when two tapes are really the same computation (same build, model, prompt,
 //! routes, options) — only then do equal outputs merely show that the run is repeatable — and to show what
 //! differs otherwise.
 
-use super::record::{ModelIdentity, TapeHeader};
+use super::record::{EngineInfo, ModelIdentity, TapeHeader};
 use serde::{Deserialize, Serialize};
 
 /// The build that recorded a tape.
@@ -85,9 +85,9 @@ impl Provenance {
     }
 }
 
-/// The header as format version 1 wrote it (no provenance).
+/// The header as format version 2 wrote it (no provenance). Frozen: never change it.
 #[derive(Deserialize)]
-struct TapeHeaderV1 {
+pub(crate) struct TapeHeaderV2 {
     greta_version: String,
     model: ModelIdentity,
     model_config_json: String,
@@ -100,37 +100,37 @@ struct TapeHeaderV1 {
     created_unix: u64,
     capture: String,
     options_json: String,
+    engine: Option<EngineInfo>,
 }
 
-/// Decodes a header frame's payload written by format `version` (1 or 2).
-pub(crate) fn decode_header(bytes: &[u8], version: u32) -> Result<TapeHeader, String> {
-    if version >= 2 {
-        return super::record::decode(bytes);
+impl From<TapeHeaderV2> for TapeHeader {
+    fn from(h: TapeHeaderV2) -> TapeHeader {
+        TapeHeader {
+            greta_version: h.greta_version,
+            model: h.model,
+            model_config_json: h.model_config_json,
+            backend: h.backend,
+            device: h.device,
+            routes: h.routes,
+            threads: h.threads,
+            prompt_tokens: h.prompt_tokens,
+            kernel_hashes: h.kernel_hashes,
+            created_unix: h.created_unix,
+            capture: h.capture,
+            options_json: h.options_json,
+            engine: h.engine,
+            provenance: None,
+        }
     }
-    let h: TapeHeaderV1 = super::record::decode(bytes)?;
-    Ok(TapeHeader {
-        greta_version: h.greta_version,
-        model: h.model,
-        model_config_json: h.model_config_json,
-        backend: h.backend,
-        device: h.device,
-        routes: h.routes,
-        threads: h.threads,
-        prompt_tokens: h.prompt_tokens,
-        kernel_hashes: h.kernel_hashes,
-        created_unix: h.created_unix,
-        capture: h.capture,
-        options_json: h.options_json,
-        provenance: None,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tape::record::decode_header;
 
     #[derive(Serialize)]
-    struct V1<'a> {
+    struct V2<'a> {
         greta_version: &'a str,
         model: ModelIdentity,
         model_config_json: &'a str,
@@ -143,11 +143,12 @@ mod tests {
         created_unix: u64,
         capture: &'a str,
         options_json: &'a str,
+        engine: Option<EngineInfo>,
     }
 
     #[test]
-    fn version_1_headers_still_read_and_version_2_round_trips() {
-        let v1 = super::super::record::encode(&V1 {
+    fn version_2_headers_still_read_and_version_3_round_trips() {
+        let v2 = super::super::record::encode(&V2 {
             greta_version: "0.1.0",
             model: ModelIdentity::default(),
             model_config_json: "{}",
@@ -160,20 +161,21 @@ mod tests {
             created_unix: 5,
             capture: "full",
             options_json: "{}",
+            engine: None,
         })
         .unwrap();
-        let h = decode_header(&v1, 1).unwrap();
+        let h = decode_header(&v2, 2).unwrap();
         assert_eq!((h.threads, h.provenance.clone()), (2, None));
         assert!(
-            decode_header(&v1, 2).is_err(),
-            "a v1 payload is not a v2 header"
+            decode_header(&v2, 3).is_err(),
+            "a v2 payload is not a v3 header"
         );
         let h2 = TapeHeader {
             provenance: Some(Provenance::current()),
             ..h
         };
         let b = super::super::record::encode(&h2).unwrap();
-        assert_eq!(decode_header(&b, 2).unwrap(), h2);
+        assert_eq!(decode_header(&b, 3).unwrap(), h2);
         let p = h2.provenance.unwrap();
         assert!(p.binary_blake3.is_some());
         assert_eq!(p.source_hashes.len(), 2);

@@ -8,6 +8,10 @@
 //! Order on disk guarantees a readable prefix: a chunk frame is written before any record that cites
 //! it, and a records frame is written whole. [`TapeWriter::flush`] hands everything so far to the OS,
 //! so a process killed inside a kernel still leaves the launch's begin record readable.
+//!
+//! It always writes the current [`FORMAT_VERSION`] (2: records may carry another engine's launch,
+//! `LaunchBegin::foreign`, and the header the engine, `TapeHeader::engine`); the reader also reads
+//! version 1 (`super::v1`).
 
 use super::encode::{Encoded, Encoder};
 use super::error::TapeError;
@@ -119,10 +123,11 @@ impl TapeWriter {
                 "chunk_size must be 1..={MAX_CHUNK}"
             )));
         }
-        if opts.frame_target > 1 << 30 {
-            return Err(TapeError::Usage(
-                "frame_target must be at most 1 GiB".into(),
-            ));
+        if opts.frame_target > super::frame::MAX_FRAME_TARGET {
+            return Err(TapeError::Usage(format!(
+                "frame_target must be at most {} bytes (readers refuse larger records frames)",
+                super::frame::MAX_FRAME_TARGET
+            )));
         }
         let tmp = incomplete_path(path);
         let file = File::create(&tmp).map_err(|e| TapeError::io(&tmp, "create", e))?;
