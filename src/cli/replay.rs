@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// The tape.
     tape: PathBuf,
-    /// Replay this launch.
+    /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
     /// Select by phase (prefill, decode0, ...).
@@ -80,9 +80,6 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let phase: Option<Phase> = parse_opt(&a.phase)?;
     let stage: Option<Stage> = parse_opt(&a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
-    if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
-        bail!("select launches with --seq N or --phase/--layer/--stage");
-    }
     let seqs: Vec<u64> = match a.seq {
         Some(s) => vec![t.entry(s)?.seq],
         None => t
@@ -121,10 +118,29 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .map(|&s| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
+    for l in &launches {
+        let problems = crate::replay::sanity::launch_problems(l);
+        if !problems.is_empty() {
+            bail!(
+                "launch {} cannot be replayed: {} (run `greta verify`)",
+                l.begin.seq,
+                problems.join("; ")
+            );
+        }
+    }
+    // No selection replays the whole tape: show progress (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(launches.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} launches {eta}")
+            .expect("template"),
+    );
     let mut rows: Vec<_> = launches
         .iter()
-        .map(|l| replay_one(&src, l, &opts))
+        .map(|l| {
+            bar.inc(1);
+            replay_one(&src, l, &opts)
+        })
         .collect();
+    bar.finish_and_clear();
     if a.reference.is_some() {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
         let model_path = a
@@ -170,9 +186,21 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             not_implemented || c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact)
         })
     };
+    // A foreign launch of a stage greta does not know has nothing to replay: listed, not a failure.
+    let no_reference = |r: &crate::replay::Row| {
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("no reference for"))
+    };
     let all_exact = rows
         .iter()
-        .all(|r| r.bit_exact && r.error.is_none() && plugin_exact(r));
+        .all(|r| (r.bit_exact && r.error.is_none() || no_reference(r)) && plugin_exact(r));
+    // A launch that could not be replayed (missing model, a route the backend lacks) is an error
+    // (exit 2), not a difference: nothing was compared.
+    let failed = rows
+        .iter()
+        .filter(|r| r.error.is_some() && !no_reference(r))
+        .count();
     if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
@@ -199,6 +227,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
+        if failed > 0 {
+            bail!("{failed} of {} launches could not be replayed", rows.len());
+        }
         return Ok(if all_exact {
             Outcome::Same
         } else {
@@ -319,6 +350,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     .is_some_and(|e| e.starts_with("not implemented"))))
                 .count()
         )?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {n} launches could not be replayed (see `error:` above)");
     }
     Ok(if all_exact {
         Outcome::Same

@@ -8,6 +8,7 @@ pub mod inherited;
 pub mod plugin;
 mod plugin_run;
 pub mod report;
+pub mod sanity;
 pub mod source;
 
 pub use plugin_run::plugin_cell;
