@@ -106,8 +106,9 @@ pub fn describe_diff(
     outs_b: &[TensorRef],
 ) -> Vec<String> {
     let mut out = Vec::new();
-    if a.route != b.route {
-        out.push(format!("route {} vs {}", a.route, b.route));
+    let (ra, rb) = (a.route_name(), b.route_name());
+    if ra != rb {
+        out.push(format!("route {ra} vs {rb}"));
     }
     out.extend(params(&a.params, &b.params));
     tensors("input", &a.inputs, &b.inputs, &mut out);

@@ -117,7 +117,7 @@ def map_graph(nodes: list[Node], *, phase: str, pos: int, rows: int, hp: dict, b
     out: list[Launch] = []
     H, Hk, hd = hp["n_head"], hp["n_head_kv"], hp["head_dim"]
     kvd = Hk * hd
-    common = {"rows": rows, "pos": pos}
+    common = {"rows": rows, "pos": pos, **_model_params(nodes, hp)}
     pending_kv: dict[int, dict] = {}
     last_row = slice(rows - 1, rows)
 
@@ -224,6 +224,20 @@ def map_graph(nodes: list[Node], *, phase: str, pos: int, rows: int, hp: dict, b
             out.append(_attention(g, n, layer, phase, pos, rows, hp, common))
             g.made[n.addr] = (base + len(out) - 1, "out")
     return out
+
+
+def _model_params(nodes: list[Node], hp: dict) -> dict:
+    """The model-wide scalars greta's engine puts on every launch (eps, heads, rope, scale), read from the
+    graph's own ops, so a diff against a greta tape compares like with like."""
+    p = {"n_heads": hp["n_head"], "n_kv_heads": hp["n_head_kv"], "head_dim": hp["head_dim"]}
+    for n in nodes:
+        if n.op == "RMS_NORM" and "eps" not in p:
+            p["eps"] = n.param_f32(0)
+        elif n.op == "ROPE" and "rope_theta" not in p:
+            p["rope_dim"], p["rope_theta"] = n.op_params[1], n.param_f32(5)
+        elif n.op == "SOFT_MAX" and "scale" not in p:
+            p["scale"] = n.param_f32(0)
+    return p
 
 
 def _cache_rows(n: Node, which: str, kvd: int) -> np.ndarray:

@@ -47,6 +47,10 @@ class TransformersCapture:
 
         self.model, self.hp, self.ml = model, hp, ml
         self.launches: list[Launch] = []
+        # the model-wide scalars greta's engine puts on every launch, so a diff compares like with like
+        self.model_params = {"n_heads": hp["n_head"], "n_kv_heads": hp["n_head_kv"], "head_dim": hp["head_dim"],
+                             "rope_dim": hp["head_dim"], "rope_theta": hp["rope_theta"],
+                             "eps": float(np.float32(model.config.rms_norm_eps)), "scale": hp["head_dim"] ** -0.5}
         self.phase, self.pos, self.rows = "prefill", 0, 0
         self.layer: int | None = None
         self.cur: dict = {}
@@ -92,8 +96,9 @@ class TransformersCapture:
     def _emit(self, stage, route, inputs, outputs, layer="cur", last=False, **params) -> int:
         # final_norm and lm_head run on the last row only, as in greta's engine
         rows, pos = (1, self.pos + self.rows - 1) if last else (self.rows, self.pos)
-        la = Launch(self.phase, self.layer if layer == "cur" else layer, stage, route,
-                    dict(rows=rows, pos=pos, **params), inputs, outputs)
+        full = dict(self.model_params, rows=rows, pos=pos)
+        full.update(params)
+        la = Launch(self.phase, self.layer if layer == "cur" else layer, stage, route, full, inputs, outputs)
         self.launches.append(la)
         return len(self.launches) - 1
 
@@ -128,7 +133,7 @@ class TransformersCapture:
     def _norm(self, stage, wname, last=False):
         def hook(mod, args, out):
             x, y = self._np(args[0]), self._np(out)
-            params = {"eps": float(mod.variance_epsilon)}
+            params = {"eps": float(np.float32(mod.variance_epsilon))}  # torch adds it in f32
             if last:
                 x, y = x[-1:], y[-1:]
             i = self._emit(stage, "torch:rmsnorm f32", {"x": Tensor(x) if last else self._produced("x", x),
