@@ -14,7 +14,6 @@ as greta's `argmax` stage.
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -73,7 +73,7 @@ class _Graph:
     def __init__(self, nodes: list[Node], base: int):
         self.by_addr = {n.addr: n for n in nodes}
         self.base = base
-        # ggml node address -> (launch index, output role, array in greta layout)
+        # ggml node address -> (launch index, output role) of the launch that recorded it
         self.made: dict[int, tuple[int, str]] = {}
 
     def resolve(self, n: Node) -> Node:
@@ -101,10 +101,6 @@ class _Graph:
             raise MappingError(f"no data captured for `{p.name}` ({p.op})")
         arr = p.data.reshape(rows, -1)
         return Tensor(arr, self.made.get(p.addr))
-
-
-def _route_types(n: Node) -> str:
-    return "×".join(s.type for s in n.src if s.op != "NONE" or s.name.endswith(".weight")) or n.type
 
 
 def map_graph(nodes: list[Node], *, phase: str, pos: int, rows: int, hp: dict, base: int = 0) -> list[Launch]:
