@@ -158,7 +158,22 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         )
         .with_context(|| format!("writing {}", p.display()))?;
     }
-    let same = d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0;
+    let mut same = d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0;
+    if same {
+        // Equal hashes prove nothing about a damaged tape (issue 14: "identical" on 142 of 238
+        // damaged tapes): before saying so, check both tapes whole (linear; `greta verify` lists all).
+        for t in [&ta, &tb] {
+            let v = t.verify();
+            if !v.is_ok() {
+                same = false;
+                let why = v.problems.first().map_or_else(
+                    || "it is truncated".to_string(),
+                    |p| format!("{} problems, the first at byte {}: {}", v.problems.len(), p.offset, p.what),
+                );
+                eprintln!("{} is damaged ({why}): not calling the tapes identical", t.path().display());
+            }
+        }
+    }
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&d)?)?;
         return Ok(if same {
@@ -185,6 +200,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         )?;
     }
     match &d.first_divergence {
+        None if !same => writeln!(o, "no differing hashes, but a tape is damaged or launches are missing")?,
         None => writeln!(
             o,
             "identical: every aligned launch has the same output hashes"
