@@ -8,4 +8,5 @@ mod gpu;
 mod record_replay;
 mod tape;
 mod tokenizer;
+mod torture;
 mod util;

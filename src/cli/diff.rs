@@ -168,9 +168,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 same = false;
                 let why = v.problems.first().map_or_else(
                     || "it is truncated".to_string(),
-                    |p| format!("{} problems, the first at byte {}: {}", v.problems.len(), p.offset, p.what),
+                    |p| {
+                        format!(
+                            "{} problems, the first at byte {}: {}",
+                            v.problems.len(),
+                            p.offset,
+                            p.what
+                        )
+                    },
                 );
-                eprintln!("{} is damaged ({why}): not calling the tapes identical", t.path().display());
+                eprintln!(
+                    "{} is damaged ({why}): not calling the tapes identical",
+                    t.path().display()
+                );
             }
         }
     }
@@ -200,7 +210,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         )?;
     }
     match &d.first_divergence {
-        None if !same => writeln!(o, "no differing hashes, but a tape is damaged or launches are missing")?,
+        None if !same => writeln!(
+            o,
+            "no differing hashes, but a tape is damaged or launches are missing"
+        )?,
         None => writeln!(
             o,
             "identical: every aligned launch has the same output hashes"

@@ -33,7 +33,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--out {} is a directory; give a file name", a.out.display());
     }
     if a.out.exists() && !a.force {
-        anyhow::bail!("--out {} already exists; pass --force to replace it", a.out.display());
+        anyhow::bail!(
+            "--out {} already exists; pass --force to replace it",
+            a.out.display()
+        );
     }
     generate(preset, dtype, a.seed, &a.out)?;
     eprintln!("wrote {}", a.out.display());

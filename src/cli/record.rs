@@ -114,10 +114,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // Checked before the run, not after it.
     if let Some(o) = &a.out {
         if o.is_dir() {
-            bail!("--out {} is a directory; give a file name for the tape", o.display());
+            bail!(
+                "--out {} is a directory; give a file name for the tape",
+                o.display()
+            );
         }
         if o.exists() && !a.force {
-            bail!("--out {} already exists; pass --force to replace it", o.display());
+            bail!(
+                "--out {} already exists; pass --force to replace it",
+                o.display()
+            );
         }
     }
     let mut p = prepare(&a.model)?;

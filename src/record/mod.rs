@@ -122,7 +122,7 @@ impl Recorder {
     ) -> Result<(Recorder, Summary), String> {
         let writer =
             crate::tape::TapeWriter::create_with(path, &header, opts.writer.clone(), opts.existing)
-            .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
+                .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
         let (ack_tx, acks) = mpsc::channel();
         let budget = Arc::new(ByteBudget::new(opts.max_inflight));

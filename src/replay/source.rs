@@ -121,7 +121,10 @@ impl<'t> Source<'t> {
                         if !self.allow_mismatch {
                             model_matches(self.tape, &self.model_path)?;
                         } else if !self.model_path.is_file() {
-                            return Err(format!("{} is not a regular file", self.model_path.display()));
+                            return Err(format!(
+                                "{} is not a regular file",
+                                self.model_path.display()
+                            ));
                         }
                         Gguf::open(&self.model_path).map_err(|e| e.to_string())
                     })

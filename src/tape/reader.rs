@@ -96,7 +96,9 @@ impl TapeReader {
         }
         if !meta.is_file() {
             // A FIFO or device would block or never end; a tape is a regular file.
-            return Err(unreadable("is not a regular file (a FIFO, socket or device?)"));
+            return Err(unreadable(
+                "is not a regular file (a FIFO, socket or device?)",
+            ));
         }
         let len = meta.len();
         if len == 0 {
@@ -567,10 +569,7 @@ impl TapeReader {
             let total_rows: u64 = src.shape.iter().rev().skip(1).product::<u64>().max(1);
             let row_bytes = src.len / total_rows;
             if sp.rows.saturating_mul(row_bytes) > r.len - out.len() as u64 {
-                return Err(bad(format!(
-                    "row spans hold more than its {} bytes",
-                    r.len
-                )));
+                return Err(bad(format!("row spans hold more than its {} bytes", r.len)));
             }
             let (a, b) = (
                 sp.row0.saturating_mul(row_bytes),

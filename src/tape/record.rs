@@ -112,10 +112,9 @@ impl TensorRef {
     /// exactly the bytes of `shape` (product, no overflow) whole blocks of `dtype`. A tape whose
     /// checksums all pass can still lie here (issue 14); every reader of tensor bytes checks this.
     pub fn layout_problem(&self) -> Option<String> {
-        let numel = self
-            .shape
-            .iter()
-            .try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+        let numel = self.shape.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+        });
         let want = numel.and_then(|n| self.dtype.bytes_for(n));
         match want {
             Some(w) if w as u64 == self.len => None,

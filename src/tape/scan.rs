@@ -123,7 +123,11 @@ pub(crate) fn scan(
                         for e in s.launches.drain(before.0..) {
                             by_seq.remove(&e.seq);
                         }
-                        for e in s.launches.iter_mut().filter(|e| e.end.is_some_and(|l| l.frame == pos)) {
+                        for e in s
+                            .launches
+                            .iter_mut()
+                            .filter(|e| e.end.is_some_and(|l| l.frame == pos))
+                        {
                             e.has_end = false;
                             e.end = None;
                         }

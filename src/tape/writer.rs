@@ -574,8 +574,9 @@ impl TapeWriter {
             ),
         };
         match std::fs::hard_link(&self.tmp, &self.path) {
-            Ok(()) => std::fs::remove_file(&self.tmp)
-                .map_err(|e| TapeError::io(&self.tmp, "remove", e)),
+            Ok(()) => {
+                std::fs::remove_file(&self.tmp).map_err(|e| TapeError::io(&self.tmp, "remove", e))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(appeared()),
             Err(_) => {
                 if self.path.exists() {
