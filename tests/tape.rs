@@ -77,6 +77,7 @@ fn header() -> TapeHeader {
         created_unix: 1_700_000_000,
         capture: "full".into(),
         options_json: "{}".into(),
+        engine: None,
     }
 }
 
@@ -194,6 +195,7 @@ fn write_tape(
                 ..Params::default()
             },
             inputs,
+            foreign: None,
         };
         exp.fingerprint = w.put_record(&Record::Begin(begin.clone())).unwrap();
         if flush_each {
@@ -347,6 +349,7 @@ fn writer_rejects_inconsistent_records() {
         block: None,
         params: Params::default(),
         inputs: vec![t],
+        foreign: None,
     };
     assert!(matches!(
         w.put_record(&Record::Begin(begin)),
@@ -526,6 +529,7 @@ fn write_tape_small(path: &Path, opts: WriterOptions) -> (Expected, TapeSummary)
             block: None,
             params: Params::default(),
             inputs,
+            foreign: None,
         };
         w.put_record(&Record::Begin(begin.clone())).unwrap();
         let out = tref(
@@ -842,6 +846,7 @@ fn synthetic_tape(path: &Path, bytes: usize, launches: u64) {
             block: None,
             params: Params::default(),
             inputs: vec![t],
+            foreign: None,
         };
         w.put_record(&Record::Begin(begin)).unwrap();
         w.put_record(&Record::End(LaunchEnd {
@@ -987,6 +992,7 @@ fn verify_reports_broken_dataflow() {
         block: None,
         params: Params::default(),
         inputs,
+        foreign: None,
     };
     w.put_record(&Record::Begin(launch(0, vec![]))).unwrap();
     w.put_record(&Record::End(LaunchEnd {

@@ -60,8 +60,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let v = serde_json::json!({
-        "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage.name(),
-        "route": b.route.to_string(), "backend": b.backend, "params": b.params, "complete": l.end.is_some(),
+        "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage_name(),
+        "route": b.route_name(), "backend": b.backend, "params": b.params, "foreign": b.foreign, "complete": l.end.is_some(),
         "inputs": files.iter().filter(|f| f.0 == "input").map(|f| &f.1).collect::<Vec<_>>(),
         "outputs": files.iter().filter(|f| f.0 == "output").map(|f| &f.1).collect::<Vec<_>>(),
         "note": "quantized weights are exported as raw GGML block bytes (uint8)",

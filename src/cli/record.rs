@@ -178,6 +178,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "stop": p.opts.stop,
         })
         .to_string(),
+        engine: None,
     };
     let opts = RecordOptions {
         capture,

@@ -121,9 +121,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
-            "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage.name(),
-            "route": b.route.to_string(), "backend": b.backend, "grid": b.grid, "block": b.block,
-            "params": b.params, "duration_ns": l.end.as_ref().map(|e| e.duration_ns), "complete": l.end.is_some(),
+            "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage_name(),
+            "route": b.route_name(), "backend": b.backend, "grid": b.grid, "block": b.block,
+            "params": b.params, "foreign": b.foreign, "duration_ns": l.end.as_ref().map(|e| e.duration_ns), "complete": l.end.is_some(),
             "inputs": ins.iter().map(|s| &s.json).collect::<Vec<_>>(),
             "outputs": outs.iter().map(|s| &s.json).collect::<Vec<_>>(),
             "problems": problems,
@@ -137,10 +137,23 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         b.seq,
         b.phase,
         b.layer.map_or("-".into(), |l| l.to_string()),
-        b.stage,
-        b.route,
+        b.stage_name(),
+        b.route_name(),
         b.backend
     )?;
+    if let Some(f) = &b.foreign {
+        let ps: Vec<String> = f.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            o,
+            "recorded by another engine ({}); its params: {}",
+            if b.stage == crate::launch::Stage::Other {
+                "a stage greta has no reference for"
+            } else {
+                "a greta stage"
+            },
+            ps.join(" ")
+        )?;
+    }
     let p = &b.params;
     writeln!(
         o,

@@ -76,8 +76,8 @@ pub fn manifest(t: &TapeReader) -> Result<Manifest, TapeError> {
             seq: l.begin.seq,
             phase: l.begin.phase.to_string(),
             layer: l.begin.layer,
-            stage: l.begin.stage.name().to_string(),
-            route: l.begin.route.to_string(),
+            stage: l.begin.stage_name().to_string(),
+            route: l.begin.route_name(),
             outputs: l
                 .end
                 .as_ref()

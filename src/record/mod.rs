@@ -246,6 +246,7 @@ impl LaunchObserver for Recorder {
             seq: info.seq,
             outputs: outs,
             duration,
+            roles: info.foreign.as_ref().map(|f| f.output_roles.clone()),
             bytes: n,
         })
     }

@@ -41,6 +41,7 @@ mod reader;
 mod record;
 mod scan;
 pub mod trailer;
+mod v1;
 mod verify;
 mod writer;
 
@@ -48,7 +49,7 @@ pub use error::TapeError;
 pub use index::{IndexEntry, RecordLoc};
 pub use reader::{TapeReader, Truncation};
 pub use record::{
-    Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
+    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
     TensorRef,
 };
 pub use scan::Problem;

@@ -143,12 +143,13 @@ impl TapeReader {
         }
         let hf = frame_at_typed(path, data, PREAMBLE_LEN as u64, FrameKind::Header)?;
         let hb = decode_vec(path, data, &hf)?;
-        let header: TapeHeader = record::decode(&hb).map_err(|what| TapeError::Corrupt {
-            path: path.into(),
-            offset: hf.offset,
-            frame: "header frame",
-            what: format!("bincode: {what}"),
-        })?;
+        let header: TapeHeader =
+            record::decode_header(&hb, version).map_err(|what| TapeError::Corrupt {
+                path: path.into(),
+                offset: hf.offset,
+                frame: "header frame",
+                what: format!("bincode: {what}"),
+            })?;
         let body = hf.offset + hf.header.total_len();
         let header_hash = hf.header.hash;
         let file_len = data.len() as u64;
@@ -384,7 +385,8 @@ impl TapeReader {
         let body = payload
             .get(at + 4..at + 4 + n)
             .ok_or_else(|| bad("record runs past the frame".into()))?;
-        let c: Chained<Record> = record::decode(body).map_err(|e| bad(format!("bincode: {e}")))?;
+        let c: Chained<Record> =
+            record::decode_record(body, self.version).map_err(|e| bad(format!("bincode: {e}")))?;
         Ok(c.record)
     }
 

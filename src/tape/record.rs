@@ -6,7 +6,7 @@
 //! bytes; the last one is the tape's fingerprint. Flipping any byte of any record, reordering, dropping
 //! or inserting records changes every later hash.
 
-use crate::launch::{DType, Params, Phase, Route, Stage};
+use crate::launch::{DType, Foreign, Params, Phase, Route, Stage};
 use serde::{Deserialize, Serialize};
 
 /// A blake3 hash (32 bytes).
@@ -50,6 +50,17 @@ pub struct TapeHeader {
     pub capture: String,
     /// Anything else the recorder wants to keep (CLI options), as JSON.
     pub options_json: String,
+    /// The engine that recorded, when it is not greta (open capture; format version 2).
+    pub engine: Option<EngineInfo>,
+}
+
+/// Another engine that wrote a tape through greta's capture API (C ABI, Python, Rust).
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// Engine name, e.g. `llama.cpp`.
+    pub name: String,
+    /// Engine version as the engine states it.
+    pub version: String,
 }
 
 /// Where a tensor's bytes are.
@@ -158,6 +169,27 @@ pub struct LaunchBegin {
     pub params: Params,
     /// Input tensors.
     pub inputs: Vec<TensorRef>,
+    /// For a launch recorded by another engine: its stage name, kernel name and named parameters
+    /// (format version 2; None for greta's own launches).
+    pub foreign: Option<Foreign>,
+}
+
+impl LaunchBegin {
+    /// The stage's name: the engine's name for a foreign launch, else greta's.
+    pub fn stage_name(&self) -> &str {
+        match &self.foreign {
+            Some(f) => &f.stage,
+            None => self.stage.name(),
+        }
+    }
+
+    /// The route as printed: the engine's kernel name for a foreign launch, else `variant/precision`.
+    pub fn route_name(&self) -> String {
+        match &self.foreign {
+            Some(f) => f.route.clone(),
+            None => self.route.to_string(),
+        }
+    }
 }
 
 /// Written after a kernel ran.
@@ -233,6 +265,26 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
         ));
     }
     Ok(v)
+}
+
+/// Decodes a chained record written by format `version` (1: before open capture, see [`super::v1`]).
+pub(crate) fn decode_record(bytes: &[u8], version: u32) -> Result<Chained<Record>, String> {
+    if version == 1 {
+        let c: Chained<super::v1::RecordV1> = decode(bytes)?;
+        return Ok(Chained {
+            prev: c.prev,
+            record: c.record.into(),
+        });
+    }
+    decode(bytes)
+}
+
+/// Decodes a tape header written by format `version`.
+pub(crate) fn decode_header(bytes: &[u8], version: u32) -> Result<TapeHeader, String> {
+    if version == 1 {
+        return decode::<super::v1::TapeHeaderV1>(bytes).map(Into::into);
+    }
+    decode(bytes)
 }
 
 /// Encodes `record` chained to `prev`; returns the bytes and the new chain hash.

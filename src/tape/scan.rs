@@ -64,6 +64,8 @@ pub(crate) fn scan(
         ..Dataflow::default()
     };
     let mut pos = start;
+    // The preamble's format version decides the records' shape (open() checked it).
+    let version = if data.len() >= 12 { u32_at(data, 8) } else { 0 };
     let view = &data[..end as usize];
     while pos < end {
         let f = match frame_at(view, pos) {
@@ -116,7 +118,7 @@ pub(crate) fn scan(
             FrameKind::Records => {
                 let p = payload.unwrap_or_default();
                 let before = (s.launches.len(), s.chain, s.records);
-                if let Err((at, what)) = records(&mut s, &mut by_seq, &mut flow, &p, pos) {
+                if let Err((at, what)) = records(&mut s, &mut by_seq, &mut flow, &p, pos, version) {
                     if mode == ScanMode::Open {
                         // Nothing from a rejected frame is listed (issue 14: ls listed launches from
                         // a frame it had rejected).
@@ -172,6 +174,7 @@ fn records(
     flow: &mut Dataflow,
     p: &[u8],
     frame: u64,
+    version: u32,
 ) -> Result<(), (usize, String)> {
     let mut at = 0usize;
     while at < p.len() {
@@ -182,7 +185,8 @@ fn records(
         let body = p
             .get(at + 4..at + 4 + n)
             .ok_or((at, format!("record of {n} bytes runs past the frame")))?;
-        let c: Chained<Record> = record::decode(body).map_err(|e| (at, format!("bincode: {e}")))?;
+        let c: Chained<Record> =
+            record::decode_record(body, version).map_err(|e| (at, format!("bincode: {e}")))?;
         let h = *blake3::hash(body).as_bytes();
         let broken = c.prev != s.chain;
         s.chain = h;

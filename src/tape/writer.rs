@@ -8,6 +8,10 @@
 //! Order on disk guarantees a readable prefix: a chunk frame is written before any record that cites
 //! it, and a records frame is written whole. [`TapeWriter::flush`] hands everything so far to the OS,
 //! so a process killed inside a kernel still leaves the launch's begin record readable.
+//!
+//! It always writes the current [`FORMAT_VERSION`] (2: records may carry another engine's launch,
+//! `LaunchBegin::foreign`, and the header the engine, `TapeHeader::engine`); the reader also reads
+//! version 1 (`super::v1`).
 
 use super::encode::{Encoded, Encoder};
 use super::error::TapeError;
