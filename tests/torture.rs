@@ -51,7 +51,7 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 pub fn rewrite(src: &Path, dst: &Path, mut mutate: impl FnMut(&mut Record)) {
     let r = TapeReader::open(src).unwrap();
     let mut w = TapeWriter::create(dst, r.header(), WriterOptions::default()).unwrap();
-    let mut put = |w: &mut TapeWriter, ts: &[TensorRef]| {
+    let put = |w: &mut TapeWriter, ts: &[TensorRef]| {
         for t in ts {
             if let Storage::Chunks(_) = t.storage {
                 let es = t.dtype.bytes_for(1).unwrap_or(1);

@@ -216,14 +216,12 @@ impl LaunchObserver for Recorder {
             bytes: n,
             ack: wait,
         })?;
-        if wait {
-            if self.acks.recv().is_err() {
-                // The worker stopped (a write failed): report its error, as without --sync.
-                return Err(self
-                    .join()
-                    .err()
-                    .unwrap_or_else(|| "recorder worker stopped".into()));
-            }
+        if wait && self.acks.recv().is_err() {
+            // The worker stopped (a write failed): report its error, as without --sync.
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| "recorder worker stopped".into()));
         }
         Ok(())
     }
