@@ -6,6 +6,7 @@
 mod check;
 mod common;
 mod diff;
+mod diff_text;
 mod export;
 mod gen_model;
 mod ls;

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// The tape.
     tape: PathBuf,
-    /// Replay this launch.
+    /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
     /// Select by phase (prefill, decode0, ...).
@@ -79,9 +79,6 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let phase: Option<Phase> = parse_opt(&a.phase)?;
     let stage: Option<Stage> = parse_opt(&a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
-    if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
-        bail!("select launches with --seq N or --phase/--layer/--stage");
-    }
     let seqs: Vec<u64> = match a.seq {
         Some(s) => vec![t.entry(s)?.seq],
         None => t
@@ -131,10 +128,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             );
         }
     }
+    // No selection replays the whole tape: show progress (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(launches.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} launches {eta}")
+            .expect("template"),
+    );
     let mut rows: Vec<_> = launches
         .iter()
-        .map(|l| replay_one(&src, l, &opts))
+        .map(|l| {
+            bar.inc(1);
+            replay_one(&src, l, &opts)
+        })
         .collect();
+    bar.finish_and_clear();
     if a.reference.is_some() {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
         let model_path = a

@@ -41,6 +41,9 @@ pub fn check(t: &TapeReader) -> Dataflow {
     let mut outputs: HashMap<(u64, u32), [u8; 32]> = HashMap::new();
     // Per (layer, k|v): rows written, by position.
     let mut cache: HashMap<(u32, usize), Vec<Option<Vec<u8>>>> = HashMap::new();
+    // Per (layer, k|v): who wrote each row content ever written (blake3 of the row), to name the writer of
+    // a row found in the wrong place.
+    let mut writers = super::kv_writers::Writers::default();
     // Bytes of every kv_write output, by (seq, index): a KV cache read stored as row spans of them is
     // assembled from here instead of from the tape, so each read costs its own bytes and not one
     // records-frame and chunk decode per span (that made verify quadratic in the number of steps).
@@ -101,17 +104,21 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 let row_len = bytes.len().checked_div(ctx).unwrap_or(0);
                 let mut checked = true;
                 for p in 0..ctx {
+                    let got = &bytes[p * row_len..(p + 1) * row_len];
                     match rows.and_then(|rs| rs.get(p)).and_then(|x| x.as_ref()) {
-                        Some(w) if w.as_slice() == &bytes[p * row_len..(p + 1) * row_len] => {}
+                        Some(w) if w.as_slice() == got => {}
                         Some(_) => {
+                            // Every differing row, and whose data it holds when it is another row's.
                             out.problems.push(Problem {
                                 seq: b.seq,
                                 what: format!(
-                                    "{} layer {layer} {}: {role} row {p} differs from what kv_write wrote there",
-                                    b.phase, b.stage
+                                    "{} layer {layer} {}: {role} row {p} differs from what kv_write wrote there ({}){}",
+                                    b.phase,
+                                    b.stage,
+                                    writers.wrote_at(layer, which, p),
+                                    writers.holder(layer, which, got)
                                 ),
                             });
-                            break;
                         }
                         None => {
                             checked = false;
@@ -142,7 +149,9 @@ pub fn check(t: &TapeReader) -> Dataflow {
                         Ok(bytes) if n > 0 => {
                             let rl = bytes.len() / n;
                             for i in 0..n {
-                                rows[pos + i] = Some(bytes[i * rl..(i + 1) * rl].to_vec());
+                                let row = &bytes[i * rl..(i + 1) * rl];
+                                writers.wrote(layer, which, pos + i, row, b.phase, b.seq);
+                                rows[pos + i] = Some(row.to_vec());
                             }
                             kv_out.insert((b.seq, which as u32), bytes);
                         }

@@ -37,6 +37,7 @@ mod encode;
 mod error;
 pub mod frame;
 pub mod index;
+mod provenance;
 mod reader;
 mod record;
 mod scan;
@@ -52,6 +53,7 @@ pub use record::{
     EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
     TensorRef,
 };
+pub use provenance::Provenance;
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;

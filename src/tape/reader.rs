@@ -143,13 +143,28 @@ impl TapeReader {
         }
         let hf = frame_at_typed(path, data, PREAMBLE_LEN as u64, FrameKind::Header)?;
         let hb = decode_vec(path, data, &hf)?;
-        let header: TapeHeader =
-            record::decode_header(&hb, version).map_err(|what| TapeError::Corrupt {
-                path: path.into(),
-                offset: hf.offset,
-                frame: "header frame",
-                what: format!("bincode: {what}"),
-            })?;
+        let header: TapeHeader = record::decode_header(&hb, version).map_err(|what| {
+            // The header frame checks out (blake3), so when it decodes as another version's header it is
+            // the preamble's version field that is damaged: say so at its offset.
+            match (1..=FORMAT_VERSION)
+                .find(|&v| v != version && record::decode_header(&hb, v).is_ok())
+            {
+                Some(v) => TapeError::Corrupt {
+                    path: path.into(),
+                    offset: 8,
+                    frame: "preamble",
+                    what: format!(
+                        "version {version}, but the header frame is a version-{v} header"
+                    ),
+                },
+                None => TapeError::Corrupt {
+                    path: path.into(),
+                    offset: hf.offset,
+                    frame: "header frame",
+                    what: format!("bincode: {what}"),
+                },
+            }
+        })?;
         let body = hf.offset + hf.header.total_len();
         let header_hash = hf.header.hash;
         let file_len = data.len() as u64;

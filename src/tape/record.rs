@@ -52,6 +52,9 @@ pub struct TapeHeader {
     pub options_json: String,
     /// The engine that recorded, when it is not greta (open capture; format version 2).
     pub engine: Option<EngineInfo>,
+    /// The build that recorded (format version 3; None when read from an older tape, or when the
+    /// producer did not say).
+    pub provenance: Option<super::provenance::Provenance>,
 }
 
 /// Another engine that wrote a tape through greta's capture API (C ABI, Python, Rust).
@@ -281,10 +284,11 @@ pub(crate) fn decode_record(bytes: &[u8], version: u32) -> Result<Chained<Record
 
 /// Decodes a tape header written by format `version`.
 pub(crate) fn decode_header(bytes: &[u8], version: u32) -> Result<TapeHeader, String> {
-    if version == 1 {
-        return decode::<super::v1::TapeHeaderV1>(bytes).map(Into::into);
+    match version {
+        1 => decode::<super::v1::TapeHeaderV1>(bytes).map(Into::into),
+        2 => decode::<super::provenance::TapeHeaderV2>(bytes).map(Into::into),
+        _ => decode(bytes),
     }
-    decode(bytes)
 }
 
 /// Encodes `record` chained to `prev`; returns the bytes and the new chain hash.
