@@ -402,11 +402,14 @@ fn newer_version_and_foreign_files_are_clear_errors() {
         TapeReader::open(&path),
         Err(TapeError::NotATape { .. })
     ));
+    // An empty file is the leftover of a recording killed at once: said so, not "not a tape".
     std::fs::write(&path, b"").unwrap();
-    assert!(matches!(
-        TapeReader::open(&path),
-        Err(TapeError::NotATape { .. })
-    ));
+    let e = TapeReader::open(&path).err().unwrap();
+    assert!(matches!(e, TapeError::Unreadable { .. }), "{e}");
+    assert!(e.to_string().contains("empty file"), "{e}");
+    // A directory is said to be one (not `map: No such device`).
+    let e = TapeReader::open(dir.path()).err().unwrap();
+    assert!(e.to_string().contains("is a directory"), "{e}");
     assert!(matches!(
         TapeReader::open(&dir.path().join("missing")),
         Err(TapeError::Io { .. })
@@ -657,7 +660,12 @@ fn every_truncation_leaves_a_readable_prefix() {
             Err(e) => {
                 assert!(c < header_end, "cut at {c}: {e}");
                 assert!(
-                    matches!(e, TapeError::NotATape { .. } | TapeError::Truncated { .. }),
+                    matches!(
+                        e,
+                        TapeError::NotATape { .. }
+                            | TapeError::Truncated { .. }
+                            | TapeError::Unreadable { .. }
+                    ),
                     "cut at {c}: {e}"
                 );
             }

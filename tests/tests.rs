@@ -11,4 +11,5 @@ mod plugin;
 mod record_replay;
 mod tape;
 mod tokenizer;
+mod torture;
 mod util;

@@ -105,8 +105,33 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         )
         .with_context(|| format!("writing {}", p.display()))?;
     }
-    let same =
+    let mut same =
         d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    if same {
+        // Equal hashes prove nothing about a damaged tape (issue 14: "identical" on 142 of 238
+        // damaged tapes): before saying so, check both tapes whole (linear; `greta verify` lists all).
+        for t in [&ta, &tb] {
+            let v = t.verify();
+            if !v.is_ok() {
+                same = false;
+                let why = v.problems.first().map_or_else(
+                    || "it is truncated".to_string(),
+                    |p| {
+                        format!(
+                            "{} problems, the first at byte {}: {}",
+                            v.problems.len(),
+                            p.offset,
+                            p.what
+                        )
+                    },
+                );
+                eprintln!(
+                    "{} is damaged ({why}): not calling the tapes identical",
+                    t.path().display()
+                );
+            }
+        }
+    }
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&d)?)?;
         return Ok(if same {
@@ -115,7 +140,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             Outcome::Different
         });
     }
-    super::diff_text::tapes(&mut o, &d, a.all)?;
+    let hashes_same =
+        d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    if hashes_same && !same {
+        writeln!(
+            o,
+            "{} aligned launches with the same output hashes, but a tape is damaged: not identical (greta verify)",
+            d.aligned
+        )?;
+    } else {
+        super::diff_text::tapes(&mut o, &d, a.all)?;
+    }
     Ok(if same {
         Outcome::Same
     } else {

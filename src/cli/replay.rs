@@ -60,6 +60,9 @@ pub struct Args {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Use a --model whose blake3 differs from the one recorded on the tape (by default refused).
+    #[arg(long)]
+    allow_model_mismatch: bool,
 }
 
 fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
@@ -94,7 +97,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if seqs.is_empty() {
         bail!("no launch matches the selection");
     }
-    let src = Source::new(&t, a.model.as_deref());
+    // A model the user names must be the recorded one (issue 14: a same-shape other model gave
+    // wrong inherited errors with exit 0).
+    if let (Some(m), false) = (&a.model, a.allow_model_mismatch) {
+        crate::replay::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
+    }
+    let src = Source::new(&t, a.model.as_deref()).allow_model_mismatch(a.allow_model_mismatch);
     let opts = ReplayOptions {
         backend: make_backend(
             a.backend
@@ -147,6 +155,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .model
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
+        if !a.allow_model_mismatch {
+            crate::replay::source::model_matches(&t, &model_path)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run needs the recorded model (--model)")?;
+        }
         let model = load_model(&model_path)?;
         let keys: Vec<Key> = launches
             .iter()

@@ -180,7 +180,9 @@ fn from_spans(r: &TensorRef, kv_out: &HashMap<(u64, u32), Vec<u8>>) -> Option<Ve
         let rl = src.len() / total_rows;
         let (a, b) = (
             usize::try_from(row0).ok()?.checked_mul(rl)?,
-            usize::try_from(row0.checked_add(n)?).ok()?.checked_mul(rl)?,
+            usize::try_from(row0.checked_add(n)?)
+                .ok()?
+                .checked_mul(rl)?,
         );
         if b > src.len() || out.len() + (b - a) > r.len as usize {
             return None;

@@ -13,7 +13,10 @@ use std::sync::Arc;
 fn shape_only(r: &TensorRef) -> Tensor {
     Tensor::host(
         r.dtype,
-        r.shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect(),
+        r.shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect(),
         Bytes::Raw(Arc::new(Vec::new())),
         Origin::Value,
     )

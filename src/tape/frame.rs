@@ -48,7 +48,8 @@ pub const MAX_CHUNK_RAW: u64 = 16 << 20;
 /// The most a records frame may decode to: the writer's largest frame target (`MAX_FRAME_TARGET`) plus
 /// one record of at most `record::MAX_RECORD_BYTES` and its 4-byte length (a record is appended before
 /// the frame is cut).
-pub const MAX_RECORDS_RAW: u64 = MAX_FRAME_TARGET as u64 + super::record::MAX_RECORD_BYTES as u64 + 4;
+pub const MAX_RECORDS_RAW: u64 =
+    MAX_FRAME_TARGET as u64 + super::record::MAX_RECORD_BYTES as u64 + 4;
 
 /// The largest records-frame target a writer accepts.
 pub const MAX_FRAME_TARGET: usize = 64 << 20;

@@ -57,7 +57,7 @@ pub use provenance::Provenance;
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;
-pub use writer::{MAX_CHUNK, Shuffle, TapeSummary, TapeWriter, WriterOptions};
+pub use writer::{Existing, MAX_CHUNK, Shuffle, TapeSummary, TapeWriter, WriterOptions};
 
 use std::path::{Path, PathBuf};
 

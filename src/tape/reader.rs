@@ -86,9 +86,26 @@ impl TapeReader {
     }
 
     fn open_exact(path: &Path) -> Result<TapeReader, TapeError> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| TapeError::io(path, "stat", e))?
-            .len();
+        let meta = std::fs::metadata(path).map_err(|e| TapeError::io(path, "stat", e))?;
+        let unreadable = |what: &str| TapeError::Unreadable {
+            path: path.to_path_buf(),
+            what: what.into(),
+        };
+        if meta.is_dir() {
+            return Err(unreadable("is a directory, not a tape"));
+        }
+        if !meta.is_file() {
+            // A FIFO or device would block or never end; a tape is a regular file.
+            return Err(unreadable(
+                "is not a regular file (a FIFO, socket or device?)",
+            ));
+        }
+        let len = meta.len();
+        if len == 0 {
+            return Err(unreadable(
+                "is an empty file (0 bytes): a recording interrupted before it wrote anything",
+            ));
+        }
         if len < TAPE_MAGIC.len() as u64 {
             return Err(TapeError::NotATape {
                 path: path.to_path_buf(),

@@ -117,7 +117,24 @@ pub(crate) fn scan(
             }
             FrameKind::Records => {
                 let p = payload.unwrap_or_default();
+                let before = (s.launches.len(), s.chain, s.records);
                 if let Err((at, what)) = records(&mut s, &mut by_seq, &mut flow, &p, pos, version) {
+                    if mode == ScanMode::Open {
+                        // Nothing from a rejected frame is listed (issue 14: ls listed launches from
+                        // a frame it had rejected).
+                        for e in s.launches.drain(before.0..) {
+                            by_seq.remove(&e.seq);
+                        }
+                        for e in s
+                            .launches
+                            .iter_mut()
+                            .filter(|e| e.end.is_some_and(|l| l.frame == pos))
+                        {
+                            e.has_end = false;
+                            e.end = None;
+                        }
+                        (s.chain, s.records) = (before.1, before.2);
+                    }
                     let pr = Problem {
                         offset: pos,
                         frame: kind.name(),
