@@ -169,3 +169,7 @@ def test_readme_python_snippet(tmp_path, monkeypatch):
     run_greta("verify", tmp_path / "numpy.tape")
     t = greta.open(tmp_path / "numpy.tape")
     assert [l["stage"] for l in t.launches()] == ["attn_norm", "my_custom_op"]
+    rows = json.loads(run_greta("replay", tmp_path / "numpy.tape", "--phase", "prefill",
+                                "--reference", "f64", "--json"))
+    assert rows[0]["local"]["max_abs"] < 1e-5  # numpy's f32 rmsnorm against greta's f64 kernel
+    assert rows[1]["note"].startswith("no reference for my_custom_op")

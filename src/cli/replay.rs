@@ -117,20 +117,41 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .map(|l| replay_one(&src, l, &opts))
         .collect();
-    if a.reference.is_some() {
+    // Another engine's tape names no greta model run; its inherited error needs its GGUF and prompt.
+    let foreign = t.header().engine.as_ref().map(|e| e.name.clone());
+    let inherited_possible = foreign.is_none()
+        || a.model.is_some()
+        || (!t.header().model.path.is_empty() && !t.header().prompt_tokens.is_empty());
+    if a.reference.is_some() && !inherited_possible {
+        eprintln!(
+            "note: tape recorded by {} without a GGUF and prompt: no inherited (whole-model f64) error, local error only",
+            foreign.as_deref().unwrap_or("another engine")
+        );
+    }
+    if a.reference.is_some() && inherited_possible {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
         let model_path = a
             .model
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
-        let model = load_model(&model_path)?;
         let keys: Vec<Key> = launches
             .iter()
+            .filter(|l| l.begin.stage != Stage::Other)
             .map(|l| (l.begin.phase, l.begin.layer, l.begin.stage))
             .collect();
-        let f64s = f64_outputs(&model, &t, &src, &keys)
-            .map_err(anyhow::Error::msg)
-            .context("the f64 whole-model run")?;
+        let run = load_model(&model_path).and_then(|model| {
+            f64_outputs(&model, &t, &src, &keys)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run")
+        });
+        let f64s = match (run, &foreign) {
+            (Ok(f), _) => f,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(name)) => {
+                eprintln!("note: no inherited error for this {name} tape: {e:#}");
+                Default::default()
+            }
+        };
         for (row, l) in rows.iter_mut().zip(&launches) {
             let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else {
                 continue;
@@ -152,7 +173,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let all_exact = rows.iter().all(|r| r.bit_exact && r.error.is_none());
+    // A launch of another engine that was not replayed (its kernel runs only in the engine) does not
+    // make the replay "different"; its local error is reported, not judged.
+    let not_replayed = |r: &crate::replay::Row| r.replay_route == "-";
+    let all_exact = rows
+        .iter()
+        .all(|r| (r.bit_exact || not_replayed(r)) && r.error.is_none());
     if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
@@ -215,6 +241,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             format!("{}:{}", r.backend, r.replay_route),
             if r.error.is_some() {
                 "ERROR"
+            } else if not_replayed(r) {
+                "-"
             } else if r.bit_exact {
                 "yes"
             } else {
@@ -236,6 +264,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         if let Some(e) = &r.error {
             writeln!(o, "       error: {e}")?;
+        }
+        if let Some(n) = &r.note {
+            writeln!(o, "       {n}")?;
         }
         if let (false, Some(f)) = (r.bit_exact, &r.first) {
             writeln!(
@@ -269,9 +300,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    let n = rows.len();
+    let skipped = rows.iter().filter(|r| not_replayed(r)).count();
+    let n = rows.len() - skipped;
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
+    if skipped > 0 {
+        writeln!(
+            o,
+            "{skipped} launches of {} not replayed: their kernels run only in the engine (--route R replays greta's route R on the same inputs)",
+            foreign.as_deref().unwrap_or("another engine")
+        )?;
+    }
     Ok(if all_exact {
         Outcome::Same
     } else {
