@@ -77,6 +77,7 @@ fn header() -> TapeHeader {
         created_unix: 1_700_000_000,
         capture: "full".into(),
         options_json: "{}".into(),
+        provenance: None,
         engine: None,
     }
 }

@@ -3,6 +3,7 @@
 mod capture;
 mod check;
 mod cli;
+mod diagnosis;
 mod engine;
 mod gguf;
 mod gpu;

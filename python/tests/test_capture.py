@@ -131,6 +131,9 @@ def test_threads_and_begin_end(tmp_path):
     t = greta.open(path)
     assert len(t) == 80
     run_greta("verify", path)
+    # Named swiglu but with one input: not damage, but greta has no reference for it.
+    rows = json.loads(run_greta("replay", path, "--seq", "0", "--reference", "f64", "--json"))
+    assert "do not fit greta's contract" in rows[0]["note"], rows[0]
 
 
 def test_crash_leaves_the_launch_named(tmp_path):

@@ -159,6 +159,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "stop": p.opts.stop,
         })
         .to_string(),
+        provenance: Some(crate::tape::Provenance::current()),
         engine: None,
     };
     let opts = RecordOptions {

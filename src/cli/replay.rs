@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// The tape.
     tape: PathBuf,
-    /// Replay this launch.
+    /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
     /// Select by phase (prefill, decode0, ...).
@@ -76,9 +76,6 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let phase: Option<Phase> = parse_opt(&a.phase)?;
     let stage: Option<Stage> = parse_opt(&a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
-    if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
-        bail!("select launches with --seq N or --phase/--layer/--stage");
-    }
     let seqs: Vec<u64> = match a.seq {
         Some(s) => vec![t.entry(s)?.seq],
         None => t
@@ -113,10 +110,30 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .map(|&s| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
+    // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
+    for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
+        let problems = crate::replay::sanity::launch_problems(l);
+        if !problems.is_empty() {
+            bail!(
+                "launch {} cannot be replayed: {} (run `greta verify`)",
+                l.begin.seq,
+                problems.join("; ")
+            );
+        }
+    }
+    // No selection replays the whole tape: show progress (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(launches.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} launches {eta}")
+            .expect("template"),
+    );
     let mut rows: Vec<_> = launches
         .iter()
-        .map(|l| replay_one(&src, l, &opts))
+        .map(|l| {
+            bar.inc(1);
+            replay_one(&src, l, &opts)
+        })
         .collect();
+    bar.finish_and_clear();
     // Another engine's tape names no greta model run; its inherited error needs its GGUF and prompt.
     let foreign = t.header().engine.as_ref().map(|e| e.name.clone());
     let inherited_possible = foreign.is_none()
@@ -179,6 +196,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let all_exact = rows
         .iter()
         .all(|r| (r.bit_exact || not_replayed(r)) && r.error.is_none());
+    // A launch that could not be replayed (missing model, a route the backend lacks) is an error
+    // (exit 2), not a difference: nothing was compared.
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
     if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
@@ -205,6 +225,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
+        if failed > 0 {
+            bail!("{failed} of {} launches could not be replayed", rows.len());
+        }
         return Ok(if all_exact {
             Outcome::Same
         } else {
@@ -310,6 +333,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "{skipped} launches of {} not replayed: their kernels run only in the engine (--route R replays greta's route R on the same inputs)",
             foreign.as_deref().unwrap_or("another engine")
         )?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {n} launches could not be replayed (see `error:` above)");
     }
     Ok(if all_exact {
         Outcome::Same

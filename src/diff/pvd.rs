@@ -9,6 +9,7 @@
 //! attention output; `qk` and `softmax` have no decode counterpart then and are listed as such.
 
 use super::compare::{Compare, compare_values};
+use super::significant::{Significance, Tracker, envelope_of};
 use crate::inspect::stats::values;
 use crate::launch::{Phase, Stage};
 use crate::replay::Source;
@@ -39,6 +40,17 @@ pub struct PvdRow {
     pub note: Option<String>,
 }
 
+/// A significant row and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct PvdSignificant {
+    /// Where.
+    #[serde(flatten)]
+    pub at: PvdRow,
+    /// Why.
+    #[serde(flatten)]
+    pub why: Significance,
+}
+
 /// The result.
 #[derive(Clone, Debug, Serialize)]
 pub struct Pvd {
@@ -48,6 +60,8 @@ pub struct Pvd {
     pub decode_phase: String,
     /// The first (layer, stage) in forward order whose row differs.
     pub first_divergence: Option<PvdRow>,
+    /// The first whose difference is out of proportion to what it inherited (see `diff::significant`).
+    pub first_significant: Option<PvdSignificant>,
     /// Every comparison, in forward order.
     pub rows: Vec<PvdRow>,
 }
@@ -139,6 +153,8 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
     }
     let dp = decode_phase.ok_or(PvdError::NoDecodeAtRow(k))?;
     let mut rows = Vec::new();
+    let mut tracker = Tracker::default();
+    let mut significant = None;
     for e in &prefill {
         let lp = t.launch(e.seq)?;
         let p = &lp.begin.params;
@@ -175,11 +191,19 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
                             && va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
                         let c = compare_values(da, &va, &vb, &[va.len() as u64], bits);
                         r.equal = bits;
+                        let env = envelope_of(lp.begin.route.precision, ld.begin.route.precision);
+                        let v = tracker.judge(e.seq, &lp.begin.inputs, da, &c, env);
+                        if significant.is_none() {
+                            significant = v.map(|why| (rows.len(), why));
+                        }
                         r.compare = Some(c);
                     }
                     (Err(e), _) | (_, Err(e)) => r.note = Some(e),
                 }
             }
+        }
+        if r.compare.is_none() {
+            tracker.set(e.seq, tracker.inherited(&lp.begin.inputs));
         }
         rows.push(r);
     }
@@ -191,6 +215,10 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
         row: k,
         decode_phase: dp.to_string(),
         first_divergence: first,
+        first_significant: significant.map(|(i, why)| PvdSignificant {
+            at: rows[i].clone(),
+            why,
+        }),
         rows,
     })
 }

@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod inherited;
 pub mod report;
+pub mod sanity;
 pub mod source;
 
 pub use report::{ReplayOptions, Row, replay_one};

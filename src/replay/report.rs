@@ -184,6 +184,17 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         if o.route.is_none() {
             row.replay_route = "-".into();
         }
+        let mut problems = super::sanity::launch_problems(l);
+        problems.extend(super::sanity::contract_problem(l));
+        if !problems.is_empty() {
+            row.replay_route = "-".into();
+            row.note = Some(format!(
+                "no reference for {}: its recorded tensors do not fit greta's contract ({})",
+                f.stage,
+                problems.join("; ")
+            ));
+            return row;
+        }
     }
     let greta_variant = if b.route.variant == crate::launch::Variant::Engine {
         routes_for(b.stage, "cpu")

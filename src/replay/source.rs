@@ -66,6 +66,8 @@ impl<'t> Source<'t> {
 
     /// The bytes of `r`, verified against its hash.
     pub fn bytes(&self, r: &TensorRef) -> Result<Vec<u8>, SourceError> {
+        // Shape × dtype against length, and the memory budget, before any byte is fetched.
+        self.tape.check_tensor(r)?;
         match &r.storage {
             Storage::Weight { name } => {
                 let g = self

@@ -56,6 +56,22 @@ pub enum TapeError {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// A tensor would need more memory than the budget allows (see [`super::budget`]).
+    #[error(
+        "{path}: tensor `{role}` (record at byte {offset}) would take {bytes} bytes, over the budget of {budget} for one tensor (--max-tensor-bytes or GRETA_MAX_TENSOR_BYTES)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's role.
+        role: String,
+        /// Byte offset of the frame that declared it.
+        offset: u64,
+        /// Bytes it would take.
+        bytes: u64,
+        /// The budget.
+        budget: u64,
+    },
     /// No launch with this sequence number is on the tape.
     #[error("no launch with seq {0} on the tape")]
     NoSuchLaunch(u64),

@@ -31,11 +31,13 @@
 //! assert!(r.truncation().is_none() && r.is_empty());
 //! ```
 
+pub mod budget;
 pub mod chunk;
 mod encode;
 mod error;
 pub mod frame;
 pub mod index;
+mod provenance;
 mod reader;
 mod record;
 mod scan;
@@ -51,6 +53,7 @@ pub use record::{
     EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
     TensorRef,
 };
+pub use provenance::Provenance;
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;

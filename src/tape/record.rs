@@ -52,6 +52,9 @@ pub struct TapeHeader {
     pub options_json: String,
     /// The engine that recorded, when it is not greta (open capture; format version 2).
     pub engine: Option<EngineInfo>,
+    /// The build that recorded (format version 3; None when read from an older tape, or when the
+    /// producer did not say).
+    pub provenance: Option<super::provenance::Provenance>,
 }
 
 /// Another engine that wrote a tape through greta's capture API (C ABI, Python, Rust).
@@ -116,6 +119,34 @@ pub struct TensorRef {
     pub hash: Hash,
     /// Where the bytes are.
     pub storage: Storage,
+}
+
+impl TensorRef {
+    /// Why the tensor's shape and dtype disagree with its byte length, if they do: `len` must be
+    /// exactly the bytes of `shape` (product, no overflow) whole blocks of `dtype`. A tape whose
+    /// checksums all pass can still lie here (issue 14); every reader of tensor bytes checks this.
+    pub fn layout_problem(&self) -> Option<String> {
+        let numel = self.shape.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+        });
+        let want = numel.and_then(|n| self.dtype.bytes_for(n));
+        match want {
+            Some(w) if w as u64 == self.len => None,
+            Some(w) => Some(format!(
+                "tensor `{}`: shape {:?} of {} needs {w} bytes, its length says {}",
+                self.role,
+                self.shape,
+                self.dtype.name(),
+                self.len
+            )),
+            None => Some(format!(
+                "tensor `{}`: shape {:?} is not a whole number of {} blocks or overflows",
+                self.role,
+                self.shape,
+                self.dtype.name()
+            )),
+        }
+    }
 }
 
 /// Written before a kernel runs: everything needed to run it again.
@@ -253,10 +284,11 @@ pub(crate) fn decode_record(bytes: &[u8], version: u32) -> Result<Chained<Record
 
 /// Decodes a tape header written by format `version`.
 pub(crate) fn decode_header(bytes: &[u8], version: u32) -> Result<TapeHeader, String> {
-    if version == 1 {
-        return decode::<super::v1::TapeHeaderV1>(bytes).map(Into::into);
+    match version {
+        1 => decode::<super::v1::TapeHeaderV1>(bytes).map(Into::into),
+        2 => decode::<super::provenance::TapeHeaderV2>(bytes).map(Into::into),
+        _ => decode(bytes),
     }
-    decode(bytes)
 }
 
 /// Encodes `record` chained to `prev`; returns the bytes and the new chain hash.

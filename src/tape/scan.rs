@@ -250,13 +250,17 @@ impl Dataflow {
         };
         let mut problems = Vec::new();
         for t in refs {
+            if let Some(what) = t.layout_problem() {
+                problems.push(what);
+            }
             match &t.storage {
                 Storage::Chunks(hs) => {
                     let mut total = 0u64;
+                    // saturating: a hostile tape may cite one big chunk many times
                     let mut missing = false;
                     for h in hs {
                         match self.chunk_lens.get(h) {
-                            Some(n) => total += n,
+                            Some(n) => total = total.saturating_add(*n),
                             None => {
                                 missing = true;
                                 problems.push(format!(
@@ -285,7 +289,7 @@ impl Dataflow {
                     let mut total = 0u64;
                     for sp in spans {
                         match self.outputs.get(&sp.seq).and_then(|o| o.get(sp.index as usize)) {
-                            Some(&(len, _)) => total += sp.rows.saturating_mul(len / self.rows_of(sp.seq, sp.index).max(1)),
+                            Some(&(len, _)) => total = total.saturating_add(sp.rows.saturating_mul(len / self.rows_of(sp.seq, sp.index).max(1))),
                             None => problems.push(format!(
                                 "tensor `{}` cites rows of output {} of launch {}, which is not on the tape before it",
                                 t.role, sp.index, sp.seq
@@ -306,7 +310,15 @@ impl Dataflow {
                 e.seq,
                 e.outputs
                     .iter()
-                    .map(|t| t.shape.iter().rev().skip(1).product::<u64>().max(1))
+                    .map(|t| {
+                        t.shape
+                            .iter()
+                            .rev()
+                            .skip(1)
+                            .try_fold(1u64, |n, &d| n.checked_mul(d))
+                            .unwrap_or(1)
+                            .max(1)
+                    })
                     .collect(),
             );
         }

@@ -44,6 +44,7 @@ impl From<TapeHeaderV1> for TapeHeader {
             capture: h.capture,
             options_json: h.options_json,
             engine: None::<EngineInfo>,
+            provenance: None,
         }
     }
 }

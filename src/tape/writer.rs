@@ -123,10 +123,11 @@ impl TapeWriter {
                 "chunk_size must be 1..={MAX_CHUNK}"
             )));
         }
-        if opts.frame_target > 1 << 30 {
-            return Err(TapeError::Usage(
-                "frame_target must be at most 1 GiB".into(),
-            ));
+        if opts.frame_target > super::frame::MAX_FRAME_TARGET {
+            return Err(TapeError::Usage(format!(
+                "frame_target must be at most {} bytes (readers refuse larger records frames)",
+                super::frame::MAX_FRAME_TARGET
+            )));
         }
         let tmp = incomplete_path(path);
         let file = File::create(&tmp).map_err(|e| TapeError::io(&tmp, "create", e))?;
