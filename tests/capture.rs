@@ -355,8 +355,15 @@ fn foreign_replay_reference_and_prefill_vs_decode() {
             .unwrap()
             .starts_with("no reference for toy_scale")
     );
-    let (_, text, _) = greta_s(&["replay", p, "--seq", "1", "--reference", "f64"]);
+    let (_, text, _) = greta_s(&["replay", p, "--stage", "toy_scale", "--reference", "f64"]);
     assert!(text.contains("no reference for toy_scale"), "{text}");
+    // --stage takes the engine's free-form names too; an unknown name is still an error.
+    let ls = json(&greta_ok(&["ls", p, "--stage", "toy_scale", "--json"]));
+    assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
+    assert_eq!(ls[0]["route"], "scale2");
+    let (code, _, err) = greta_s(&["ls", p, "--stage", "toy_scal"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown stage `toy_scal`"), "{err}");
     // Replaying greta's own f32 route on the engine's recorded inputs is possible too.
     let (code, text, err) = greta_s(&["replay", p, "--seq", "0", "--route", "direct/f32"]);
     assert!(code == 0 || code == 1, "{text}{err}");

@@ -74,7 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
     let seqs: Vec<u64> = match a.seq {
         Some(s) => vec![t.entry(s)?.seq],
@@ -83,7 +83,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .filter_map(|e| e.ok())
             .filter(|e| phase.is_none_or(|p| e.phase == p))
             .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-            .filter(|e| stage.is_none_or(|s| e.stage == s))
+            .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
             .map(|e| e.seq)
             .collect(),
     };
