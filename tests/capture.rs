@@ -275,3 +275,190 @@ fn version_1_tapes_still_read() {
     ]);
     assert!(out.contains("launches bit-exact on replay"), "{out}");
 }
+
+/// `greta replay --reference f64` judges a foreign launch of a greta stage against greta's f64 kernel,
+/// says "no reference" for a free-form stage, and `diff --prefill-vs-decode` works on a foreign tape that
+/// has the probe (decode step 0 re-runs the last prompt row).
+#[test]
+fn foreign_replay_reference_and_prefill_vs_decode() {
+    let d = tmp();
+    let path = d.path().join("pvd.tape");
+    let header = CaptureHeader {
+        prompt_tokens: vec![5, 6, 7],
+        ..CaptureHeader::new("toy", "1")
+    };
+    let rec = CaptureRecorder::create(&path, header, CaptureOptions::default()).unwrap();
+    let x: Vec<f32> = (0..3 * 32)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+        .collect();
+    let w: Vec<f32> = (0..32).map(|i| 1.0 + i as f32 / 64.0).collect();
+    let y: Vec<f32> = x.chunks(32).flat_map(|r| rmsnorm(r, &w, 1e-5)).collect();
+    let norm = |phase, pos: f64, xs: &[f32], ys: &[f32], rows| {
+        let desc = LaunchDesc::new(phase, Some(0), "ffn_norm", "toy_norm")
+            .param("eps", 1e-5)
+            .param("pos", pos);
+        rec.launch(
+            &desc,
+            vec![
+                (
+                    "x".into(),
+                    TensorIn::host(DType::F32, vec![rows, 32], f32_bytes(xs)),
+                ),
+                (
+                    "w".into(),
+                    TensorIn::host(DType::F32, vec![32], f32_bytes(&w)),
+                ),
+            ],
+            vec![(
+                "out".into(),
+                TensorOut::new(DType::F32, vec![rows, 32], f32_bytes(ys)),
+            )],
+        )
+        .unwrap()
+    };
+    norm(Phase::Prefill, 0.0, &x, &y, 3);
+    let other = LaunchDesc::new(Phase::Prefill, Some(0), "toy_scale", "scale2");
+    rec.launch(
+        &other,
+        vec![],
+        vec![(
+            "out".into(),
+            TensorOut::new(DType::F32, vec![1], f32_bytes(&[2.0])),
+        )],
+    )
+    .unwrap();
+    // The probe: decode0 at position 2 on the same row, one ULP off in element 5.
+    let mut y2 = y[64..].to_vec();
+    y2[5] = f32::from_bits(y2[5].to_bits() + 1);
+    norm(Phase::Decode(0), 2.0, &x[64..], &y2, 1);
+    rec.finish().unwrap();
+    let p = path.to_str().unwrap();
+
+    let (code, out, err) = greta_s(&[
+        "replay",
+        p,
+        "--phase",
+        "prefill",
+        "--reference",
+        "f64",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["stage"], "ffn_norm");
+    assert_eq!(rows[0]["route"], "toy_norm");
+    let local = &rows[0]["local"];
+    assert!(local["max_abs"].as_f64().unwrap() < 1e-5, "{local}");
+    assert!(
+        rows[1]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("no reference for toy_scale")
+    );
+    let (_, text, _) = greta_s(&["replay", p, "--stage", "toy_scale", "--reference", "f64"]);
+    assert!(text.contains("no reference for toy_scale"), "{text}");
+    // --stage takes the engine's free-form names too; an unknown name is still an error.
+    let ls = json(&greta_ok(&["ls", p, "--stage", "toy_scale", "--json"]));
+    assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
+    assert_eq!(ls[0]["route"], "scale2");
+    let (code, _, err) = greta_s(&["ls", p, "--stage", "toy_scal"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown stage `toy_scal`"), "{err}");
+    // Replaying greta's own f32 route on the engine's recorded inputs is possible too.
+    let (code, text, err) = greta_s(&["replay", p, "--seq", "0", "--route", "direct/f32"]);
+    assert!(code == 0 || code == 1, "{text}{err}");
+    assert!(text.contains("cpu:direct/f32"), "{text}");
+
+    let (code, out, err) = greta_s(&["diff", p, "--prefill-vs-decode", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v = json(&out);
+    let first = &v["first_divergence"];
+    assert_eq!(first["stage"], "ffn_norm", "{v}");
+    assert_eq!(first["compare"]["first"]["index"], 5, "{v}");
+}
+
+/// `greta diff foreign.tape greta.tape` aligns by (phase, layer, stage) and names the first divergence.
+#[test]
+fn diff_foreign_against_greta_tape() {
+    let d = tmp();
+    let model = tiny();
+    let gt = d.path().join("greta.tape");
+    greta_ok(&[
+        "record",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        "1,2,3",
+        "--max-tokens",
+        "1",
+        "--out",
+        gt.to_str().unwrap(),
+    ]);
+    // Re-record greta's own launches of layer 0 through the capture API, as a foreign engine would,
+    // changing one element of q_proj's output.
+    let t = TapeReader::open(&gt).unwrap();
+    let ft = d.path().join("foreign.tape");
+    let rec =
+        CaptureRecorder::create(&ft, header_with_model(&model), CaptureOptions::default()).unwrap();
+    let src = greta::replay::Source::new(&t, None);
+    for e in t.entries() {
+        let l = t.launch(e.unwrap().seq).unwrap();
+        let b = &l.begin;
+        if b.layer != Some(0) || b.phase != Phase::Prefill {
+            continue;
+        }
+        let ins = b
+            .inputs
+            .iter()
+            .map(|r| {
+                let tin = match &r.storage {
+                    Storage::Weight { name } => TensorIn::Weight(name.clone()),
+                    _ => TensorIn::host(
+                        r.dtype,
+                        r.shape.iter().map(|&x| x as usize).collect(),
+                        src.bytes(r).unwrap(),
+                    ),
+                };
+                (r.role.clone(), tin)
+            })
+            .collect();
+        let outs = l
+            .end
+            .as_ref()
+            .unwrap()
+            .outputs
+            .iter()
+            .map(|r| {
+                let mut bytes = src.bytes(r).unwrap();
+                if b.stage == Stage::QProj {
+                    bytes[4 * 9 + 3] ^= 0x40; // element 9
+                }
+                (
+                    r.role.clone(),
+                    TensorOut::new(
+                        r.dtype,
+                        r.shape.iter().map(|&x| x as usize).collect(),
+                        bytes,
+                    ),
+                )
+            })
+            .collect();
+        let desc = LaunchDesc::new(b.phase, b.layer, b.stage.name(), "engine_kernel");
+        rec.launch(&desc, ins, outs).unwrap();
+    }
+    rec.finish().unwrap();
+    let (code, out, err) = greta_s(&["diff", ft.to_str().unwrap(), gt.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v = json(&out);
+    let f = &v["first_divergence"];
+    assert_eq!(
+        (
+            f["phase"].as_str(),
+            f["layer"].as_u64(),
+            f["stage"].as_str()
+        ),
+        (Some("prefill"), Some(0), Some("q_proj")),
+        "{v}"
+    );
+    assert_eq!(f["index"], 9, "{v}");
+}

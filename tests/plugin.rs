@@ -240,10 +240,9 @@ fn foreign_tape_reference_and_plugin() {
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let r = &rows[0];
     assert_eq!(r["route"], "toy_rmsnorm_f32", "{r}");
-    assert_eq!(
-        r["replay_route"], "direct/f32",
-        "greta's own route for the stage: {r}"
-    );
+    // Without --route, another engine's launch is not replayed on a greta kernel (its own kernel runs
+    // only in the engine or through --kernels); the f64 reference still judges it.
+    assert_eq!(r["replay_route"], "-", "not replayed without --route: {r}");
     assert!(r["error"].is_null(), "{r}");
     let local = r["local"]["max_abs"].as_f64().unwrap();
     assert!(

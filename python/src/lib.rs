@@ -6,8 +6,8 @@
 //! compression run on greta's worker thread), so other Python threads keep running.
 
 use greta::capture::{
-    CaptureError, CaptureHeader, CaptureOptions, CaptureRecorder, Durability, LaunchDesc, ModelDesc,
-    TensorIn, TensorOut,
+    CaptureError, CaptureHeader, CaptureOptions, CaptureRecorder, Durability, LaunchDesc,
+    ModelDesc, TensorIn, TensorOut,
 };
 use greta::launch::{DType, Phase};
 use greta::replay::Source;
@@ -57,8 +57,17 @@ type InTuple<'py> = (
     Option<u64>,
 );
 
+/// A tensor read back: (role, dtype, shape, bytes).
+type TensorTuple<'py> = (String, String, Vec<u64>, Bound<'py, PyArray1<u8>>);
+
 /// An output: (role, dtype, shape, bytes, caller id or None).
-type OutTuple<'py> = (String, String, Vec<usize>, PyReadonlyArray1<'py, u8>, Option<u64>);
+type OutTuple<'py> = (
+    String,
+    String,
+    Vec<usize>,
+    PyReadonlyArray1<'py, u8>,
+    Option<u64>,
+);
 
 fn bytes_of(a: &PyReadonlyArray1<'_, u8>) -> PyResult<Vec<u8>> {
     Ok(a.as_slice()
@@ -77,7 +86,11 @@ fn to_input(t: InTuple<'_>) -> PyResult<(String, TensorIn)> {
             name.ok_or_else(|| PyValueError::new_err(format!("`{role}`: no weight name")))?,
         ),
         "id" => TensorIn::Id(id.ok_or_else(|| PyValueError::new_err(format!("`{role}`: no id")))?),
-        k => return Err(PyValueError::new_err(format!("`{role}`: unknown input kind `{k}`"))),
+        k => {
+            return Err(PyValueError::new_err(format!(
+                "`{role}`: unknown input kind `{k}`"
+            )));
+        }
     };
     Ok((role, tin))
 }
@@ -300,7 +313,7 @@ impl PyTape {
         py: Python<'py>,
         seq: u64,
         outputs: bool,
-    ) -> PyResult<Vec<(String, String, Vec<u64>, Bound<'py, PyArray1<u8>>)>> {
+    ) -> PyResult<Vec<TensorTuple<'py>>> {
         let l = self.tape.launch(seq).map_err(gerr)?;
         let refs: Vec<TensorRef> = if outputs {
             l.end.map(|e| e.outputs).unwrap_or_default()

@@ -131,6 +131,9 @@ def test_threads_and_begin_end(tmp_path):
     t = greta.open(path)
     assert len(t) == 80
     run_greta("verify", path)
+    # Named swiglu but with one input: not damage, but greta has no reference for it.
+    rows = json.loads(run_greta("replay", path, "--seq", "0", "--reference", "f64", "--json"))
+    assert "do not fit greta's contract" in rows[0]["note"], rows[0]
 
 
 def test_crash_leaves_the_launch_named(tmp_path):
@@ -169,3 +172,7 @@ def test_readme_python_snippet(tmp_path, monkeypatch):
     run_greta("verify", tmp_path / "numpy.tape")
     t = greta.open(tmp_path / "numpy.tape")
     assert [l["stage"] for l in t.launches()] == ["attn_norm", "my_custom_op"]
+    rows = json.loads(run_greta("replay", tmp_path / "numpy.tape", "--phase", "prefill",
+                                "--reference", "f64", "--json"))
+    assert rows[0]["local"]["max_abs"] < 1e-5  # numpy's f32 rmsnorm against greta's f64 kernel
+    assert rows[1]["note"].startswith("no reference for my_custom_op")

@@ -108,3 +108,15 @@ impl CaptureHeader {
         Ok((header, gguf))
     }
 }
+
+/// Parses a model description (JSON text; must be an object) for [`ModelDesc::description`].
+pub fn parse_description(json: &str) -> Result<serde_json::Value, CaptureError> {
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| CaptureError::InvalidArgument(format!("model description: {e}")))?;
+    if !v.is_object() {
+        return Err(CaptureError::InvalidArgument(
+            "the model description must be a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}

@@ -53,6 +53,6 @@ mod recorder;
 
 pub use crate::record::Durability;
 pub use error::CaptureError;
-pub use header::{CaptureHeader, ModelDesc};
+pub use header::{CaptureHeader, ModelDesc, parse_description};
 pub use launch::{LaunchDesc, TensorIn, TensorOut};
 pub use recorder::{CaptureOptions, CaptureRecorder, FIRST_AUTO_ID};

@@ -173,6 +173,18 @@ impl CaptureRecorder {
         if inner.rec.is_none() {
             return Err(CaptureError::Closed);
         }
+        if !inner.in_flight.contains_key(&seq) {
+            return Err(CaptureError::NotBegun(seq));
+        }
+        // Check every output before taking the launch out of flight: a bad call can be retried.
+        for (role, o) in &outputs {
+            check_len(role, o.dtype, &o.shape, o.bytes.len())?;
+            if let Some(id) = o.id.filter(|&id| id >= FIRST_AUTO_ID) {
+                return Err(CaptureError::InvalidArgument(format!(
+                    "output `{role}`: id {id} is in greta's range (ids a caller chooses are below 2^63)"
+                )));
+            }
+        }
         let Some((mut info, t0)) = inner.in_flight.remove(&seq) else {
             return Err(CaptureError::NotBegun(seq));
         };
@@ -181,14 +193,7 @@ impl CaptureRecorder {
         let mut ids = Vec::with_capacity(outputs.len());
         let mut roles = Vec::with_capacity(outputs.len());
         for (role, o) in outputs {
-            check_len(&role, o.dtype, &o.shape, o.bytes.len())?;
             let id = match o.id {
-                Some(id) if id >= FIRST_AUTO_ID => {
-                    inner.in_flight.insert(seq, (info, t0));
-                    return Err(CaptureError::InvalidArgument(format!(
-                        "output `{role}`: id {id} is in greta's range (ids a caller chooses are below 2^63)"
-                    )));
-                }
                 Some(id) => id,
                 None => {
                     inner.next_auto += 1;

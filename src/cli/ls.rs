@@ -2,7 +2,7 @@
 
 use super::Outcome;
 use super::common::parse_opt;
-use crate::launch::{Phase, Stage};
+use crate::launch::Phase;
 use crate::tape::TapeReader;
 use anyhow::Context;
 use std::io::Write;
@@ -46,13 +46,13 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.stage)?;
     let all = t.entries().collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<_> = all
         .into_iter()
         .filter(|e| phase.is_none_or(|p| e.phase == p))
         .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-        .filter(|e| stage.is_none_or(|s| e.stage == s))
+        .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
         .collect();
     // A foreign launch's stage and route names are in its begin record, not in the index.
     let names: Vec<(String, String)> = rows

@@ -15,6 +15,7 @@ mod record;
 mod replay;
 mod run;
 mod show;
+mod stage_sel;
 mod tokenize;
 mod verify;
 

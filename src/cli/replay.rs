@@ -81,7 +81,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
     let seqs: Vec<u64> = match a.seq {
         Some(s) => vec![t.entry(s)?.seq],
@@ -90,7 +90,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .filter_map(|e| e.ok())
             .filter(|e| phase.is_none_or(|p| e.phase == p))
             .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-            .filter(|e| stage.is_none_or(|s| e.stage == s))
+            .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
             .map(|e| e.seq)
             .collect(),
     };
@@ -126,7 +126,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .map(|&s| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
-    for l in &launches {
+    // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
+    for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
         let problems = crate::replay::sanity::launch_problems(l);
         if !problems.is_empty() {
             bail!(
@@ -149,25 +150,46 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         })
         .collect();
     bar.finish_and_clear();
-    if a.reference.is_some() {
+    // Another engine's tape names no greta model run; its inherited error needs its GGUF and prompt.
+    let foreign = t.header().engine.as_ref().map(|e| e.name.clone());
+    let inherited_possible = foreign.is_none()
+        || a.model.is_some()
+        || (!t.header().model.path.is_empty() && !t.header().prompt_tokens.is_empty());
+    if a.reference.is_some() && !inherited_possible {
+        eprintln!(
+            "note: tape recorded by {} without a GGUF and prompt: no inherited (whole-model f64) error, local error only",
+            foreign.as_deref().unwrap_or("another engine")
+        );
+    }
+    if a.reference.is_some() && inherited_possible {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
         let model_path = a
             .model
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
-        if !a.allow_model_mismatch {
+        if !a.allow_model_mismatch && foreign.is_none() {
             crate::replay::source::model_matches(&t, &model_path)
                 .map_err(anyhow::Error::msg)
                 .context("the f64 whole-model run needs the recorded model (--model)")?;
         }
-        let model = load_model(&model_path)?;
         let keys: Vec<Key> = launches
             .iter()
+            .filter(|l| l.begin.stage != Stage::Other)
             .map(|l| (l.begin.phase, l.begin.layer, l.begin.stage))
             .collect();
-        let f64s = f64_outputs(&model, &t, &src, &keys)
-            .map_err(anyhow::Error::msg)
-            .context("the f64 whole-model run")?;
+        let run = load_model(&model_path).and_then(|model| {
+            f64_outputs(&model, &t, &src, &keys)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run")
+        });
+        let f64s = match (run, &foreign) {
+            (Ok(f), _) => f,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(name)) => {
+                eprintln!("note: no inherited error for this {name} tape: {e:#}");
+                Default::default()
+            }
+        };
         for (row, l) in rows.iter_mut().zip(&launches) {
             let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else {
                 continue;
@@ -205,9 +227,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .as_deref()
             .is_some_and(|e| e.starts_with("no reference for"))
     };
-    let all_exact = rows
-        .iter()
-        .all(|r| (r.bit_exact && r.error.is_none() || no_reference(r)) && plugin_exact(r));
+    // A launch of another engine that was not replayed (its kernel runs only in the engine) does not
+    // make the replay "different"; its local error is reported, not judged.
+    let not_replayed = |r: &crate::replay::Row| r.replay_route == "-";
+    let all_exact = rows.iter().all(|r| {
+        (r.bit_exact || not_replayed(r))
+            && (r.error.is_none() || no_reference(r))
+            && plugin_exact(r)
+    });
     // A launch that could not be replayed (missing model, a route the backend lacks) is an error
     // (exit 2), not a difference: nothing was compared.
     let failed = rows
@@ -279,6 +306,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             format!("{}:{}", r.backend, r.replay_route),
             if r.error.is_some() {
                 "ERROR"
+            } else if not_replayed(r) {
+                "-"
             } else if r.bit_exact {
                 "yes"
             } else {
@@ -300,6 +329,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         if let Some(e) = &r.error {
             writeln!(o, "       error: {e}")?;
+        }
+        if let Some(n) = &r.note {
+            writeln!(o, "       {n}")?;
         }
         if let (false, Some(f)) = (r.bit_exact, &r.first) {
             writeln!(
@@ -338,7 +370,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    let n = rows.len();
+    let skipped = rows.iter().filter(|r| not_replayed(r)).count();
+    let n = rows.len() - skipped;
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
     if let Some(p) = &a.kernels {
@@ -362,6 +395,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     .as_deref()
                     .is_some_and(|e| e.starts_with("not implemented"))))
                 .count()
+        )?;
+    }
+    if skipped > 0 {
+        writeln!(
+            o,
+            "{skipped} launches of {} not replayed: their kernels run only in the engine (--route R replays greta's route R on the same inputs)",
+            foreign.as_deref().unwrap_or("another engine")
         )?;
     }
     if failed > 0 {

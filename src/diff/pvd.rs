@@ -130,6 +130,10 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
     let mut prefill = Vec::new();
     for e in t.entries() {
         let e = e?;
+        // Another engine's free-form stages have no counterpart by (layer, stage): not compared.
+        if e.stage == Stage::Other {
+            continue;
+        }
         match e.phase {
             Phase::Prefill => prefill.push(e),
             p => {
@@ -167,7 +171,7 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             decode_stage: dstage.name().into(),
             seq_prefill: e.seq,
             seq_decode: decode.get(&(e.layer, dstage)).copied(),
-            routes: (e.route.to_string(), String::new()),
+            routes: (lp.begin.route_name(), String::new()),
             equal: false,
             compare: None,
             note: None,
@@ -180,7 +184,7 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             }
             Some(sd) => {
                 let ld = t.launch(sd)?;
-                r.routes.1 = ld.begin.route.to_string();
+                r.routes.1 = ld.begin.route_name();
                 match (slice(&lp, &src, k), slice(&ld, &src, k)) {
                     (Ok((da, va)), Ok((_, vb))) => {
                         let bits = va.len() == vb.len()

@@ -138,15 +138,24 @@ pub struct TapeDiff {
     pub provenance: Vec<String>,
 }
 
-type Key = (Phase, Option<u32>, Stage, usize);
+/// (phase, layer, stage, stage name, occurrence). The name tells apart the free-form stages of another
+/// engine (all `Stage::Other`); for greta's stages it is the stage's own name.
+type Key = (Phase, Option<u32>, Stage, String, usize);
 
 fn keys(t: &TapeReader) -> Result<Vec<(Key, u64)>, TapeError> {
-    let mut seen: HashMap<(Phase, Option<u32>, Stage), usize> = HashMap::new();
+    let mut seen: HashMap<(Phase, Option<u32>, Stage, String), usize> = HashMap::new();
     let mut out = Vec::new();
     for e in t.entries() {
         let e = e?;
-        let n = seen.entry((e.phase, e.layer, e.stage)).or_default();
-        out.push(((e.phase, e.layer, e.stage, *n), e.seq));
+        let name = if e.stage == Stage::Other {
+            t.launch(e.seq)?.begin.stage_name().to_string()
+        } else {
+            e.stage.name().to_string()
+        };
+        let n = seen
+            .entry((e.phase, e.layer, e.stage, name.clone()))
+            .or_default();
+        out.push(((e.phase, e.layer, e.stage, name, *n), e.seq));
         *n += 1;
     }
     Ok(out)
@@ -215,7 +224,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
     let (ka, kb) = (keys(a)?, keys(b)?);
     let bmap: HashMap<Key, u64> = kb.iter().cloned().collect();
     let (sa, sb) = (Source::new(a, None), Source::new(b, None));
-    let mut rows: BTreeMap<Stage, StageRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(Stage, String), StageRow> = BTreeMap::new();
     let mut launches = Vec::new();
     let mut first = None;
     let mut significant = None;
@@ -228,10 +237,12 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         };
         aligned += 1;
         let (la, lb) = (a.launch(*seq_a)?, b.launch(seq_b)?);
-        let row = rows.entry(key.2).or_insert_with(|| StageRow {
-            stage: key.2.name().into(),
-            ..StageRow::default()
-        });
+        let row = rows
+            .entry((key.2, key.3.clone()))
+            .or_insert_with(|| StageRow {
+                stage: key.3.clone(),
+                ..StageRow::default()
+            });
         row.launches += 1;
         let (oa, ob) = (outs(&la), outs(&lb));
         let what = describe_diff(&la.begin, &lb.begin, oa, ob);
@@ -252,7 +263,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         let mut d = LaunchDiff {
             phase: key.0.to_string(),
             layer: key.1,
-            stage: key.2.name().into(),
+            stage: key.3.clone(),
             seq_a: *seq_a,
             seq_b,
             route_a: la.begin.route_name(),

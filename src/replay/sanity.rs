@@ -32,12 +32,20 @@ pub fn launch_problems(l: &Launch) -> Vec<String> {
         .chain(outs)
         .filter_map(TensorRef::layout_problem)
         .collect();
-    if problems.is_empty() {
-        let ts: Vec<Tensor> = b.inputs.iter().map(shape_only).collect();
-        let refs: Vec<&Tensor> = ts.iter().collect();
-        if let Err(e) = contract::check_launch(b.stage, &b.params, &refs) {
-            problems.push(format!("stage contract: {e}"));
-        }
+    // Another engine's launch names a greta stage to be judged by it, but its tensors are its own: a
+    // launch that does not fit greta's contract is not damage, it only has no reference (replay says so).
+    if problems.is_empty() && b.foreign.is_none() {
+        problems.extend(contract_problem(l));
     }
     problems
+}
+
+/// Why `l`'s inputs do not fit its stage's contract (None: they do, as far as shapes tell).
+pub fn contract_problem(l: &Launch) -> Option<String> {
+    let b = &l.begin;
+    let ts: Vec<Tensor> = b.inputs.iter().map(shape_only).collect();
+    let refs: Vec<&Tensor> = ts.iter().collect();
+    contract::check_launch(b.stage, &b.params, &refs)
+        .err()
+        .map(|e| format!("stage contract: {e}"))
 }
