@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod diff;

@@ -219,6 +219,30 @@ fn forced_route_is_found_at_the_right_first_stage() {
 }
 
 #[test]
+fn f32_against_f64_tape_skips_equal_values() {
+    // embed rows are the dequantised weights: the same values in f32 and f64, so not a divergence;
+    // the first one is a computed stage.
+    let d = tmp();
+    let a = record(d.path(), "a.tape", &["--precision", "f32"]);
+    let b = record(d.path(), "b.tape", &["--precision", "f64"]);
+    let (code, out, _) = greta_s(&["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1);
+    let v = json(&out);
+    assert_ne!(
+        v["first_divergence"]["stage"].as_str(),
+        Some("embed"),
+        "{out}"
+    );
+    let embed = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == "embed")
+        .unwrap();
+    assert_eq!(embed["differing"], 0, "{out}");
+}
+
+#[test]
 fn injected_fault_is_found_exactly() {
     let d = tmp();
     let a = record(d.path(), "a.tape", &[]);

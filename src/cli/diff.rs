@@ -27,10 +27,9 @@ pub struct Args {
     /// JSON instead of tables.
     #[arg(long)]
     json: bool,
-}
-
-fn layer(l: Option<u32>) -> String {
-    l.map_or("-".into(), |l| l.to_string())
+    /// Print every stage and launch, not only the summary.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Runs `greta diff`.
@@ -73,59 +72,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 Outcome::Different
             });
         }
-        writeln!(
-            o,
-            "prefill row {} vs {} (same position, same stage)",
-            r.row, r.decode_phase
-        )?;
-        writeln!(
-            o,
-            "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10} {:>10}",
-            "layer", "stage", "prefill route", "decode route", "equal", "max_ulp", "max_abs", "mae"
-        )?;
-        for x in &r.rows {
-            match &x.compare {
-                Some(c) => writeln!(
-                    o,
-                    "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10.2e} {:>10.2e}",
-                    layer(x.layer),
-                    if x.stage == x.decode_stage {
-                        x.stage.clone()
-                    } else {
-                        format!("{}~{}", x.stage, x.decode_stage)
-                    },
-                    x.routes.0,
-                    x.routes.1,
-                    if x.equal { "yes" } else { "NO" },
-                    c.max_ulp,
-                    c.max_abs,
-                    c.mae
-                )?,
-                None => writeln!(
-                    o,
-                    "{:>5} {:<13} {}",
-                    layer(x.layer),
-                    x.stage,
-                    x.note.clone().unwrap_or_default()
-                )?,
-            }
-        }
-        match &r.first_divergence {
-            None => writeln!(
-                o,
-                "prefill and decode are bit-identical at every compared stage"
-            )?,
-            Some(f) => writeln!(
-                o,
-                "first divergence: layer {} {} (prefill {} vs decode {}), max {} ULP, max abs {:.3e}",
-                layer(f.layer),
-                f.stage,
-                f.routes.0,
-                f.routes.1,
-                f.compare.as_ref().map_or(0, |c| c.max_ulp),
-                f.compare.as_ref().map_or(0.0, |c| c.max_abs)
-            )?,
-        }
+        super::diff_text::pvd(&mut o, &r, a.all)?;
         return Ok(if same {
             Outcome::Same
         } else {
@@ -158,7 +105,33 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         )
         .with_context(|| format!("writing {}", p.display()))?;
     }
-    let same = d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0;
+    let mut same =
+        d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    if same {
+        // Equal hashes prove nothing about a damaged tape (issue 14: "identical" on 142 of 238
+        // damaged tapes): before saying so, check both tapes whole (linear; `greta verify` lists all).
+        for t in [&ta, &tb] {
+            let v = t.verify();
+            if !v.is_ok() {
+                same = false;
+                let why = v.problems.first().map_or_else(
+                    || "it is truncated".to_string(),
+                    |p| {
+                        format!(
+                            "{} problems, the first at byte {}: {}",
+                            v.problems.len(),
+                            p.offset,
+                            p.what
+                        )
+                    },
+                );
+                eprintln!(
+                    "{} is damaged ({why}): not calling the tapes identical",
+                    t.path().display()
+                );
+            }
+        }
+    }
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&d)?)?;
         return Ok(if same {
@@ -167,49 +140,16 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             Outcome::Different
         });
     }
-    writeln!(
-        o,
-        "{} aligned launches; {} only in A, {} only in B",
-        d.aligned, d.only_a, d.only_b
-    )?;
-    writeln!(
-        o,
-        "{:<14} {:>8} {:>9} {:>8} {:>10} {:>10}",
-        "stage", "launches", "differing", "max_ulp", "max_abs", "mae"
-    )?;
-    for r in &d.rows {
+    let hashes_same =
+        d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    if hashes_same && !same {
         writeln!(
             o,
-            "{:<14} {:>8} {:>9} {:>8} {:>10.2e} {:>10.2e}",
-            r.stage, r.launches, r.differing, r.max_ulp, r.max_abs, r.mae
+            "{} aligned launches with the same output hashes, but a tape is damaged: not identical (greta verify)",
+            d.aligned
         )?;
-    }
-    match &d.first_divergence {
-        None => writeln!(
-            o,
-            "identical: every aligned launch has the same output hashes"
-        )?,
-        Some(f) => {
-            write!(
-                o,
-                "first divergence: {} layer {} {} (A seq {}, B seq {})",
-                f.phase,
-                layer(f.layer),
-                f.stage,
-                f.seq_a,
-                f.seq_b
-            )?;
-            match (f.index, f.value_a, f.value_b) {
-                (Some(i), Some(va), Some(vb)) => writeln!(
-                    o,
-                    " at index {i} {:?}: A {va:e}, B {vb:e}; max {} ULP, max abs {:.3e}",
-                    f.coords.clone().unwrap_or_default(),
-                    f.max_ulp,
-                    f.max_abs
-                )?,
-                _ => writeln!(o, " (hashes differ; bytes not captured)")?,
-            }
-        }
+    } else {
+        super::diff_text::tapes(&mut o, &d, a.all)?;
     }
     Ok(if same {
         Outcome::Same

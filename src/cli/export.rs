@@ -26,9 +26,18 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let l = t.launch(a.seq)?;
+    let problems = crate::replay::sanity::launch_problems(&l);
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "launch {} cannot be exported: {} (run `greta verify`)",
+            a.seq,
+            problems.join("; ")
+        );
+    }
     let src = Source::new(&t, a.model.as_deref());
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut files = Vec::new();
+    let mut left_out = Vec::new();
     let b = &l.begin;
     let outs = l.end.as_ref().map(|e| e.outputs.as_slice()).unwrap_or(&[]);
     for (kind, refs) in [("input", b.inputs.as_slice()), ("output", outs)] {
@@ -41,6 +50,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     serde_json::json!({"file": name, "role": r.role, "dtype": r.dtype.name(), "shape": r.shape, "blake3": hex(&r.hash)})
                 }
                 Err(e) => {
+                    eprintln!("not exported: {kind} {i} `{}`: {e}", r.role);
+                    left_out.push(name);
                     serde_json::json!({"file": null, "role": r.role, "dtype": r.dtype.name(), "shape": r.shape,
                     "blake3": hex(&r.hash), "not_exported": e.to_string()})
                 }
@@ -49,13 +60,23 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let v = serde_json::json!({
-        "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage.name(),
-        "route": b.route.to_string(), "backend": b.backend, "params": b.params, "complete": l.end.is_some(),
+        "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage_name(),
+        "route": b.route_name(), "backend": b.backend, "params": b.params, "foreign": b.foreign, "complete": l.end.is_some(),
         "inputs": files.iter().filter(|f| f.0 == "input").map(|f| &f.1).collect::<Vec<_>>(),
         "outputs": files.iter().filter(|f| f.0 == "output").map(|f| &f.1).collect::<Vec<_>>(),
         "note": "quantized weights are exported as raw GGML block bytes (uint8)",
     });
     std::fs::write(a.out.join("launch.json"), serde_json::to_string_pretty(&v)?)?;
-    eprintln!("wrote {} files to {}", files.len() + 1, a.out.display());
+    let written = files.len() - left_out.len() + 1;
+    eprintln!("wrote {written} files to {}", a.out.display());
+    if !left_out.is_empty() {
+        // Exit 1: the export is incomplete (launch.json says why for each tensor left out).
+        eprintln!(
+            "{} of {} tensors left out (see `not_exported` in launch.json)",
+            left_out.len(),
+            files.len()
+        );
+        return Ok(Outcome::Different);
+    }
     Ok(Outcome::Same)
 }

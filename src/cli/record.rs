@@ -49,6 +49,9 @@ pub struct Args {
     /// Output tape [default: recordings/<model>-<time>.tape].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing tape at --out (without it, an existing tape is an error).
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
@@ -108,6 +111,21 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
     let select = selector(&a)?;
     let fault: Option<Fault> = parse_opt(&a.inject_fault)?;
+    // Checked before the run, not after it.
+    if let Some(o) = &a.out {
+        if o.is_dir() {
+            bail!(
+                "--out {} is a directory; give a file name for the tape",
+                o.display()
+            );
+        }
+        if o.exists() && !a.force {
+            bail!(
+                "--out {} already exists; pass --force to replace it",
+                o.display()
+            );
+        }
+    }
     let mut p = prepare(&a.model)?;
     p.opts.probe_last_token = a.probe_last_token;
     if a.probe_last_token && p.opts.max_tokens == 0 {
@@ -122,7 +140,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("recordings/{stem}-{t}.tape"))
+        // The process id keeps two recordings started in the same second apart.
+        PathBuf::from(format!("recordings/{stem}-{t}-{}.tape", std::process::id()))
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -159,6 +178,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "stop": p.opts.stop,
         })
         .to_string(),
+        provenance: Some(crate::tape::Provenance::current()),
+        engine: None,
     };
     let opts = RecordOptions {
         capture,
@@ -177,6 +198,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 other => bail!("--shuffle `{other}`: valid values are on, off"),
             },
             ..WriterOptions::default()
+        },
+        existing: if a.force {
+            crate::tape::Existing::Replace
+        } else {
+            crate::tape::Existing::Refuse
         },
         ..RecordOptions::default()
     };

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// The tape.
     tape: PathBuf,
-    /// Replay this launch.
+    /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
     /// Select by phase (prefill, decode0, ...).
@@ -44,6 +44,10 @@ pub struct Args {
     /// whole model) side by side. Only `f64` is accepted.
     #[arg(long)]
     reference: Option<String>,
+    /// Also run the engine's own kernel for each launch from this plugin (a shared library exporting
+    /// `greta_kernel_<stage>`, include/greta_plugin.h) and compare it bit for bit with the recording.
+    #[arg(long, value_name = "LIB")]
+    kernels: Option<PathBuf>,
     /// Model file for weights referenced by name [default: the path in the tape header].
     #[arg(long)]
     model: Option<PathBuf>,
@@ -56,6 +60,9 @@ pub struct Args {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Use a --model whose blake3 differs from the one recorded on the tape (by default refused).
+    #[arg(long)]
+    allow_model_mismatch: bool,
 }
 
 fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
@@ -74,11 +81,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
-    if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
-        bail!("select launches with --seq N or --phase/--layer/--stage");
-    }
     let seqs: Vec<u64> = match a.seq {
         Some(s) => vec![t.entry(s)?.seq],
         None => t
@@ -86,14 +90,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .filter_map(|e| e.ok())
             .filter(|e| phase.is_none_or(|p| e.phase == p))
             .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-            .filter(|e| stage.is_none_or(|s| e.stage == s))
+            .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
             .map(|e| e.seq)
             .collect(),
     };
     if seqs.is_empty() {
         bail!("no launch matches the selection");
     }
-    let src = Source::new(&t, a.model.as_deref());
+    // A model the user names must be the recorded one (issue 14: a same-shape other model gave
+    // wrong inherited errors with exit 0).
+    if let (Some(m), false) = (&a.model, a.allow_model_mismatch) {
+        crate::replay::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
+    }
+    let src = Source::new(&t, a.model.as_deref()).allow_model_mismatch(a.allow_model_mismatch);
     let opts = ReplayOptions {
         backend: make_backend(
             a.backend
@@ -108,29 +117,79 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         route,
         reference: a.reference.is_some(),
         all_routes: a.all_routes,
+        kernels: match &a.kernels {
+            Some(p) => Some(std::sync::Arc::new(crate::replay::plugin::Plugin::open(p)?)),
+            None => None,
+        },
     };
     let launches = seqs
         .iter()
         .map(|&s| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
+    // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
+    for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
+        let problems = crate::replay::sanity::launch_problems(l);
+        if !problems.is_empty() {
+            bail!(
+                "launch {} cannot be replayed: {} (run `greta verify`)",
+                l.begin.seq,
+                problems.join("; ")
+            );
+        }
+    }
+    // No selection replays the whole tape: show progress (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(launches.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} launches {eta}")
+            .expect("template"),
+    );
     let mut rows: Vec<_> = launches
         .iter()
-        .map(|l| replay_one(&src, l, &opts))
+        .map(|l| {
+            bar.inc(1);
+            replay_one(&src, l, &opts)
+        })
         .collect();
-    if a.reference.is_some() {
+    bar.finish_and_clear();
+    // Another engine's tape names no greta model run; its inherited error needs its GGUF and prompt.
+    let foreign = t.header().engine.as_ref().map(|e| e.name.clone());
+    let inherited_possible = foreign.is_none()
+        || a.model.is_some()
+        || (!t.header().model.path.is_empty() && !t.header().prompt_tokens.is_empty());
+    if a.reference.is_some() && !inherited_possible {
+        eprintln!(
+            "note: tape recorded by {} without a GGUF and prompt: no inherited (whole-model f64) error, local error only",
+            foreign.as_deref().unwrap_or("another engine")
+        );
+    }
+    if a.reference.is_some() && inherited_possible {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
         let model_path = a
             .model
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
-        let model = load_model(&model_path)?;
+        if !a.allow_model_mismatch && foreign.is_none() {
+            crate::replay::source::model_matches(&t, &model_path)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run needs the recorded model (--model)")?;
+        }
         let keys: Vec<Key> = launches
             .iter()
+            .filter(|l| l.begin.stage != Stage::Other)
             .map(|l| (l.begin.phase, l.begin.layer, l.begin.stage))
             .collect();
-        let f64s = f64_outputs(&model, &t, &src, &keys)
-            .map_err(anyhow::Error::msg)
-            .context("the f64 whole-model run")?;
+        let run = load_model(&model_path).and_then(|model| {
+            f64_outputs(&model, &t, &src, &keys)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run")
+        });
+        let f64s = match (run, &foreign) {
+            (Ok(f), _) => f,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(name)) => {
+                eprintln!("note: no inherited error for this {name} tape: {e:#}");
+                Default::default()
+            }
+        };
         for (row, l) in rows.iter_mut().zip(&launches) {
             let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else {
                 continue;
@@ -152,7 +211,36 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let all_exact = rows.iter().all(|r| r.bit_exact && r.error.is_none());
+    // With --kernels, a plugin kernel that does not reproduce its recording counts as a difference too.
+    let plugin_exact = |r: &crate::replay::Row| {
+        r.plugin.as_ref().is_none_or(|c| {
+            let not_implemented = c
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("not implemented"));
+            not_implemented || c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact)
+        })
+    };
+    // A foreign launch of a stage greta does not know has nothing to replay: listed, not a failure.
+    let no_reference = |r: &crate::replay::Row| {
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("no reference for"))
+    };
+    // A launch of another engine that was not replayed (its kernel runs only in the engine) does not
+    // make the replay "different"; its local error is reported, not judged.
+    let not_replayed = |r: &crate::replay::Row| r.replay_route == "-";
+    let all_exact = rows.iter().all(|r| {
+        (r.bit_exact || not_replayed(r))
+            && (r.error.is_none() || no_reference(r))
+            && plugin_exact(r)
+    });
+    // A launch that could not be replayed (missing model, a route the backend lacks) is an error
+    // (exit 2), not a difference: nothing was compared.
+    let failed = rows
+        .iter()
+        .filter(|r| r.error.is_some() && !no_reference(r))
+        .count();
     if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
@@ -179,6 +267,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
+        if failed > 0 {
+            bail!("{failed} of {} launches could not be replayed", rows.len());
+        }
         return Ok(if all_exact {
             Outcome::Same
         } else {
@@ -215,6 +306,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             format!("{}:{}", r.backend, r.replay_route),
             if r.error.is_some() {
                 "ERROR"
+            } else if not_replayed(r) {
+                "-"
             } else if r.bit_exact {
                 "yes"
             } else {
@@ -237,6 +330,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         if let Some(e) = &r.error {
             writeln!(o, "       error: {e}")?;
         }
+        if let Some(n) = &r.note {
+            writeln!(o, "       {n}")?;
+        }
         if let (false, Some(f)) = (r.bit_exact, &r.first) {
             writeln!(
                 o,
@@ -244,7 +340,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 f.index, f.coords, f.a, f.b
             )?;
         }
-        for c in &r.matrix {
+        let plugin_ran = r.plugin.iter().filter(|c| {
+            !c.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("not implemented"))
+        });
+        for c in r.matrix.iter().chain(plugin_ran) {
             writeln!(
                 o,
                 "       route {:<22} vs recorded: {}  vs f64: {}{}",
@@ -269,9 +370,43 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    let n = rows.len();
+    let skipped = rows.iter().filter(|r| not_replayed(r)).count();
+    let n = rows.len() - skipped;
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
+    if let Some(p) = &a.kernels {
+        let ran: Vec<_> = rows
+            .iter()
+            .filter_map(|r| r.plugin.as_ref())
+            .filter(|c| c.vs_recorded.is_some())
+            .collect();
+        let same = ran
+            .iter()
+            .filter(|c| c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact))
+            .count();
+        writeln!(
+            o,
+            "{same}/{} plugin kernel runs bit-exact with the recording ({}; {} launches not implemented by it)",
+            ran.len(),
+            p.display(),
+            rows.iter()
+                .filter(|r| r.plugin.as_ref().is_some_and(|c| c
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("not implemented"))))
+                .count()
+        )?;
+    }
+    if skipped > 0 {
+        writeln!(
+            o,
+            "{skipped} launches of {} not replayed: their kernels run only in the engine (--route R replays greta's route R on the same inputs)",
+            foreign.as_deref().unwrap_or("another engine")
+        )?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {n} launches could not be replayed (see `error:` above)");
+    }
     Ok(if all_exact {
         Outcome::Same
     } else {

@@ -46,6 +46,8 @@ fn storage_name(s: &Storage) -> String {
 struct Shown {
     json: serde_json::Value,
     text: String,
+    /// The tensor could not be read (an ERROR line): the command exits 1.
+    error: bool,
 }
 
 fn show_tensor(src: &Source, r: &TensorRef, n: usize, weights: bool) -> Shown {
@@ -60,6 +62,7 @@ fn show_tensor(src: &Source, r: &TensorRef, n: usize, weights: bool) -> Shown {
                 return Shown {
                     json: serde_json::json!({"role": r.role, "error": e.to_string()}),
                     text: format!("  {:<8} {} {:?}  ERROR {e}", r.role, r.dtype, r.shape),
+                    error: true,
                 };
             }
         },
@@ -87,6 +90,7 @@ fn show_tensor(src: &Source, r: &TensorRef, n: usize, weights: bool) -> Shown {
             "storage": storage_name(&r.storage), "stats": st, "values": vals,
         }),
         text,
+        error: false,
     }
 }
 
@@ -107,17 +111,25 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .flat_map(|e| &e.outputs)
         .map(|r| show_tensor(&src, r, a.values, true))
         .collect();
+    let problems = crate::replay::sanity::launch_problems(&l);
+    // ERROR lines (an unreadable tensor, a launch that breaks its contract) exit 1, never 0.
+    let outcome = if problems.is_empty() && !ins.iter().chain(&outs).any(|s| s.error) {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    };
     let mut o = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
-            "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage.name(),
-            "route": b.route.to_string(), "backend": b.backend, "grid": b.grid, "block": b.block,
-            "params": b.params, "duration_ns": l.end.as_ref().map(|e| e.duration_ns), "complete": l.end.is_some(),
+            "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage_name(),
+            "route": b.route_name(), "backend": b.backend, "grid": b.grid, "block": b.block,
+            "params": b.params, "foreign": b.foreign, "duration_ns": l.end.as_ref().map(|e| e.duration_ns), "complete": l.end.is_some(),
             "inputs": ins.iter().map(|s| &s.json).collect::<Vec<_>>(),
             "outputs": outs.iter().map(|s| &s.json).collect::<Vec<_>>(),
+            "problems": problems,
         });
         writeln!(o, "{v}")?;
-        return Ok(Outcome::Same);
+        return Ok(outcome);
     }
     writeln!(
         o,
@@ -125,10 +137,23 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         b.seq,
         b.phase,
         b.layer.map_or("-".into(), |l| l.to_string()),
-        b.stage,
-        b.route,
+        b.stage_name(),
+        b.route_name(),
         b.backend
     )?;
+    if let Some(f) = &b.foreign {
+        let ps: Vec<String> = f.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            o,
+            "recorded by another engine ({}); its params: {}",
+            if b.stage == crate::launch::Stage::Other {
+                "a stage greta has no reference for"
+            } else {
+                "a greta stage"
+            },
+            ps.join(" ")
+        )?;
+    }
     let p = &b.params;
     writeln!(
         o,
@@ -162,5 +187,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     for s in &outs {
         writeln!(o, "{}", s.text)?;
     }
-    Ok(Outcome::Same)
+    for p in &problems {
+        writeln!(o, "ERROR {p}")?;
+    }
+    Ok(outcome)
 }

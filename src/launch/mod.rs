@@ -12,12 +12,14 @@
 //! assert_eq!("decode3".parse::<Phase>().unwrap(), Phase::Decode(3));
 //! ```
 
+mod foreign;
 mod launcher;
 mod params;
 mod route;
 mod stage;
 mod tensor;
 
+pub use foreign::{Foreign, ForeignLaunch};
 pub use launcher::{LaunchError, LaunchInfo, LaunchObserver, Launcher, OutputHook};
 pub use params::Params;
 pub use route::{OpFamily, Precision, Route, RouteError, RouteMode, RoutePolicy, Variant};

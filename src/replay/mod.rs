@@ -3,9 +3,14 @@
 //! error, an f64 run of the whole model its inherited error.
 
 pub mod exec;
+pub mod foreign;
 pub mod inherited;
+pub mod plugin;
+mod plugin_run;
 pub mod report;
+pub mod sanity;
 pub mod source;
 
+pub use plugin_run::plugin_cell;
 pub use report::{ReplayOptions, Row, replay_one};
 pub use source::{Source, SourceError, hex};

@@ -90,8 +90,13 @@ pub struct Row {
     pub inherited: Option<Compare>,
     /// Route matrix (--all-routes).
     pub matrix: Vec<MatrixCell>,
+    /// The engine's own kernel from a plugin (--kernels), against the recorded output and the f64 reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<MatrixCell>,
     /// Why the replay failed.
     pub error: Option<String>,
+    /// A remark that is not a failure, e.g. "no reference for <stage>" on another engine's launch.
+    pub note: Option<String>,
 }
 
 /// What to compute besides the plain replay.
@@ -105,6 +110,8 @@ pub struct ReplayOptions {
     pub reference: bool,
     /// Compute the route matrix.
     pub all_routes: bool,
+    /// Also run the engine's own kernel from this plugin (--kernels).
+    pub kernels: Option<Arc<super::plugin::Plugin>>,
 }
 
 /// The routes available for a stage on a backend.
@@ -137,13 +144,13 @@ fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
 /// Replays one launch.
 pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
     let b = &l.begin;
-    let route = o.route.unwrap_or(b.route);
+    let route = o.route.unwrap_or_else(|| super::foreign::replay_route(b));
     let mut row = Row {
         seq: b.seq,
         phase: b.phase.to_string(),
         layer: b.layer,
-        stage: b.stage.name().to_string(),
-        route: b.route.to_string(),
+        stage: b.stage_name().to_string(),
+        route: b.route_name(),
         replay_route: route.to_string(),
         backend: o.backend.name().to_string(),
         recorded_hash: l
@@ -162,13 +169,56 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         local: None,
         inherited: None,
         matrix: Vec::new(),
+        plugin: None,
         error: None,
+        note: None,
     };
+    // Another engine's launch (open capture): its own kernel cannot run here. Without --route nothing
+    // is replayed; the f64 reference runs greta's kernel for the stage, when greta knows the stage.
+    let foreign = b.foreign.is_some();
+    if let Some(f) = &b.foreign {
+        row.stage = f.stage.clone();
+        row.route = f.route.clone();
+        if b.stage == Stage::Other {
+            row.replay_route = "-".into();
+            row.note = Some(format!(
+                "no reference for {}: greta does not know this stage (kept and diffed by hash only)",
+                f.stage
+            ));
+            return row;
+        }
+        if o.route.is_none() {
+            row.replay_route = "-".into();
+        }
+        let mut problems = super::sanity::launch_problems(l);
+        problems.extend(super::sanity::contract_problem(l));
+        if !problems.is_empty() {
+            row.replay_route = "-".into();
+            row.note = Some(format!(
+                "no reference for {}: its recorded tensors do not fit greta's contract ({})",
+                f.stage,
+                problems.join("; ")
+            ));
+            return row;
+        }
+    }
     let result = (|| -> Result<(), ReplayError> {
+        if b.stage == Stage::Other {
+            return Err(ReplayError::NoReference(b.stage_name().to_string()));
+        }
         let ins = inputs(src, l)?;
         let rec = recorded(src, l)?;
-        let outs = execute(l, &ins, o.backend.as_ref(), route)?;
-        let c = outputs_vs(&rec, &outs);
+        let replay = !foreign || o.route.is_some();
+        let outs = if replay {
+            execute(l, &ins, o.backend.as_ref(), route)?
+        } else {
+            Vec::new()
+        };
+        let c = if replay {
+            outputs_vs(&rec, &outs)
+        } else {
+            Compare::default()
+        };
         row.replayed_hash = outs
             .first()
             .and_then(|t| t.host_bytes())
@@ -183,12 +233,7 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         let need_ref = o.reference || o.all_routes;
         let cpu = CpuBackend::new(0);
         let reference = if need_ref {
-            Some(execute(
-                l,
-                &ins,
-                &cpu,
-                Route::new(b.route.variant, Precision::F64),
-            )?)
+            Some(execute(l, &ins, &cpu, super::foreign::reference_route(b))?)
         } else {
             None
         };
@@ -259,6 +304,9 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
     })();
     if let Err(e) = result {
         row.error = Some(e.to_string());
+    }
+    if let Some(p) = &o.kernels {
+        row.plugin = Some(super::plugin_cell(src, l, p));
     }
     row
 }
