@@ -3,6 +3,7 @@
 //! how much (ULP, max-abs, MAE), as a table or JSON, and can draw an SVG heatmap.
 
 pub mod compare;
+pub mod heads;
 pub mod plot;
 pub mod pvd;
 pub mod tapes;

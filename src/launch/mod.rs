@@ -12,6 +12,7 @@
 //! assert_eq!("decode3".parse::<Phase>().unwrap(), Phase::Decode(3));
 //! ```
 
+pub mod heads;
 mod launcher;
 mod params;
 mod route;

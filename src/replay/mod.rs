@@ -6,6 +6,7 @@ pub mod exec;
 pub mod inherited;
 pub mod report;
 pub mod source;
+pub mod substage;
 
 pub use report::{ReplayOptions, Row, replay_one};
 pub use source::{Source, SourceError, hex};
