@@ -6,6 +6,7 @@ pub mod compare;
 pub mod heads;
 pub mod plot;
 pub mod pvd;
+pub mod substages;
 pub mod tapes;
 
 pub use compare::{Compare, FirstDiff, compare};
