@@ -8,7 +8,8 @@ use crate::diff::plot;
 use crate::launch::{Phase, Route, Stage};
 use crate::replay::inherited::{Key, f64_outputs};
 use crate::replay::report::merge;
-use crate::replay::{ReplayOptions, Source, replay_one};
+use crate::replay::report::replay_sub;
+use crate::replay::{ReplayOptions, Source, substage};
 use crate::tape::Storage;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -28,9 +29,17 @@ pub struct Args {
     /// Select by layer.
     #[arg(long)]
     layer: Option<u32>,
-    /// Select by stage.
+    /// Select by stage. `qk`, `softmax` and `pv` also select fused `attn` launches, whose sub-stages are
+    /// derived from the recorded inputs (route `fused→manual`).
     #[arg(long)]
     stage: Option<String>,
+    /// Restrict figures to query head H's slice (repeatable, or a range like 0-3); KV stages use the KV
+    /// head H reads (grouped-query attention, docs/STAGES.md).
+    #[arg(long)]
+    head: Vec<String>,
+    /// One row per head (max ULP, max abs, MAE) under each launch.
+    #[arg(long)]
+    by_head: bool,
     /// Backend to replay on: cpu or hip [default: the backend the tape was recorded on].
     #[arg(long)]
     backend: Option<String>,
@@ -83,15 +92,32 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let phase: Option<Phase> = parse_opt(&a.phase)?;
     let stage = super::stage_sel::parse(&t, &a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
-    let seqs: Vec<u64> = match a.seq {
-        Some(s) => vec![t.entry(s)?.seq],
+    let heads = crate::launch::heads::parse_all(&a.head)?;
+    // (seq, derived sub-stage): qk/softmax/pv also select fused attn launches.
+    let pick = |e: &crate::tape::IndexEntry| -> Option<Option<Stage>> {
+        match &stage {
+            None => Some(None),
+            Some(super::stage_sel::StageSel::Greta(w)) => substage::selects(e.stage, *w),
+            Some(sel) => sel.matches(&t, e).then_some(None),
+        }
+    };
+    let seqs: Vec<(u64, Option<Stage>)> = match a.seq {
+        Some(s) => {
+            let e = t.entry(s)?;
+            let sub = match &stage {
+                Some(super::stage_sel::StageSel::Greta(w)) => {
+                    substage::selects(e.stage, *w).flatten()
+                }
+                _ => None,
+            };
+            vec![(e.seq, sub)]
+        }
         None => t
             .entries()
             .filter_map(|e| e.ok())
             .filter(|e| phase.is_none_or(|p| e.phase == p))
             .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-            .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
-            .map(|e| e.seq)
+            .filter_map(|e| pick(&e).map(|sub| (e.seq, sub)))
             .collect(),
     };
     if seqs.is_empty() {
@@ -121,10 +147,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             Some(p) => Some(std::sync::Arc::new(crate::replay::plugin::Plugin::open(p)?)),
             None => None,
         },
+        heads,
+        by_head: a.by_head,
     };
     let launches = seqs
         .iter()
-        .map(|&s| t.launch(s))
+        .map(|&(s, _)| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
     // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
     for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
@@ -144,9 +172,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     );
     let mut rows: Vec<_> = launches
         .iter()
-        .map(|l| {
+        .zip(&seqs)
+        .map(|(l, &(_, sub))| {
             bar.inc(1);
-            replay_one(&src, l, &opts)
+            replay_sub(&src, l, sub, &opts)
         })
         .collect();
     bar.finish_and_clear();
@@ -191,6 +220,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
         };
         for (row, l) in rows.iter_mut().zip(&launches) {
+            if row.derived.is_some() {
+                // A derived sub-stage has no recorded output to hold against the f64 run.
+                continue;
+            }
             let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else {
                 continue;
             };
@@ -241,7 +274,27 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .filter(|r| r.error.is_some() && !no_reference(r))
         .count();
-    if let Some(p) = &a.plot {
+    if let (Some(p), true) = (&a.plot, a.by_head) {
+        // Layers down, heads across, for the selected stage.
+        let cells: Vec<plot::Cell> = rows
+            .iter()
+            .flat_map(|r| {
+                r.by_head.iter().map(move |h| {
+                    let name = format!("{}{:02}", if h.kv { "kv" } else { "h" }, h.head);
+                    (r.layer, name, h.compare.max_abs)
+                })
+            })
+            .collect();
+        std::fs::write(
+            p,
+            plot::heatmap(
+                &format!("greta replay {} by head", a.tape.display()),
+                "log10 max |difference| per head",
+                &cells,
+            ),
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
+    } else if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
             .map(|r| {
@@ -332,6 +385,51 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
         if let Some(n) = &r.note {
             writeln!(o, "       {n}")?;
+        }
+        if let Some(d) = &r.derived {
+            writeln!(
+                o,
+                "       derived {} from launch {} ({}) on {}, blake3 {}{}",
+                r.stage,
+                d.from_seq,
+                d.route,
+                d.computed_on,
+                &d.hash[..d.hash.len().min(16)],
+                d.vs_fused.as_ref().map_or(String::new(), |c| format!(
+                    "; vs fused output: {} ulp {} max_abs {:.2e} mae {:.2e}",
+                    if c.bit_exact { "bit-exact" } else { "differs" },
+                    c.max_ulp,
+                    c.max_abs,
+                    c.mae
+                ))
+            )?;
+        }
+        if !r.heads.is_empty() {
+            writeln!(o, "       figures restricted to head(s) {:?}", r.heads)?;
+        }
+        for h in &r.by_head {
+            writeln!(
+                o,
+                "       {} {:>3}: {:<9} ulp {:>6} max_abs {:>9.2e} mae {:>9.2e}",
+                if h.kv { "kv head" } else { "head   " },
+                h.head,
+                if h.compare.bit_exact {
+                    "same"
+                } else {
+                    "DIFFERS"
+                },
+                h.compare.max_ulp,
+                h.compare.max_abs,
+                h.compare.mae
+            )?;
+        }
+        if let Some(w) = crate::diff::heads::worst(&r.by_head) {
+            writeln!(
+                o,
+                "       worst head: {}{}",
+                if w.kv { "kv " } else { "" },
+                w.head
+            )?;
         }
         if let (false, Some(f)) = (r.bit_exact, &r.first) {
             writeln!(

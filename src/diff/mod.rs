@@ -3,10 +3,12 @@
 //! how much (ULP, max-abs, MAE), as a table or JSON, and can draw an SVG heatmap.
 
 pub mod compare;
+pub mod heads;
 pub mod params;
 pub mod plot;
 pub mod pvd;
 pub mod significant;
+pub mod substages;
 pub mod tapes;
 
 pub use compare::{Compare, FirstDiff, compare};

@@ -13,6 +13,7 @@
 //! ```
 
 mod foreign;
+pub mod heads;
 mod launcher;
 mod params;
 mod route;

@@ -10,6 +10,7 @@ mod plugin_run;
 pub mod report;
 pub mod sanity;
 pub mod source;
+pub mod substage;
 
 pub use plugin_run::plugin_cell;
 pub use report::{ReplayOptions, Row, replay_one};
