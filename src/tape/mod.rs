@@ -48,12 +48,12 @@ mod writer;
 
 pub use error::TapeError;
 pub use index::{IndexEntry, RecordLoc};
+pub use provenance::Provenance;
 pub use reader::{TapeReader, Truncation};
 pub use record::{
-    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
-    TensorRef,
+    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage,
+    TapeHeader, TensorRef,
 };
-pub use provenance::Provenance;
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;
