@@ -5,6 +5,8 @@
 use super::BackendError;
 use crate::launch::{Params, Stage, Tensor};
 
+pub use crate::launch::{GatherLayout, gather_layout};
+
 /// A bad-inputs error for `stage`.
 pub fn bad(stage: Stage, what: impl Into<String>) -> BackendError {
     BackendError::BadInputs {
@@ -153,48 +155,6 @@ pub fn rope_geo(
         ));
     }
     Ok(RopeGeo { n, heads, hd, rd })
-}
-
-/// The layout of a `gather_rows` result: element type, row width, bytes per row, total rows.
-#[derive(Clone, Copy, Debug)]
-pub struct GatherLayout {
-    /// Element type of every part.
-    pub dtype: crate::launch::DType,
-    /// Elements per row.
-    pub width: usize,
-    /// Bytes per row.
-    pub row_bytes: usize,
-    /// Rows of the result.
-    pub rows: usize,
-}
-
-/// Checks `gather_rows` parts (tensor, first row, rows): one non-quantized dtype and row width, every
-/// range inside its tensor.
-pub fn gather_layout(parts: &[(&Tensor, usize, usize)]) -> Result<GatherLayout, BackendError> {
-    let err = |what: String| BackendError::Device(format!("gather_rows: {what}"));
-    let (first, _, _) = parts.first().ok_or_else(|| err("no parts".into()))?;
-    let dtype = first.dtype;
-    let width = *first.shape.last().ok_or_else(|| err("0-d tensor".into()))?;
-    let esz = dtype
-        .bytes_for(1)
-        .filter(|_| !dtype.is_quantized())
-        .ok_or_else(|| err(format!("dtype {dtype}")))?;
-    for (t, r0, n) in parts {
-        if t.dtype != dtype || t.shape.last() != Some(&width) || r0 + n > t.rows() {
-            return Err(err(format!(
-                "part {:?} {} rows {r0}..{} does not fit",
-                t.shape,
-                t.dtype,
-                r0 + n
-            )));
-        }
-    }
-    Ok(GatherLayout {
-        dtype,
-        width,
-        row_bytes: width * esz,
-        rows: parts.iter().map(|p| p.2).sum(),
-    })
 }
 
 /// Checks a launch's inputs against its stage contract by shape alone: the input count of the stage's

@@ -1,7 +1,6 @@
 //! The launcher: the one call every op goes through.
 
-use super::{Params, Phase, Route, RoutePolicy, Stage, Tensor};
-use crate::backend::{Backend, BackendError};
+use super::{Backend, BackendError, Params, Phase, Route, RoutePolicy, Stage, Tensor};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

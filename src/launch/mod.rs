@@ -12,7 +12,9 @@
 //! assert_eq!("decode3".parse::<Phase>().unwrap(), Phase::Decode(3));
 //! ```
 
+mod backend;
 mod foreign;
+mod gather;
 pub mod heads;
 mod launcher;
 mod params;
@@ -20,7 +22,9 @@ mod route;
 mod stage;
 mod tensor;
 
+pub use backend::{Backend, BackendError};
 pub use foreign::{Foreign, ForeignLaunch};
+pub use gather::{GatherLayout, gather_layout, gather_rows_host};
 pub use launcher::{LaunchError, LaunchInfo, LaunchObserver, Launcher, OutputHook};
 pub use params::Params;
 pub use route::{OpFamily, Precision, Route, RouteError, RouteMode, RoutePolicy, Variant};

@@ -1,0 +1,65 @@
+//! The backend interface: what the launcher calls to run a kernel. It lives here, in the ground floor,
+//! because the launcher needs it and every backend implements it: backends (`crate::backend`) depend on
+//! launch, never the other way round. `crate::backend::{Backend, BackendError}` re-export these names.
+
+use super::gather::gather_rows_host;
+use super::{Params, Route, Stage, Tensor};
+
+/// A backend could not run a launch.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// This backend has no kernel for the stage on that route.
+    #[error("backend {backend} has no kernel for stage {stage} on route {route}")]
+    Unsupported {
+        /// Backend name.
+        backend: &'static str,
+        /// Stage.
+        stage: Stage,
+        /// Route.
+        route: Route,
+    },
+    /// Inputs are not what the stage needs (count, dtype or shape).
+    #[error("bad inputs for {stage}: {what}")]
+    BadInputs {
+        /// Stage.
+        stage: Stage,
+        /// What is wrong.
+        what: String,
+    },
+    /// The GPU backend was not compiled in.
+    #[error("greta was not compiled with GPU support: rebuild with `cargo build --features hip`")]
+    NotCompiled,
+    /// No usable device.
+    #[error("no GPU device: {0}")]
+    NoDevice(String),
+    /// A device or runtime error.
+    #[error("device error: {0}")]
+    Device(String),
+}
+
+/// A place kernels run.
+pub trait Backend: Send + Sync {
+    /// Short name recorded on the tape (`cpu`, `hip`).
+    fn name(&self) -> &'static str;
+    /// Device description (CPU model and thread count, or GPU name/arch/driver).
+    fn device(&self) -> String;
+    /// Runs one launch: `stage` on `route` with `params` over `inputs`, returning its outputs.
+    fn execute(
+        &self,
+        stage: Stage,
+        route: Route,
+        params: &Params,
+        inputs: &[&Tensor],
+    ) -> Result<Vec<Tensor>, BackendError>;
+    /// Copies row ranges of 2-d tensors into one new tensor: `parts` are (tensor, first row, rows), all
+    /// of one dtype and row width. Data movement, not computation: the engine uses it to view the KV cache
+    /// and to take prefill's last row. The default works on host tensors; GPU backends copy on the device.
+    fn gather_rows(&self, parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, BackendError> {
+        gather_rows_host(parts)
+    }
+
+    /// Hashes of the kernel sources in use (empty for the CPU), for the tape header.
+    fn kernel_hashes(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
