@@ -50,8 +50,46 @@ fn derived_pv_equals_recorded_manual_pv(model: &Path) {
         ra["derived"]["hash"], rb["recorded_hash"],
         "derived pv (fused tape) vs recorded pv (manual tape)"
     );
-    // The derived pv is a real computation: it differs from nothing only if the hashes are 64 hex digits.
     assert_eq!(ra["derived"]["hash"].as_str().unwrap().len(), 64);
+
+    // export --substages writes the same derived pv; export --head writes head 0's slice of the output.
+    let seq = ra["seq"].as_u64().unwrap().to_string();
+    let ex = d.path().join("ex");
+    greta_ok(&[
+        "export",
+        fused.to_str().unwrap(),
+        &seq,
+        "--out",
+        ex.to_str().unwrap(),
+        "--substages",
+        "--head",
+        "0",
+    ]);
+    let desc = json(&std::fs::read_to_string(ex.join("launch.json")).unwrap());
+    let pv = desc["derived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["stage"] == "pv")
+        .unwrap();
+    assert_eq!(pv["blake3"], rb["recorded_hash"], "{desc}");
+    let data = |f: &str, n: usize| {
+        let b = std::fs::read(ex.join(f)).unwrap();
+        b[b.len() - n..].to_vec()
+    };
+    let hs = &desc["head_slices"][0];
+    let n = hs["shape"][0].as_u64().unwrap() as usize;
+    let whole_shape: Vec<usize> = desc["outputs"][0]["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    let total: usize = whole_shape.iter().product();
+    // decode's fused output is one row [1, H*hd]: head 0 is its first hd elements.
+    assert_eq!(whole_shape[0], 1);
+    let whole = data("output0.npy", total * 4);
+    assert_eq!(data("output0_head0.npy", n * 4), whole[..n * 4].to_vec());
 }
 
 #[test]
