@@ -181,9 +181,12 @@ fn f64_reference_gives_small_nonzero_local_error() {
         ulp > 0 && rel > 0.0 && rel < F32_LOCAL_MAX_REL_L2,
         "q_proj local error {ulp} ULP, rel L2 {rel:e}"
     );
+    // The inherited error (the f32 run against a whole-model f64 run) is real: finite and non-zero, since
+    // q_proj's f32 inputs already carry the f32 error of embed and attn_norm.
+    let inherited = q["inherited"]["max_abs"].as_f64().unwrap();
     assert!(
-        q["inherited"]["max_abs"].as_f64().unwrap()
-            >= q["local"]["max_abs"].as_f64().unwrap() * 0.0
+        inherited.is_finite() && inherited > 0.0,
+        "q_proj inherited error {inherited:e}"
     );
     assert!(
         rows.iter().all(|r| r["inherited"].is_object()),

@@ -8,6 +8,7 @@ mod diagnosis;
 mod engine;
 mod gguf;
 mod gpu;
+mod layers;
 mod plugin;
 mod record_replay;
 mod tape;
