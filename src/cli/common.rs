@@ -35,16 +35,16 @@ pub struct ModelArgs {
     #[arg(long)]
     pub ignore_eos: bool,
     /// Backend: cpu, or hip (needs a build with --features hip and a GPU).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "hip"])]
     pub backend: String,
     /// CPU route family: f32 (fast) or f64 (reference).
-    #[arg(long, default_value = "f32")]
+    #[arg(long, default_value = "f32", value_parser = valid::<crate::launch::Precision>)]
     pub precision: String,
     /// Force one op's route: OP=VARIANT, OP one of matmul, attention or a stage name (repeatable).
     #[arg(long = "route", value_name = "OP=VARIANT")]
     pub route: Vec<String>,
     /// Route rule: default (shape-dependent, like production engines) or invariant (batch-invariant).
-    #[arg(long = "routes", default_value = "default")]
+    #[arg(long = "routes", default_value = "default", value_parser = ["default", "invariant"])]
     pub routes: String,
     /// CPU threads (0: one per core).
     #[arg(long, default_value_t = 0)]
@@ -210,4 +210,10 @@ pub fn parse_opt<T: std::str::FromStr<Err = String>>(
 pub fn max_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.saturating_mul(4).clamp(1, 1024)
+}
+
+/// A clap value parser that checks a value with `T`'s `FromStr` when the command line is parsed, so a
+/// typo is an error before any model or tape is opened; the value is kept as the string given.
+pub fn valid<T: std::str::FromStr<Err = String>>(s: &str) -> Result<String, String> {
+    s.parse::<T>().map(|_| s.to_string())
 }

@@ -17,16 +17,16 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// What to store: full (tensor bytes, replayable) or hashes (determinism checks).
-    #[arg(long, default_value = "full")]
+    #[arg(long, default_value = "full", value_parser = super::common::valid::<crate::record::Capture>)]
     pub capture: String,
     /// Store payloads only for these phases (comma-separated: prefill,decode0,...).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Phase>)]
     pub phases: Vec<String>,
     /// Store payloads only for these layers.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<u32>,
     /// Store payloads only for these stages.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Stage>)]
     pub stages: Vec<String>,
     /// Copy model weights into the tape instead of referencing them by GGUF name and hash.
     #[arg(long)]
@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub zstd_level: i32,
     /// Byte-plane shuffle of float chunks before zstd: on (smaller) or off (faster).
-    #[arg(long, default_value = "on")]
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub shuffle: String,
     /// Output tape [default: recordings/<model>-<time>.tape].
     #[arg(long)]
