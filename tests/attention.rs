@@ -90,6 +90,31 @@ fn derived_pv_equals_recorded_manual_pv(model: &Path) {
     assert_eq!(whole_shape[0], 1);
     let whole = data("output0.npy", total * 4);
     assert_eq!(data("output0_head0.npy", n * 4), whole[..n * 4].to_vec());
+
+    // show --head/--substages: head 0's slice has head_dim values, and each head's derived softmax row
+    // sums to 1 (decode: one query row per head).
+    let sh = json(&greta_ok(&[
+        "show",
+        fused.to_str().unwrap(),
+        &seq,
+        "--head",
+        "0",
+        "--substages",
+        "--json",
+    ]));
+    let extra = sh["heads_and_substages"].as_array().unwrap();
+    let hd = sh["params"]["head_dim"].as_u64().unwrap();
+    let nh = sh["params"]["n_heads"].as_f64().unwrap();
+    assert_eq!(extra[0]["len"].as_u64(), Some(hd), "{sh}");
+    let sm = extra
+        .iter()
+        .find(|x| x["name"] == "softmax (fused→manual)")
+        .unwrap();
+    let total = sm["stats"]["abs_sum"].as_f64().unwrap();
+    assert!(
+        (total - nh).abs() < 1e-4 * nh,
+        "softmax rows sum to 1: {sm}"
+    );
 }
 
 #[test]

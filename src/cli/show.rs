@@ -24,6 +24,37 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also show query head H's slice of each per-head output (repeatable, or a range like 0-3; KV
+    /// stages take the KV head that H reads, docs/STAGES.md).
+    #[arg(long)]
+    head: Vec<String>,
+    /// On a fused attention launch, also show qk, softmax and pv derived from its recorded inputs on the
+    /// CPU manual route (f32; `fused→manual`, not recorded).
+    #[arg(long)]
+    substages: bool,
+}
+
+/// Statistics (and the first `n` values) of named value vectors: head slices and derived sub-stages.
+fn extra_rows(rows: &[(String, Vec<f64>)], n: usize) -> (Vec<serde_json::Value>, Vec<String>) {
+    let mut js = Vec::new();
+    let mut text = Vec::new();
+    for (name, v) in rows {
+        let s = stats(v);
+        let first: Vec<f64> = v.iter().take(n).copied().collect();
+        text.push(format!(
+            "  {name:<22} {} values  min {:.6e}  max {:.6e}  mean {:.6e}  abs-sum {:.6e}  nan {}  inf {}{}",
+            v.len(),
+            s.min,
+            s.max,
+            s.mean,
+            s.abs_sum,
+            s.nan,
+            s.inf,
+            if first.is_empty() { String::new() } else { format!("\n           values {first:?}") }
+        ));
+        js.push(serde_json::json!({"name": name, "len": v.len(), "stats": s, "values": first}));
+    }
+    (js, text)
 }
 
 fn storage_name(s: &Storage) -> String {
@@ -111,6 +142,41 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .flat_map(|e| &e.outputs)
         .map(|r| show_tensor(&src, r, a.values, true))
         .collect();
+    let heads = crate::launch::heads::parse_all(&a.head)?;
+    if !heads.is_empty() && crate::launch::heads::side(b.stage).is_none() {
+        anyhow::bail!("--head: stage {} has no heads", b.stage_name());
+    }
+    let mut extra: Vec<(String, Vec<f64>)> = Vec::new();
+    for (i, r) in l.end.iter().flat_map(|e| &e.outputs).enumerate() {
+        if heads.is_empty() {
+            break;
+        }
+        let bytes = src.bytes(r)?;
+        let v = values(r.dtype, &bytes)
+            .ok_or_else(|| anyhow::anyhow!("--head: {} values cannot be decoded", r.dtype))?;
+        for &h in &heads {
+            let hv = crate::launch::heads::slice(b.stage, &b.params, &r.shape, &v, h)?;
+            extra.push((format!("output {i} head {h}"), hv));
+        }
+    }
+    if a.substages {
+        if b.stage != crate::launch::Stage::Attn {
+            anyhow::bail!(
+                "--substages: launch {} is {}, not a fused attn launch",
+                b.seq,
+                b.stage_name()
+            );
+        }
+        let ins = crate::replay::exec::inputs(&src, &l)?;
+        let cpu = crate::backend::cpu::CpuBackend::new(0);
+        let d = crate::replay::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
+        for (name, t) in [("qk", &d.qk), ("softmax", &d.softmax), ("pv", &d.pv)] {
+            let bytes = t.to_host_bytes().map_err(anyhow::Error::msg)?;
+            let v = values(t.dtype, &bytes).unwrap_or_default();
+            extra.push((format!("{name} (fused→manual)"), v));
+        }
+    }
+    let (extra_json, extra_text) = extra_rows(&extra, a.values);
     let problems = crate::replay::sanity::launch_problems(&l);
     // ERROR lines (an unreadable tensor, a launch that breaks its contract) exit 1, never 0.
     let outcome = if problems.is_empty() && !ins.iter().chain(&outs).any(|s| s.error) {
@@ -127,6 +193,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "inputs": ins.iter().map(|s| &s.json).collect::<Vec<_>>(),
             "outputs": outs.iter().map(|s| &s.json).collect::<Vec<_>>(),
             "problems": problems,
+            "heads_and_substages": extra_json,
         });
         writeln!(o, "{v}")?;
         return Ok(outcome);
@@ -186,6 +253,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     writeln!(o, "outputs:")?;
     for s in &outs {
         writeln!(o, "{}", s.text)?;
+    }
+    if !extra_text.is_empty() {
+        writeln!(o, "head slices and derived sub-stages:")?;
+        for l in &extra_text {
+            writeln!(o, "{l}")?;
+        }
     }
     for p in &problems {
         writeln!(o, "ERROR {p}")?;
