@@ -193,6 +193,7 @@ fn synthetic_tape(path: &Path, bytes: usize, launches: u64) {
             block: None,
             params: Params::default(),
             inputs: vec![r.clone()],
+            foreign: None,
         }))
         .unwrap();
         w.put_record(&Record::End(LaunchEnd {

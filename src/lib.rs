@@ -4,12 +4,19 @@
 //! the recorder writes every launch's inputs, outputs, route and parameters to a tape ([`tape`]); any
 //! launch can then be replayed in isolation on any backend or route and diffed bit for bit.
 //!
-//! Layers, top to bottom: `cli` → `engine` → `launch` → `backend` (cpu, hip); `record` → `tape`;
-//! `replay` / `diff`; `model` (GGUF, dequantisation, tokenizer).
-#![warn(missing_docs)]
+//! Modules, top to bottom (imports point down; docs/ARCHITECTURE.md):
+//! - `cli`: clap arguments and the commands; `check`: determinism runs and golden manifests;
+//! - `replay`, `diff`, `inspect`: re-execution, comparison, and tape views (ls/show/verify/export);
+//! - `engine`: the llama forward pass (prefill, decode, KV cache) through [`launch::Launcher`];
+//!   `capture`: the front door for other engines' launches (C ABI in capi/, Python in python/);
+//! - `backend` (cpu, hip): where kernels run; `record`: the recorder worker;
+//! - `model` (GGUF, dequantisation, tokenizer) and `tape` (the file format);
+//! - `launch`: the shared vocabulary (stages, routes, tensors, params) and the `Backend` trait.
+#![deny(missing_docs)]
 
 pub mod analysis;
 pub mod backend;
+pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod diff;

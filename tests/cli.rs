@@ -121,3 +121,28 @@ fn unsupported_architecture_and_tensor_type() {
         "blk.0.attn_q.weight",
     );
 }
+
+/// Enum-like options are checked when the command line is parsed: a typo is named before the model is
+/// opened (the model path here does not exist, and the error is about the option, not the file).
+#[test]
+fn option_typos_are_rejected_before_the_model_is_opened() {
+    for args in [
+        &["record", "--shuffle", "onn"][..],
+        &["record", "--capture", "hash"][..],
+        &["record", "--stages", "q_prj"][..],
+        &["record", "--phases", "decod0"][..],
+        &["run", "--precision", "f17"][..],
+        &["run", "--routes", "invariants"][..],
+        &["run", "--backend", "cuda"][..],
+    ] {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--model", "/nonexistent/model.gguf", "--prompt", "hi"]);
+        let (code, out, err) = crate::util::greta_s(&a);
+        assert_eq!(code, 2, "{a:?}: {out}{err}");
+        assert!(err.contains(args[1]), "{a:?} names the option: {err}");
+        assert!(
+            !err.contains("nonexistent"),
+            "{a:?} fails before opening the model: {err}"
+        );
+    }
+}

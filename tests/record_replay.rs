@@ -181,9 +181,12 @@ fn f64_reference_gives_small_nonzero_local_error() {
         ulp > 0 && rel > 0.0 && rel < F32_LOCAL_MAX_REL_L2,
         "q_proj local error {ulp} ULP, rel L2 {rel:e}"
     );
+    // The inherited error (the f32 run against a whole-model f64 run) is real: finite and non-zero, since
+    // q_proj's f32 inputs already carry the f32 error of embed and attn_norm.
+    let inherited = q["inherited"]["max_abs"].as_f64().unwrap();
     assert!(
-        q["inherited"]["max_abs"].as_f64().unwrap()
-            >= q["local"]["max_abs"].as_f64().unwrap() * 0.0
+        inherited.is_finite() && inherited > 0.0,
+        "q_proj inherited error {inherited:e}"
     );
     assert!(
         rows.iter().all(|r| r["inherited"].is_object()),
@@ -216,6 +219,30 @@ fn forced_route_is_found_at_the_right_first_stage() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("identical"));
     assert!(err.contains("same computation"), "{err}");
+}
+
+#[test]
+fn f32_against_f64_tape_skips_equal_values() {
+    // embed rows are the dequantised weights: the same values in f32 and f64, so not a divergence;
+    // the first one is a computed stage.
+    let d = tmp();
+    let a = record(d.path(), "a.tape", &["--precision", "f32"]);
+    let b = record(d.path(), "b.tape", &["--precision", "f64"]);
+    let (code, out, _) = greta_s(&["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1);
+    let v = json(&out);
+    assert_ne!(
+        v["first_divergence"]["stage"].as_str(),
+        Some("embed"),
+        "{out}"
+    );
+    let embed = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == "embed")
+        .unwrap();
+    assert_eq!(embed["differing"], 0, "{out}");
 }
 
 #[test]

@@ -77,6 +77,8 @@ fn header() -> TapeHeader {
         created_unix: 1_700_000_000,
         capture: "full".into(),
         options_json: "{}".into(),
+        provenance: None,
+        engine: None,
     }
 }
 
@@ -194,6 +196,7 @@ fn write_tape(
                 ..Params::default()
             },
             inputs,
+            foreign: None,
         };
         exp.fingerprint = w.put_record(&Record::Begin(begin.clone())).unwrap();
         if flush_each {
@@ -347,6 +350,7 @@ fn writer_rejects_inconsistent_records() {
         block: None,
         params: Params::default(),
         inputs: vec![t],
+        foreign: None,
     };
     assert!(matches!(
         w.put_record(&Record::Begin(begin)),
@@ -398,11 +402,14 @@ fn newer_version_and_foreign_files_are_clear_errors() {
         TapeReader::open(&path),
         Err(TapeError::NotATape { .. })
     ));
+    // An empty file is the leftover of a recording killed at once: said so, not "not a tape".
     std::fs::write(&path, b"").unwrap();
-    assert!(matches!(
-        TapeReader::open(&path),
-        Err(TapeError::NotATape { .. })
-    ));
+    let e = TapeReader::open(&path).err().unwrap();
+    assert!(matches!(e, TapeError::Unreadable { .. }), "{e}");
+    assert!(e.to_string().contains("empty file"), "{e}");
+    // A directory is said to be one (not `map: No such device`).
+    let e = TapeReader::open(dir.path()).err().unwrap();
+    assert!(e.to_string().contains("is a directory"), "{e}");
     assert!(matches!(
         TapeReader::open(&dir.path().join("missing")),
         Err(TapeError::Io { .. })
@@ -523,6 +530,7 @@ fn write_tape_small(path: &Path, opts: WriterOptions) -> (Expected, TapeSummary)
             block: None,
             params: Params::default(),
             inputs,
+            foreign: None,
         };
         w.put_record(&Record::Begin(begin.clone())).unwrap();
         let out = tref(
@@ -652,7 +660,12 @@ fn every_truncation_leaves_a_readable_prefix() {
             Err(e) => {
                 assert!(c < header_end, "cut at {c}: {e}");
                 assert!(
-                    matches!(e, TapeError::NotATape { .. } | TapeError::Truncated { .. }),
+                    matches!(
+                        e,
+                        TapeError::NotATape { .. }
+                            | TapeError::Truncated { .. }
+                            | TapeError::Unreadable { .. }
+                    ),
                     "cut at {c}: {e}"
                 );
             }
@@ -834,6 +847,7 @@ fn synthetic_tape(path: &Path, bytes: usize, launches: u64) {
             block: None,
             params: Params::default(),
             inputs: vec![t],
+            foreign: None,
         };
         w.put_record(&Record::Begin(begin)).unwrap();
         w.put_record(&Record::End(LaunchEnd {
@@ -979,6 +993,7 @@ fn verify_reports_broken_dataflow() {
         block: None,
         params: Params::default(),
         inputs,
+        foreign: None,
     };
     w.put_record(&Record::Begin(launch(0, vec![]))).unwrap();
     w.put_record(&Record::End(LaunchEnd {

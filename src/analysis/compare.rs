@@ -32,8 +32,11 @@ pub struct Compare {
     pub bit_exact: bool,
     /// Elements that differ.
     pub differing: usize,
-    /// Largest ULP distance (in A's format).
+    /// Largest ULP distance (in A's format) over pairs of the same sign: a sign change is counted in
+    /// `sign_flips` instead (its ULP distance, about 2e9 in f32, says nothing about how far apart they are).
     pub max_ulp: u64,
+    /// Pairs of finite, non-zero values with opposite signs.
+    pub sign_flips: usize,
     /// Largest |a - b| over finite pairs.
     pub max_abs: f64,
     /// Mean |a - b| over finite pairs.
@@ -136,7 +139,13 @@ pub fn compare_values(
         } else if !same {
             c.nonfinite_mismatch += 1;
         }
-        let u = if xf && yf { ulps(fmt, x, y) } else { 0 };
+        let flip = xf && yf && x != 0.0 && y != 0.0 && (x < 0.0) != (y < 0.0);
+        c.sign_flips += usize::from(flip);
+        let u = if xf && yf && !flip {
+            ulps(fmt, x, y)
+        } else {
+            0
+        };
         // An f32 value equal to the f64 reference rounded to f32 differs by 0 ULP but is not bit-identical.
         if !same {
             c.differing += 1;
@@ -206,6 +215,25 @@ mod tests {
             ),
             2
         );
+    }
+
+    #[test]
+    fn sign_flips_are_counted_apart_from_ulps() {
+        let a = [1.0f32, -2.0, 3.0, 0.0];
+        let b = [
+            1.0f32,
+            2.0,
+            f32::from_bits(3.0f32.to_bits() + 4),
+            -f32::from_bits(1),
+        ];
+        let c = compare(DType::F32, &f32b(&a), DType::F32, &f32b(&b), &[4]);
+        assert_eq!(
+            c.sign_flips, 1,
+            "-2 vs 2; 0 vs the smallest negative is not a flip"
+        );
+        assert_eq!(c.differing, 3);
+        assert_eq!(c.max_ulp, 4, "ULP over same-sign pairs only");
+        assert_eq!(c.first.unwrap().index, 1);
     }
 
     #[test]

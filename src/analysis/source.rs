@@ -49,6 +49,36 @@ pub struct Source<'t> {
     pub tape: &'t TapeReader,
     model_path: PathBuf,
     model: OnceLock<Result<Gguf, String>>,
+    /// Skip the whole-file hash check of a model given by the user (`--allow-model-mismatch`).
+    allow_mismatch: bool,
+}
+
+/// Checks that `path` is the model `tape` was recorded with: a regular file (a FIFO would hang, a
+/// device never end) whose blake3 is the one in the tape header. `Err` says which path was tried and
+/// why it is refused. A tape recorded without a model hash accepts any regular file.
+pub fn model_matches(tape: &TapeReader, path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let want = &tape.header().model.blake3;
+    if want.is_empty() {
+        return Ok(());
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut h = blake3::Hasher::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", path.display()))?;
+    let found = h.finalize().to_hex().to_string();
+    if &found != want {
+        return Err(format!(
+            "{} is not the model this tape was recorded with (blake3 {} != recorded {}; pass \
+             --allow-model-mismatch to use it anyway)",
+            path.display(),
+            &found[..16],
+            &want[..want.len().min(16)]
+        ));
+    }
+    Ok(())
 }
 
 impl<'t> Source<'t> {
@@ -61,16 +91,43 @@ impl<'t> Source<'t> {
             tape,
             model_path,
             model: OnceLock::new(),
+            allow_mismatch: false,
         }
+    }
+
+    /// Uses a model whose file hash differs from the tape's (each weight is still checked against
+    /// its own recorded hash).
+    pub fn allow_model_mismatch(mut self, allow: bool) -> Source<'t> {
+        self.allow_mismatch = allow;
+        self
+    }
+
+    /// The model file weights are read from.
+    pub fn model_path(&self) -> &Path {
+        &self.model_path
     }
 
     /// The bytes of `r`, verified against its hash.
     pub fn bytes(&self, r: &TensorRef) -> Result<Vec<u8>, SourceError> {
+        // Shape × dtype against length, and the memory budget, before any byte is fetched.
+        self.tape.check_tensor(r)?;
         match &r.storage {
             Storage::Weight { name } => {
                 let g = self
                     .model
-                    .get_or_init(|| Gguf::open(&self.model_path).map_err(|e| e.to_string()))
+                    .get_or_init(|| {
+                        // Only a regular file, and only the recorded model (issue 14: a FIFO in
+                        // the header hung replay; any readable file was opened).
+                        if !self.allow_mismatch {
+                            model_matches(self.tape, &self.model_path)?;
+                        } else if !self.model_path.is_file() {
+                            return Err(format!(
+                                "{} is not a regular file",
+                                self.model_path.display()
+                            ));
+                        }
+                        Gguf::open(&self.model_path).map_err(|e| e.to_string())
+                    })
                     .as_ref()
                     .map_err(|why| SourceError::Model {
                         name: name.clone(),

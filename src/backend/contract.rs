@@ -165,3 +165,30 @@ pub fn rope_geo(
     }
     Ok(RopeGeo { n, heads, hd, rd })
 }
+
+/// Checks a launch's inputs against its stage contract by shape alone: the input count of the stage's
+/// roles (docs/STAGES.md), matmul shapes, attention geometry and RoPE geometry — the same checks the
+/// backends make before running, so `verify` flags a recorded launch that no backend would accept and
+/// replay refuses it before running. Stages without a contract here (foreign stages) pass.
+pub fn check_launch(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Result<(), BackendError> {
+    let roles = stage.input_roles();
+    if !roles.is_empty() {
+        want(stage, inputs, roles.len())?;
+    }
+    match stage {
+        s if s.is_matmul() => matmul_dims(stage, inputs).map(|_| ()),
+        Stage::Qk | Stage::Pv => attn_geo(stage, params, inputs[1]).map(|_| ()),
+        Stage::Attn => {
+            attn_geo(stage, params, inputs[1])?;
+            if inputs[2].shape != inputs[1].shape {
+                return Err(bad(
+                    stage,
+                    format!("V has shape {:?}, K {:?}", inputs[2].shape, inputs[1].shape),
+                ));
+            }
+            Ok(())
+        }
+        Stage::RopeQ | Stage::RopeK => rope_geo(stage, params, inputs).map(|_| ()),
+        _ => Ok(()),
+    }
+}

@@ -36,6 +36,45 @@ pub struct Golden {
     pub fingerprint: String,
     /// One line per launch: `seq phase layer stage route hash16[,hash16]`.
     pub launches: Vec<String>,
+    /// One line per launch: `seq stage name=value ...` (its scalar params). Optional: goldens made before
+    /// it existed have none, and their params are not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<String>>,
+}
+
+fn params(l: &crate::inspect::manifest::ManifestLaunch) -> String {
+    format!(
+        "{} {} {}",
+        l.seq,
+        l.stage,
+        l.params.as_deref().unwrap_or("")
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// The fields of two params lines that differ, as `name golden vs actual`.
+fn param_fields(g: &str, a: &str) -> Vec<String> {
+    let kv = |s: &str| -> std::collections::BTreeMap<String, String> {
+        s.split_whitespace()
+            .skip(2)
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (mg, ma) = (kv(g), kv(a));
+    let mut keys: Vec<&String> = mg.keys().chain(ma.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| mg.get(*k) != ma.get(*k))
+        .map(|k| {
+            let v = |m: &std::collections::BTreeMap<String, String>| {
+                m.get(k).cloned().unwrap_or_else(|| "0".into())
+            };
+            format!("{k} {} vs {}", v(&mg), v(&ma))
+        })
+        .collect()
 }
 
 fn line(l: &crate::inspect::manifest::ManifestLaunch) -> String {
@@ -59,7 +98,27 @@ impl Golden {
             options,
             fingerprint: m.fingerprint.clone(),
             launches: m.launches.iter().map(line).collect(),
+            params: Some(m.launches.iter().map(params).collect()),
         }
+    }
+
+    /// Checks the params of a manifest's launches against the golden's (None when the golden has no
+    /// params, or they match); else `params differ at seq N stage: eps 1e-5 vs 9.99e-6`.
+    pub fn params_difference(&self, m: &Manifest) -> Option<String> {
+        let gp = self.params.as_ref()?;
+        let actual: Vec<String> = m.launches.iter().map(params).collect();
+        let n = actual.len().max(gp.len());
+        (0..n).find_map(|i| {
+            let (g, a) = (gp.get(i)?, actual.get(i)?);
+            (g != a).then(|| {
+                let mut w = g.split_whitespace();
+                let (seq, stage) = (w.next().unwrap_or("?"), w.next().unwrap_or("?"));
+                format!(
+                    "params differ at seq {seq} {stage}: {} (golden vs actual)",
+                    param_fields(g, a).join("; ")
+                )
+            })
+        })
     }
 
     /// Checks a manifest against the golden: None when identical, else the first differing line

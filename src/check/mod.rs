@@ -6,7 +6,9 @@
 //! transcendentals). A golden changes only with an intended numerical change (a kernel's reduction order,
 //! a route rule); re-bless it then, in the same commit, with the reason in the message.
 
+pub mod element;
 pub mod golden;
+pub mod rerun;
 pub mod runs;
 
 pub use golden::{Golden, GoldenOptions};

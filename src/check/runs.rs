@@ -41,6 +41,12 @@ pub fn compare_manifests(a: &Manifest, b: &Manifest) -> Option<Mismatch> {
                     )
                 } else if x.route != y.route {
                     format!("route {} vs {}", x.route, y.route)
+                } else if x.outputs == y.outputs {
+                    format!(
+                        "params {} vs {}",
+                        x.params.as_deref().unwrap_or("(none)"),
+                        y.params.as_deref().unwrap_or("(none)")
+                    )
                 } else {
                     "output hashes differ".to_string()
                 };
@@ -96,6 +102,7 @@ impl LaunchObserver for HashObserver {
             stage: info.stage.name().to_string(),
             route: info.route.to_string(),
             outputs,
+            params: Some(crate::inspect::manifest::params_line(&info.params)),
         });
         Ok(())
     }

@@ -65,6 +65,10 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Perturb the last recorded run (phase=P,layer=L,stage=S,index=I,ulps=U): checks that `check` finds
+    /// and names a non-deterministic element. For testing greta itself.
+    #[arg(long, hide = true)]
+    inject_fault: Option<String>,
 }
 
 fn model_args(a: &Args, threads: usize) -> ModelArgs {
@@ -90,6 +94,8 @@ fn one_run(
     recorded: bool,
     dir: &Path,
     i: usize,
+    faulted: bool,
+    extra: Option<Box<dyn crate::launch::LaunchObserver>>,
 ) -> anyhow::Result<(Manifest, GoldenOptions)> {
     let p = prepare(&model_args(a, threads))?;
     let path = model_path(&a.model);
@@ -105,6 +111,15 @@ fn one_run(
         routes: p.policy.describe(),
     };
     let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
+    if faulted {
+        let f: Option<crate::record::fault::Fault> = super::common::parse_opt(&a.inject_fault)?;
+        if let Some(f) = f {
+            launcher.hook(f.hook());
+        }
+    }
+    if let Some(x) = extra {
+        launcher.observe(x);
+    }
     let header = TapeHeader {
         greta_version: env!("CARGO_PKG_VERSION").into(),
         model: ModelIdentity {
@@ -204,7 +219,33 @@ fn golden_check(
             serde_json::to_string(opts)?
         );
     }
+    let params = g.params_difference(m);
+    if g.params.is_none() && !a.json {
+        writeln!(
+            o,
+            "note: golden {} stores no params (made before goldens did): params not checked",
+            gp.display()
+        )?;
+    }
     match g.first_difference(m) {
+        None if params.is_some() => {
+            let p = params.unwrap_or_default();
+            if a.json {
+                writeln!(
+                    o,
+                    "{}",
+                    serde_json::json!({"golden": gp, "identical": false, "outputs_identical": true, "params_difference": p})
+                )?;
+            } else {
+                writeln!(
+                    o,
+                    "golden {}: DIFFERENT (every output hash matches)",
+                    gp.display()
+                )?;
+                writeln!(o, "  {p}")?;
+            }
+            Ok(Outcome::Different)
+        }
         None => {
             if a.json {
                 writeln!(
@@ -228,7 +269,7 @@ fn golden_check(
                 writeln!(
                     o,
                     "{}",
-                    serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}})
+                    serde_json::json!({"golden": gp, "identical": false, "first_difference": {"golden": want, "actual": got}, "params_difference": params})
                 )?;
             } else {
                 writeln!(o, "golden {}: DIFFERENT", gp.display())?;
@@ -238,10 +279,54 @@ fn golden_check(
                 )?;
                 writeln!(o, "    golden: {}", want.unwrap_or_else(|| "(none)".into()))?;
                 writeln!(o, "    actual: {}", got.unwrap_or_else(|| "(none)".into()))?;
+                if let Some(p) = &params {
+                    writeln!(o, "  {p}")?;
+                }
             }
             Ok(Outcome::Different)
         }
     }
+}
+
+/// `greta check --golden G` with no prompt: the run's options come from the golden. Options that would
+/// contradict it are an error rather than silently replaced.
+fn from_golden(a: &mut Args, gp: &Path) -> anyhow::Result<()> {
+    let g = read_golden(gp)?;
+    let r = crate::check::rerun::rerun_options(&g.options).map_err(anyhow::Error::msg)?;
+    let given: Vec<&str> = [
+        (a.max_tokens != 8, "--max-tokens"),
+        (a.backend != "cpu", "--backend"),
+        (a.precision != "f32", "--precision"),
+        (!a.route.is_empty(), "--route"),
+        (a.routes != "default", "--routes"),
+        (a.chat, "--chat"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    if !given.is_empty() {
+        bail!(
+            "{} given without a prompt: with only --golden, every run option comes from the golden",
+            given.join(", ")
+        );
+    }
+    let model = model_path(&a.model);
+    let name = model.file_name().map(|s| s.to_string_lossy().to_string());
+    if name.as_deref() != Some(g.options.model_name.as_str()) {
+        bail!(
+            "golden {} was made with model {}; give its path with --model (the default is {})",
+            gp.display(),
+            g.options.model_name,
+            model.display()
+        );
+    }
+    a.tokens = Some(r.tokens);
+    a.max_tokens = r.max_tokens;
+    a.backend = r.backend;
+    a.precision = r.precision;
+    a.routes = r.routes;
+    a.route = r.route;
+    Ok(())
 }
 
 /// Runs `greta check`.
@@ -268,12 +353,24 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         };
         return golden_check(&a, gp, &manifest(&t)?, &opts, &mut o);
     }
+    let mut a = a;
     if a.prompt.is_none() && a.tokens.is_none() {
-        bail!("give --prompt TEXT or --tokens IDS (or a TAPE with --golden)");
+        let Some(gp) = a.golden.clone().filter(|_| !a.bless) else {
+            bail!("give --prompt TEXT or --tokens IDS (or a TAPE with --golden, or only --golden)");
+        };
+        from_golden(&mut a, &gp)?;
     }
     let dir = tempfile::tempdir()?;
     if let Some(gp) = &a.golden {
-        let (m, opts) = one_run(&a, *a.threads.first().unwrap_or(&0), true, dir.path(), 0)?;
+        let (m, opts) = one_run(
+            &a,
+            *a.threads.first().unwrap_or(&0),
+            true,
+            dir.path(),
+            0,
+            false,
+            None,
+        )?;
         return golden_check(&a, gp, &m, &opts, &mut o);
     }
     if a.runs == 0 || a.threads.is_empty() {
@@ -282,10 +379,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // N recorded runs cycling through the thread counts, plus one without the recorder.
     let mut labels = Vec::new();
     let mut manifests = Vec::new();
+    // (threads, recorded, faulted) of each run, to rerun the two sides of a mismatch.
+    let mut configs = Vec::new();
     for i in 0..a.runs {
         let th = a.threads[i % a.threads.len()];
         eprintln!("run {}/{}: recorded, {th} threads", i + 1, a.runs + 1);
-        manifests.push(one_run(&a, th, true, dir.path(), i)?.0);
+        let faulted = i + 1 == a.runs;
+        manifests.push(one_run(&a, th, true, dir.path(), i, faulted, None)?.0);
+        configs.push((th, true, faulted));
         labels.push(format!("run {} (recorded, {th} threads)", i + 1));
     }
     let th = a.threads[0];
@@ -294,7 +395,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         a.runs + 1,
         a.runs + 1
     );
-    manifests.push(one_run(&a, th, false, dir.path(), a.runs)?.0);
+    manifests.push(one_run(&a, th, false, dir.path(), a.runs, false, None)?.0);
+    configs.push((th, false, false));
     labels.push(format!("run {} (not recorded, {th} threads)", a.runs + 1));
     let diffs: Vec<(usize, Mismatch)> = manifests
         .iter()
@@ -302,6 +404,30 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .skip(1)
         .filter_map(|(i, m)| compare_manifests(&manifests[0], m).map(|d| (i, d)))
         .collect();
+    // The first differing element of each mismatch: rerun both sides keeping that launch's output.
+    let mut elements = Vec::new();
+    for (i, d) in &diffs {
+        let keep = |k: usize| -> anyhow::Result<crate::check::element::Kept> {
+            let kept = crate::check::element::Kept::default();
+            let (th, rec, f) = configs[k];
+            let obs = crate::check::element::KeepOutput {
+                seq: d.seq,
+                out: kept.clone(),
+            };
+            one_run(
+                &a,
+                th,
+                rec,
+                dir.path(),
+                a.runs + 1 + k,
+                f,
+                Some(Box::new(obs)),
+            )?;
+            Ok(kept)
+        };
+        let (k0, ki) = (keep(0)?, keep(*i)?);
+        elements.push(crate::check::element::compare_kept(&k0, &ki));
+    }
     let n = manifests.len();
     let identical = n - diffs.len();
     if a.json {
@@ -311,7 +437,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             serde_json::json!({
                 "deterministic": diffs.is_empty(), "runs": n, "identical": identical,
                 "fingerprint": manifests[0].fingerprint, "launches": manifests[0].launches.len(),
-                "mismatches": diffs.iter().map(|(i, d)| serde_json::json!({"run": labels[*i], "against": labels[0], "first": d})).collect::<Vec<_>>(),
+                "mismatches": diffs.iter().zip(&elements).map(|((i, d), e)| serde_json::json!({"run": labels[*i], "against": labels[0], "first": d, "element": e.as_ref().and_then(|c| c.first.clone()), "compare": e})).collect::<Vec<_>>(),
             })
         )?;
     } else if diffs.is_empty() {
@@ -327,7 +453,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "NOT deterministic: {identical}/{n} identical to {}",
             labels[0]
         )?;
-        for (i, d) in &diffs {
+        for ((i, d), e) in diffs.iter().zip(&elements) {
             writeln!(
                 o,
                 "  {} first differs at launch {}: {} layer {} {} ({})",
@@ -338,6 +464,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 d.stage,
                 d.what
             )?;
+            match e.as_ref().and_then(|c| c.first.as_ref().map(|f| (c, f))) {
+                Some((c, f)) => writeln!(
+                    o,
+                    "    first differing element: index {} {:?}: {:e} vs {:e} ({} elements differ, max abs {:.3e})",
+                    f.index, f.coords, f.a, f.b, c.differing, c.max_abs
+                )?,
+                None => writeln!(
+                    o,
+                    "    on a rerun of both runs the launch's outputs were equal: the difference did not come back"
+                )?,
+            }
         }
     }
     Ok(if diffs.is_empty() {

@@ -35,16 +35,16 @@ pub struct ModelArgs {
     #[arg(long)]
     pub ignore_eos: bool,
     /// Backend: cpu, or hip (needs a build with --features hip and a GPU).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "hip"])]
     pub backend: String,
     /// CPU route family: f32 (fast) or f64 (reference).
-    #[arg(long, default_value = "f32")]
+    #[arg(long, default_value = "f32", value_parser = valid::<crate::launch::Precision>)]
     pub precision: String,
     /// Force one op's route: OP=VARIANT, OP one of matmul, attention or a stage name (repeatable).
     #[arg(long = "route", value_name = "OP=VARIANT")]
     pub route: Vec<String>,
     /// Route rule: default (shape-dependent, like production engines) or invariant (batch-invariant).
-    #[arg(long = "routes", default_value = "default")]
+    #[arg(long = "routes", default_value = "default", value_parser = ["default", "invariant"])]
     pub routes: String,
     /// CPU threads (0: one per core).
     #[arg(long, default_value_t = 0)]
@@ -92,6 +92,12 @@ pub fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
 
 /// Builds a backend by name.
 pub fn make_backend(name: &str, threads: usize) -> anyhow::Result<Arc<dyn Backend>> {
+    let max = max_threads();
+    if threads > max {
+        bail!(
+            "--threads {threads} is more than this machine can use: at most {max} (4 per available core, 1024 at most)"
+        );
+    }
     match name {
         "cpu" => Ok(Arc::new(CpuBackend::new(threads))),
         "hip" => Ok(crate::backend::hip::open()?),
@@ -151,7 +157,8 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
         bail!("the prompt is empty: give at least one token");
     }
     let ctx = model.config.ctx_len;
-    if prompt.len() + a.max_tokens > ctx {
+    // saturating: `--max-tokens 18446744073709551615` must not wrap past this check (issue 14).
+    if prompt.len().saturating_add(a.max_tokens) > ctx {
         bail!(
             "prompt of {} tokens plus --max-tokens {} exceeds the model's context of {ctx} tokens",
             prompt.len(),
@@ -196,4 +203,17 @@ pub fn parse_opt<T: std::str::FromStr<Err = String>>(
         .map(str::parse)
         .transpose()
         .map_err(anyhow::Error::msg)
+}
+
+/// The most CPU threads a command accepts: 4 per available core, at most 1024 (issue 14: 100000
+/// started 10,000+ threads and loaded the machine for minutes).
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_mul(4).clamp(1, 1024)
+}
+
+/// A clap value parser that checks a value with `T`'s `FromStr` when the command line is parsed, so a
+/// typo is an error before any model or tape is opened; the value is kept as the string given.
+pub fn valid<T: std::str::FromStr<Err = String>>(s: &str) -> Result<String, String> {
+    s.parse::<T>().map(|_| s.to_string())
 }

@@ -2,8 +2,11 @@
 //! position K first differ from prefill's row K inside one tape. Exit 0 same, 1 different, 2 error.
 
 use super::Outcome;
+use super::common::{make_backend, parse_opt};
 use super::ls::open;
+use crate::diff::substages::{self, StageDiffRow};
 use crate::diff::{plot, pvd, tapes};
+use crate::launch::{Phase, Stage};
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,6 +30,30 @@ pub struct Args {
     /// JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Print every stage and launch, not only the summary.
+    #[arg(long)]
+    all: bool,
+    /// Only this layer (--prefill-vs-decode, or with --stage on two tapes).
+    #[arg(long)]
+    layer: Option<u32>,
+    /// Only this phase (two tapes with --stage).
+    #[arg(long)]
+    phase: Option<String>,
+    /// Only this stage; `qk`, `softmax` and `pv` are derived from fused `attn` launches where a side has
+    /// no such launch (route `fused→manual`).
+    #[arg(long)]
+    stage: Option<String>,
+    /// Restrict figures to query head H's slice (repeatable, or a range like 0-3); KV stages use the KV
+    /// head H reads (grouped-query attention, docs/STAGES.md).
+    #[arg(long)]
+    head: Vec<String>,
+    /// With --prefill-vs-decode and --layer: one row per attention sub-stage (q, k, v, qk, softmax, pv,
+    /// attn_out).
+    #[arg(long)]
+    substages: bool,
+    /// Backend that derives sub-stages of fused launches: cpu or hip [default: the tape's backend].
+    #[arg(long)]
+    backend: Option<String>,
 }
 
 fn layer(l: Option<u32>) -> String {
@@ -37,11 +64,42 @@ fn layer(l: Option<u32>) -> String {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let ta = open(&a.a)?;
     let mut o = std::io::stdout().lock();
+    let heads = crate::launch::heads::parse_all(&a.head)?;
+    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let backend = || {
+        let h = &ta.header().backend;
+        make_backend(
+            a.backend
+                .as_deref()
+                .unwrap_or(if h.is_empty() { "cpu" } else { h }),
+            0,
+        )
+    };
+    if a.substages {
+        return substage_table(&a, &ta, &heads, backend()?.as_ref());
+    }
     if a.prefill_vs_decode {
         if a.b.is_some() {
             bail!("--prefill-vs-decode compares inside one tape: give only one");
         }
-        let r = pvd::prefill_vs_decode(&ta, a.row)?;
+        let mut r = pvd::prefill_vs_decode(&ta, a.row)?;
+        if let Some(l) = a.layer {
+            r.rows.retain(|x| x.layer == Some(l));
+        }
+        if let Some(s) = stage {
+            r.rows
+                .retain(|x| x.stage == s.name() || x.decode_stage == s.name());
+        }
+        if stage.is_some() || !heads.is_empty() {
+            substages::refine(&ta, &mut r, &heads, backend()?.as_ref())
+                .map_err(anyhow::Error::msg)?;
+        } else if a.layer.is_some() {
+            r.first_divergence = r
+                .rows
+                .iter()
+                .find(|x| x.compare.is_some() && !x.equal)
+                .cloned();
+        }
         if let Some(p) = &a.plot {
             let cells: Vec<plot::Cell> = r
                 .rows
@@ -73,59 +131,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 Outcome::Different
             });
         }
-        writeln!(
-            o,
-            "prefill row {} vs {} (same position, same stage)",
-            r.row, r.decode_phase
-        )?;
-        writeln!(
-            o,
-            "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10} {:>10}",
-            "layer", "stage", "prefill route", "decode route", "equal", "max_ulp", "max_abs", "mae"
-        )?;
-        for x in &r.rows {
-            match &x.compare {
-                Some(c) => writeln!(
-                    o,
-                    "{:>5} {:<13} {:<18} {:<18} {:<6} {:>8} {:>10.2e} {:>10.2e}",
-                    layer(x.layer),
-                    if x.stage == x.decode_stage {
-                        x.stage.clone()
-                    } else {
-                        format!("{}~{}", x.stage, x.decode_stage)
-                    },
-                    x.routes.0,
-                    x.routes.1,
-                    if x.equal { "yes" } else { "NO" },
-                    c.max_ulp,
-                    c.max_abs,
-                    c.mae
-                )?,
-                None => writeln!(
-                    o,
-                    "{:>5} {:<13} {}",
-                    layer(x.layer),
-                    x.stage,
-                    x.note.clone().unwrap_or_default()
-                )?,
-            }
-        }
-        match &r.first_divergence {
-            None => writeln!(
-                o,
-                "prefill and decode are bit-identical at every compared stage"
-            )?,
-            Some(f) => writeln!(
-                o,
-                "first divergence: layer {} {} (prefill {} vs decode {}), max {} ULP, max abs {:.3e}",
-                layer(f.layer),
-                f.stage,
-                f.routes.0,
-                f.routes.1,
-                f.compare.as_ref().map_or(0, |c| c.max_ulp),
-                f.compare.as_ref().map_or(0.0, |c| c.max_abs)
-            )?,
-        }
+        super::diff_text::pvd(&mut o, &r, a.all)?;
         return Ok(if same {
             Outcome::Same
         } else {
@@ -136,6 +142,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         bail!("give two tapes, or one with --prefill-vs-decode")
     };
     let tb = open(bp)?;
+    if let Some(st) = stage {
+        let phase: Option<Phase> = parse_opt(&a.phase)?;
+        let rows = substages::stage_diff(&ta, &tb, phase, a.layer, st, &heads, backend()?.as_ref())
+            .map_err(anyhow::Error::msg)?;
+        return stage_table(&mut o, &rows, a.json);
+    }
+    if !heads.is_empty() || a.phase.is_some() || a.layer.is_some() {
+        bail!("--head, --phase and --layer on two tapes need --stage");
+    }
     let d = tapes::diff(&ta, &tb)?;
     if let Some(w) = &d.warning {
         eprintln!("note: {w}");
@@ -158,7 +173,33 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         )
         .with_context(|| format!("writing {}", p.display()))?;
     }
-    let same = d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0;
+    let mut same =
+        d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    if same {
+        // Equal hashes prove nothing about a damaged tape (issue 14: "identical" on 142 of 238
+        // damaged tapes): before saying so, check both tapes whole (linear; `greta verify` lists all).
+        for t in [&ta, &tb] {
+            let v = t.verify();
+            if !v.is_ok() {
+                same = false;
+                let why = v.problems.first().map_or_else(
+                    || "it is truncated".to_string(),
+                    |p| {
+                        format!(
+                            "{} problems, the first at byte {}: {}",
+                            v.problems.len(),
+                            p.offset,
+                            p.what
+                        )
+                    },
+                );
+                eprintln!(
+                    "{} is damaged ({why}): not calling the tapes identical",
+                    t.path().display()
+                );
+            }
+        }
+    }
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&d)?)?;
         return Ok(if same {
@@ -167,48 +208,135 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             Outcome::Different
         });
     }
-    writeln!(
-        o,
-        "{} aligned launches; {} only in A, {} only in B",
-        d.aligned, d.only_a, d.only_b
-    )?;
-    writeln!(
-        o,
-        "{:<14} {:>8} {:>9} {:>8} {:>10} {:>10}",
-        "stage", "launches", "differing", "max_ulp", "max_abs", "mae"
-    )?;
-    for r in &d.rows {
+    let hashes_same =
+        d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    if hashes_same && !same {
         writeln!(
             o,
-            "{:<14} {:>8} {:>9} {:>8} {:>10.2e} {:>10.2e}",
-            r.stage, r.launches, r.differing, r.max_ulp, r.max_abs, r.mae
+            "{} aligned launches with the same output hashes, but a tape is damaged: not identical (greta verify)",
+            d.aligned
         )?;
+    } else {
+        super::diff_text::tapes(&mut o, &d, a.all)?;
     }
-    match &d.first_divergence {
-        None => writeln!(
+    Ok(if same {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
+}
+
+fn fmt_cmp(c: &Option<crate::diff::Compare>) -> String {
+    match c {
+        Some(c) => format!(
+            "{:<6} {:>10.2e} {:>10.2e} {:>8}",
+            if c.bit_exact { "yes" } else { "NO" },
+            c.mae,
+            c.max_abs,
+            c.max_ulp
+        ),
+        None => format!("{:<6} {:>10} {:>10} {:>8}", "-", "-", "-", "-"),
+    }
+}
+
+/// `--stage` on two tapes: one row per aligned (phase, layer).
+fn stage_table(o: &mut impl Write, rows: &[StageDiffRow], json: bool) -> anyhow::Result<Outcome> {
+    let same = rows
+        .iter()
+        .all(|r| r.compare.as_ref().is_some_and(|c| c.bit_exact));
+    if json {
+        writeln!(o, "{}", serde_json::to_string(rows)?)?;
+    } else {
+        writeln!(
             o,
-            "identical: every aligned launch has the same output hashes"
-        )?,
-        Some(f) => {
-            write!(
+            "{:<8} {:>5} {:<8} {:<22} {:<22} {:<6} {:>10} {:>10} {:>8}",
+            "phase", "layer", "stage", "route A", "route B", "equal", "mae", "max_abs", "max_ulp"
+        )?;
+        for r in rows {
+            writeln!(
                 o,
-                "first divergence: {} layer {} {} (A seq {}, B seq {})",
-                f.phase,
-                layer(f.layer),
-                f.stage,
-                f.seq_a,
-                f.seq_b
+                "{:<8} {:>5} {:<8} {:<22} {:<22} {}{}",
+                r.phase,
+                layer(r.layer),
+                r.stage,
+                r.routes.0,
+                r.routes.1,
+                fmt_cmp(&r.compare),
+                r.note
+                    .as_ref()
+                    .map_or(String::new(), |n| format!("  ({n})"))
             )?;
-            match (f.index, f.value_a, f.value_b) {
-                (Some(i), Some(va), Some(vb)) => writeln!(
-                    o,
-                    " at index {i} {:?}: A {va:e}, B {vb:e}; max {} ULP, max abs {:.3e}",
-                    f.coords.clone().unwrap_or_default(),
-                    f.max_ulp,
-                    f.max_abs
-                )?,
-                _ => writeln!(o, " (hashes differ; bytes not captured)")?,
+        }
+    }
+    Ok(if rows.is_empty() {
+        bail!("no launch matches the selection")
+    } else if same {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
+}
+
+/// `--prefill-vs-decode --substages`: the per-sub-stage table of one layer.
+fn substage_table(
+    a: &Args,
+    ta: &crate::tape::TapeReader,
+    heads: &[usize],
+    backend: &dyn crate::backend::Backend,
+) -> anyhow::Result<Outcome> {
+    if !a.prefill_vs_decode || a.b.is_some() {
+        bail!("--substages is a --prefill-vs-decode table of one tape");
+    }
+    let Some(l) = a.layer else {
+        bail!("--substages needs --layer")
+    };
+    let t = substages::table(ta, a.row, l, heads, backend).map_err(anyhow::Error::msg)?;
+    let mut o = std::io::stdout().lock();
+    let same = t
+        .rows
+        .iter()
+        .all(|r| r.compare.as_ref().is_some_and(|c| c.bit_exact));
+    if a.json {
+        writeln!(o, "{}", serde_json::to_string(&t)?)?;
+    } else {
+        writeln!(
+            o,
+            "prefill row {} vs {}, layer {}, {}",
+            t.row,
+            t.decode_phase,
+            t.layer,
+            if t.heads.is_empty() {
+                "all heads".to_string()
+            } else {
+                format!("head(s) {:?}", t.heads)
             }
+        )?;
+        writeln!(
+            o,
+            "{:<9} {:<18} {:<22} {:<6} {:>10} {:>10} {:>8}",
+            "stage", "prefill route", "decode route", "equal", "mae", "max_abs", "max_ulp"
+        )?;
+        for r in &t.rows {
+            writeln!(
+                o,
+                "{:<9} {:<18} {:<22} {}{}",
+                r.name,
+                r.routes.0,
+                r.routes.1,
+                fmt_cmp(&r.compare),
+                r.note
+                    .as_ref()
+                    .map_or(String::new(), |n| format!("  ({n})"))
+            )?;
+        }
+        if t.rows
+            .iter()
+            .any(|r| r.routes.1.starts_with(substages::DERIVED))
+        {
+            writeln!(
+                o,
+                "fused→manual: derived from the fused attn launch's recorded inputs, not recorded"
+            )?;
         }
     }
     Ok(if same {

@@ -20,12 +20,24 @@ pub struct Args {
     /// Output file.
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing file at --out (without it, an existing file is an error).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `greta gen-model`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let preset: Preset = a.preset.parse().map_err(anyhow::Error::msg)?;
     let dtype: DType = a.dtype.parse().map_err(anyhow::Error::msg)?;
+    if a.out.is_dir() {
+        anyhow::bail!("--out {} is a directory; give a file name", a.out.display());
+    }
+    if a.out.exists() && !a.force {
+        anyhow::bail!(
+            "--out {} already exists; pass --force to replace it",
+            a.out.display()
+        );
+    }
     generate(preset, dtype, a.seed, &a.out)?;
     eprintln!("wrote {}", a.out.display());
     Ok(Outcome::Same)

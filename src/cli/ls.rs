@@ -2,7 +2,7 @@
 
 use super::Outcome;
 use super::common::parse_opt;
-use crate::launch::{Phase, Stage};
+use crate::launch::Phase;
 use crate::tape::TapeReader;
 use anyhow::Context;
 use std::io::Write;
@@ -46,22 +46,35 @@ pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.stage)?;
     let all = t.entries().collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<_> = all
         .into_iter()
         .filter(|e| phase.is_none_or(|p| e.phase == p))
         .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-        .filter(|e| stage.is_none_or(|s| e.stage == s))
+        .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
+        .collect();
+    // A foreign launch's stage and route names are in its begin record, not in the index.
+    let names: Vec<(String, String)> = rows
+        .iter()
+        .map(|e| {
+            if e.route.variant == crate::launch::Variant::Engine {
+                if let Ok(l) = t.launch(e.seq) {
+                    return (l.begin.stage_name().to_string(), l.begin.route_name());
+                }
+            }
+            (e.stage.name().to_string(), e.route.to_string())
+        })
         .collect();
     let mut out = std::io::stdout().lock();
     if a.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|e| {
+            .zip(&names)
+            .map(|(e, (stage, route))| {
                 serde_json::json!({
-                    "seq": e.seq, "phase": e.phase.to_string(), "layer": e.layer, "stage": e.stage.name(),
-                    "route": e.route.to_string(), "complete": e.has_end,
+                    "seq": e.seq, "phase": e.phase.to_string(), "layer": e.layer, "stage": stage,
+                    "route": route, "complete": e.has_end,
                 })
             })
             .collect();
@@ -72,15 +85,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "{:>7}  {:<9} {:>5}  {:<14} {:<20}",
             "seq", "phase", "layer", "stage", "route"
         )?;
-        for e in &rows {
+        for (e, (stage, route)) in rows.iter().zip(&names) {
             writeln!(
                 out,
                 "{:>7}  {:<9} {:>5}  {:<14} {:<20} {}",
                 e.seq,
                 e.phase.to_string(),
                 e.layer.map_or("-".into(), |l| l.to_string()),
-                e.stage.name(),
-                e.route.to_string(),
+                stage,
+                route,
                 if e.has_end {
                     ""
                 } else {

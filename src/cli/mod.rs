@@ -6,6 +6,7 @@
 mod check;
 mod common;
 mod diff;
+mod diff_text;
 mod export;
 mod gen_model;
 mod ls;
@@ -14,6 +15,7 @@ mod record;
 mod replay;
 mod run;
 mod show;
+mod stage_sel;
 mod tokenize;
 mod verify;
 
@@ -28,6 +30,10 @@ pub use common::{ModelArgs, load_model};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Memory budget for materialising one tensor from a tape, in bytes (default 4 GiB, or the
+    /// GRETA_MAX_TENSOR_BYTES environment variable); a larger tensor is an error, not an allocation.
+    #[arg(long, global = true, value_name = "BYTES")]
+    max_tensor_bytes: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +84,9 @@ impl From<Outcome> for ExitCode {
 
 /// Parses the command line and runs the command.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(n) = cli.max_tensor_bytes {
+        crate::tape::budget::set_max_tensor_bytes(n);
+    }
     match cli.command {
         Command::Run(a) => run::run(a),
         Command::Record(a) => record::run(a),

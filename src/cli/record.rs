@@ -17,16 +17,16 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// What to store: full (tensor bytes, replayable) or hashes (determinism checks).
-    #[arg(long, default_value = "full")]
+    #[arg(long, default_value = "full", value_parser = super::common::valid::<crate::record::Capture>)]
     pub capture: String,
     /// Store payloads only for these phases (comma-separated: prefill,decode0,...).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Phase>)]
     pub phases: Vec<String>,
     /// Store payloads only for these layers.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<u32>,
     /// Store payloads only for these stages.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Stage>)]
     pub stages: Vec<String>,
     /// Copy model weights into the tape instead of referencing them by GGUF name and hash.
     #[arg(long)]
@@ -44,11 +44,14 @@ pub struct Args {
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub zstd_level: i32,
     /// Byte-plane shuffle of float chunks before zstd: on (smaller) or off (faster).
-    #[arg(long, default_value = "on")]
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub shuffle: String,
     /// Output tape [default: recordings/<model>-<time>.tape].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing tape at --out (without it, an existing tape is an error).
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
@@ -108,6 +111,21 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
     let select = selector(&a)?;
     let fault: Option<Fault> = parse_opt(&a.inject_fault)?;
+    // Checked before the run, not after it.
+    if let Some(o) = &a.out {
+        if o.is_dir() {
+            bail!(
+                "--out {} is a directory; give a file name for the tape",
+                o.display()
+            );
+        }
+        if o.exists() && !a.force {
+            bail!(
+                "--out {} already exists; pass --force to replace it",
+                o.display()
+            );
+        }
+    }
     let mut p = prepare(&a.model)?;
     p.opts.probe_last_token = a.probe_last_token;
     if a.probe_last_token && p.opts.max_tokens == 0 {
@@ -122,7 +140,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("recordings/{stem}-{t}.tape"))
+        // The process id keeps two recordings started in the same second apart.
+        PathBuf::from(format!("recordings/{stem}-{t}-{}.tape", std::process::id()))
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -159,6 +178,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "stop": p.opts.stop,
         })
         .to_string(),
+        provenance: Some(crate::tape::Provenance::current()),
+        engine: None,
     };
     let opts = RecordOptions {
         capture,
@@ -177,6 +198,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 other => bail!("--shuffle `{other}`: valid values are on, off"),
             },
             ..WriterOptions::default()
+        },
+        existing: if a.force {
+            crate::tape::Existing::Replace
+        } else {
+            crate::tape::Existing::Refuse
         },
         ..RecordOptions::default()
     };

@@ -8,7 +8,8 @@ use crate::diff::plot;
 use crate::launch::{Phase, Route, Stage};
 use crate::replay::inherited::{Key, f64_outputs};
 use crate::replay::report::merge;
-use crate::replay::{ReplayOptions, Source, replay_one};
+use crate::replay::report::replay_sub;
+use crate::replay::{ReplayOptions, Source, substage};
 use crate::tape::Storage;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 pub struct Args {
     /// The tape.
     tape: PathBuf,
-    /// Replay this launch.
+    /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
     /// Select by phase (prefill, decode0, ...).
@@ -28,9 +29,17 @@ pub struct Args {
     /// Select by layer.
     #[arg(long)]
     layer: Option<u32>,
-    /// Select by stage.
+    /// Select by stage. `qk`, `softmax` and `pv` also select fused `attn` launches, whose sub-stages are
+    /// derived from the recorded inputs (route `fused→manual`).
     #[arg(long)]
     stage: Option<String>,
+    /// Restrict figures to query head H's slice (repeatable, or a range like 0-3); KV stages use the KV
+    /// head H reads (grouped-query attention, docs/STAGES.md).
+    #[arg(long)]
+    head: Vec<String>,
+    /// One row per head (max ULP, max abs, MAE) under each launch.
+    #[arg(long)]
+    by_head: bool,
     /// Backend to replay on: cpu or hip [default: the backend the tape was recorded on].
     #[arg(long)]
     backend: Option<String>,
@@ -44,6 +53,10 @@ pub struct Args {
     /// whole model) side by side. Only `f64` is accepted.
     #[arg(long)]
     reference: Option<String>,
+    /// Also run the engine's own kernel for each launch from this plugin (a shared library exporting
+    /// `greta_kernel_<stage>`, include/greta_plugin.h) and compare it bit for bit with the recording.
+    #[arg(long, value_name = "LIB")]
+    kernels: Option<PathBuf>,
     /// Model file for weights referenced by name [default: the path in the tape header].
     #[arg(long)]
     model: Option<PathBuf>,
@@ -56,6 +69,9 @@ pub struct Args {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Use a --model whose blake3 differs from the one recorded on the tape (by default refused).
+    #[arg(long)]
+    allow_model_mismatch: bool,
 }
 
 fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
@@ -74,26 +90,45 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.stage)?;
     let route: Option<Route> = parse_opt(&a.route)?;
-    if a.seq.is_none() && phase.is_none() && a.layer.is_none() && stage.is_none() {
-        bail!("select launches with --seq N or --phase/--layer/--stage");
-    }
-    let seqs: Vec<u64> = match a.seq {
-        Some(s) => vec![t.entry(s)?.seq],
+    let heads = crate::launch::heads::parse_all(&a.head)?;
+    // (seq, derived sub-stage): qk/softmax/pv also select fused attn launches.
+    let pick = |e: &crate::tape::IndexEntry| -> Option<Option<Stage>> {
+        match &stage {
+            None => Some(None),
+            Some(super::stage_sel::StageSel::Greta(w)) => substage::selects(e.stage, *w),
+            Some(sel) => sel.matches(&t, e).then_some(None),
+        }
+    };
+    let seqs: Vec<(u64, Option<Stage>)> = match a.seq {
+        Some(s) => {
+            let e = t.entry(s)?;
+            let sub = match &stage {
+                Some(super::stage_sel::StageSel::Greta(w)) => {
+                    substage::selects(e.stage, *w).flatten()
+                }
+                _ => None,
+            };
+            vec![(e.seq, sub)]
+        }
         None => t
             .entries()
             .filter_map(|e| e.ok())
             .filter(|e| phase.is_none_or(|p| e.phase == p))
             .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
-            .filter(|e| stage.is_none_or(|s| e.stage == s))
-            .map(|e| e.seq)
+            .filter_map(|e| pick(&e).map(|sub| (e.seq, sub)))
             .collect(),
     };
     if seqs.is_empty() {
         bail!("no launch matches the selection");
     }
-    let src = Source::new(&t, a.model.as_deref());
+    // A model the user names must be the recorded one (issue 14: a same-shape other model gave
+    // wrong inherited errors with exit 0).
+    if let (Some(m), false) = (&a.model, a.allow_model_mismatch) {
+        crate::replay::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
+    }
+    let src = Source::new(&t, a.model.as_deref()).allow_model_mismatch(a.allow_model_mismatch);
     let opts = ReplayOptions {
         backend: make_backend(
             a.backend
@@ -108,30 +143,87 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         route,
         reference: a.reference.is_some(),
         all_routes: a.all_routes,
+        kernels: match &a.kernels {
+            Some(p) => Some(std::sync::Arc::new(crate::replay::plugin::Plugin::open(p)?)),
+            None => None,
+        },
+        heads,
+        by_head: a.by_head,
     };
     let launches = seqs
         .iter()
-        .map(|&s| t.launch(s))
+        .map(|&(s, _)| t.launch(s))
         .collect::<Result<Vec<_>, _>>()?;
+    // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
+    for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
+        let problems = crate::replay::sanity::launch_problems(l);
+        if !problems.is_empty() {
+            bail!(
+                "launch {} cannot be replayed: {} (run `greta verify`)",
+                l.begin.seq,
+                problems.join("; ")
+            );
+        }
+    }
+    // No selection replays the whole tape: show progress (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new(launches.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} launches {eta}")
+            .expect("template"),
+    );
     let mut rows: Vec<_> = launches
         .iter()
-        .map(|l| replay_one(&src, l, &opts))
+        .zip(&seqs)
+        .map(|(l, &(_, sub))| {
+            bar.inc(1);
+            replay_sub(&src, l, sub, &opts)
+        })
         .collect();
-    if a.reference.is_some() {
+    bar.finish_and_clear();
+    // Another engine's tape names no greta model run; its inherited error needs its GGUF and prompt.
+    let foreign = t.header().engine.as_ref().map(|e| e.name.clone());
+    let inherited_possible = foreign.is_none()
+        || a.model.is_some()
+        || (!t.header().model.path.is_empty() && !t.header().prompt_tokens.is_empty());
+    if a.reference.is_some() && !inherited_possible {
+        eprintln!(
+            "note: tape recorded by {} without a GGUF and prompt: no inherited (whole-model f64) error, local error only",
+            foreign.as_deref().unwrap_or("another engine")
+        );
+    }
+    if a.reference.is_some() && inherited_possible {
         // Inherited error: the same stages in an f64 run of the whole model on the recorded tokens.
         let model_path = a
             .model
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
-        let model = load_model(&model_path)?;
+        if !a.allow_model_mismatch && foreign.is_none() {
+            crate::replay::source::model_matches(&t, &model_path)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run needs the recorded model (--model)")?;
+        }
         let keys: Vec<Key> = launches
             .iter()
+            .filter(|l| l.begin.stage != Stage::Other)
             .map(|l| (l.begin.phase, l.begin.layer, l.begin.stage))
             .collect();
-        let f64s = f64_outputs(&model, &t, &src, &keys)
-            .map_err(anyhow::Error::msg)
-            .context("the f64 whole-model run")?;
+        let run = load_model(&model_path).and_then(|model| {
+            f64_outputs(&model, &t, &src, &keys)
+                .map_err(anyhow::Error::msg)
+                .context("the f64 whole-model run")
+        });
+        let f64s = match (run, &foreign) {
+            (Ok(f), _) => f,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(name)) => {
+                eprintln!("note: no inherited error for this {name} tape: {e:#}");
+                Default::default()
+            }
+        };
         for (row, l) in rows.iter_mut().zip(&launches) {
+            if row.derived.is_some() {
+                // A derived sub-stage has no recorded output to hold against the f64 run.
+                continue;
+            }
             let Some(outs) = f64s.get(&(l.begin.phase, l.begin.layer, l.begin.stage)) else {
                 continue;
             };
@@ -152,8 +244,57 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let all_exact = rows.iter().all(|r| r.bit_exact && r.error.is_none());
-    if let Some(p) = &a.plot {
+    // With --kernels, a plugin kernel that does not reproduce its recording counts as a difference too.
+    let plugin_exact = |r: &crate::replay::Row| {
+        r.plugin.as_ref().is_none_or(|c| {
+            let not_implemented = c
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("not implemented"));
+            not_implemented || c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact)
+        })
+    };
+    // A foreign launch of a stage greta does not know has nothing to replay: listed, not a failure.
+    let no_reference = |r: &crate::replay::Row| {
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("no reference for"))
+    };
+    // A launch of another engine that was not replayed (its kernel runs only in the engine) does not
+    // make the replay "different"; its local error is reported, not judged.
+    let not_replayed = |r: &crate::replay::Row| r.replay_route == "-";
+    let all_exact = rows.iter().all(|r| {
+        (r.bit_exact || not_replayed(r))
+            && (r.error.is_none() || no_reference(r))
+            && plugin_exact(r)
+    });
+    // A launch that could not be replayed (missing model, a route the backend lacks) is an error
+    // (exit 2), not a difference: nothing was compared.
+    let failed = rows
+        .iter()
+        .filter(|r| r.error.is_some() && !no_reference(r))
+        .count();
+    if let (Some(p), true) = (&a.plot, a.by_head) {
+        // Layers down, heads across, for the selected stage.
+        let cells: Vec<plot::Cell> = rows
+            .iter()
+            .flat_map(|r| {
+                r.by_head.iter().map(move |h| {
+                    let name = format!("{}{:02}", if h.kv { "kv" } else { "h" }, h.head);
+                    (r.layer, name, h.compare.max_abs)
+                })
+            })
+            .collect();
+        std::fs::write(
+            p,
+            plot::heatmap(
+                &format!("greta replay {} by head", a.tape.display()),
+                "log10 max |difference| per head",
+                &cells,
+            ),
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
+    } else if let Some(p) = &a.plot {
         let cells: Vec<plot::Cell> = rows
             .iter()
             .map(|r| {
@@ -179,6 +320,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut o = std::io::stdout().lock();
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
+        if failed > 0 {
+            bail!("{failed} of {} launches could not be replayed", rows.len());
+        }
         return Ok(if all_exact {
             Outcome::Same
         } else {
@@ -215,6 +359,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             format!("{}:{}", r.backend, r.replay_route),
             if r.error.is_some() {
                 "ERROR"
+            } else if not_replayed(r) {
+                "-"
             } else if r.bit_exact {
                 "yes"
             } else {
@@ -237,6 +383,54 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         if let Some(e) = &r.error {
             writeln!(o, "       error: {e}")?;
         }
+        if let Some(n) = &r.note {
+            writeln!(o, "       {n}")?;
+        }
+        if let Some(d) = &r.derived {
+            writeln!(
+                o,
+                "       derived {} from launch {} ({}) on {}, blake3 {}{}",
+                r.stage,
+                d.from_seq,
+                d.route,
+                d.computed_on,
+                &d.hash[..d.hash.len().min(16)],
+                d.vs_fused.as_ref().map_or(String::new(), |c| format!(
+                    "; vs fused output: {} ulp {} max_abs {:.2e} mae {:.2e}",
+                    if c.bit_exact { "bit-exact" } else { "differs" },
+                    c.max_ulp,
+                    c.max_abs,
+                    c.mae
+                ))
+            )?;
+        }
+        if !r.heads.is_empty() {
+            writeln!(o, "       figures restricted to head(s) {:?}", r.heads)?;
+        }
+        for h in &r.by_head {
+            writeln!(
+                o,
+                "       {} {:>3}: {:<9} ulp {:>6} max_abs {:>9.2e} mae {:>9.2e}",
+                if h.kv { "kv head" } else { "head   " },
+                h.head,
+                if h.compare.bit_exact {
+                    "same"
+                } else {
+                    "DIFFERS"
+                },
+                h.compare.max_ulp,
+                h.compare.max_abs,
+                h.compare.mae
+            )?;
+        }
+        if let Some(w) = crate::diff::heads::worst(&r.by_head) {
+            writeln!(
+                o,
+                "       worst head: {}{}",
+                if w.kv { "kv " } else { "" },
+                w.head
+            )?;
+        }
         if let (false, Some(f)) = (r.bit_exact, &r.first) {
             writeln!(
                 o,
@@ -244,7 +438,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 f.index, f.coords, f.a, f.b
             )?;
         }
-        for c in &r.matrix {
+        let plugin_ran = r.plugin.iter().filter(|c| {
+            !c.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("not implemented"))
+        });
+        for c in r.matrix.iter().chain(plugin_ran) {
             writeln!(
                 o,
                 "       route {:<22} vs recorded: {}  vs f64: {}{}",
@@ -269,9 +468,43 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    let n = rows.len();
+    let skipped = rows.iter().filter(|r| not_replayed(r)).count();
+    let n = rows.len() - skipped;
     let exact = rows.iter().filter(|r| r.bit_exact).count();
     writeln!(o, "{exact}/{n} launches bit-exact on replay")?;
+    if let Some(p) = &a.kernels {
+        let ran: Vec<_> = rows
+            .iter()
+            .filter_map(|r| r.plugin.as_ref())
+            .filter(|c| c.vs_recorded.is_some())
+            .collect();
+        let same = ran
+            .iter()
+            .filter(|c| c.vs_recorded.as_ref().is_some_and(|x| x.bit_exact))
+            .count();
+        writeln!(
+            o,
+            "{same}/{} plugin kernel runs bit-exact with the recording ({}; {} launches not implemented by it)",
+            ran.len(),
+            p.display(),
+            rows.iter()
+                .filter(|r| r.plugin.as_ref().is_some_and(|c| c
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("not implemented"))))
+                .count()
+        )?;
+    }
+    if skipped > 0 {
+        writeln!(
+            o,
+            "{skipped} launches of {} not replayed: their kernels run only in the engine (--route R replays greta's route R on the same inputs)",
+            foreign.as_deref().unwrap_or("another engine")
+        )?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {n} launches could not be replayed (see `error:` above)");
+    }
     Ok(if all_exact {
         Outcome::Same
     } else {

@@ -24,6 +24,37 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also show query head H's slice of each per-head output (repeatable, or a range like 0-3; KV
+    /// stages take the KV head that H reads, docs/STAGES.md).
+    #[arg(long)]
+    head: Vec<String>,
+    /// On a fused attention launch, also show qk, softmax and pv derived from its recorded inputs on the
+    /// CPU manual route (f32; `fused→manual`, not recorded).
+    #[arg(long)]
+    substages: bool,
+}
+
+/// Statistics (and the first `n` values) of named value vectors: head slices and derived sub-stages.
+fn extra_rows(rows: &[(String, Vec<f64>)], n: usize) -> (Vec<serde_json::Value>, Vec<String>) {
+    let mut js = Vec::new();
+    let mut text = Vec::new();
+    for (name, v) in rows {
+        let s = stats(v);
+        let first: Vec<f64> = v.iter().take(n).copied().collect();
+        text.push(format!(
+            "  {name:<22} {} values  min {:.6e}  max {:.6e}  mean {:.6e}  abs-sum {:.6e}  nan {}  inf {}{}",
+            v.len(),
+            s.min,
+            s.max,
+            s.mean,
+            s.abs_sum,
+            s.nan,
+            s.inf,
+            if first.is_empty() { String::new() } else { format!("\n           values {first:?}") }
+        ));
+        js.push(serde_json::json!({"name": name, "len": v.len(), "stats": s, "values": first}));
+    }
+    (js, text)
 }
 
 fn storage_name(s: &Storage) -> String {
@@ -46,6 +77,8 @@ fn storage_name(s: &Storage) -> String {
 struct Shown {
     json: serde_json::Value,
     text: String,
+    /// The tensor could not be read (an ERROR line): the command exits 1.
+    error: bool,
 }
 
 fn show_tensor(src: &Source, r: &TensorRef, n: usize, weights: bool) -> Shown {
@@ -60,6 +93,7 @@ fn show_tensor(src: &Source, r: &TensorRef, n: usize, weights: bool) -> Shown {
                 return Shown {
                     json: serde_json::json!({"role": r.role, "error": e.to_string()}),
                     text: format!("  {:<8} {} {:?}  ERROR {e}", r.role, r.dtype, r.shape),
+                    error: true,
                 };
             }
         },
@@ -87,6 +121,7 @@ fn show_tensor(src: &Source, r: &TensorRef, n: usize, weights: bool) -> Shown {
             "storage": storage_name(&r.storage), "stats": st, "values": vals,
         }),
         text,
+        error: false,
     }
 }
 
@@ -107,17 +142,61 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .flat_map(|e| &e.outputs)
         .map(|r| show_tensor(&src, r, a.values, true))
         .collect();
+    let heads = crate::launch::heads::parse_all(&a.head)?;
+    if !heads.is_empty() && crate::launch::heads::side(b.stage).is_none() {
+        anyhow::bail!("--head: stage {} has no heads", b.stage_name());
+    }
+    let mut extra: Vec<(String, Vec<f64>)> = Vec::new();
+    for (i, r) in l.end.iter().flat_map(|e| &e.outputs).enumerate() {
+        if heads.is_empty() {
+            break;
+        }
+        let bytes = src.bytes(r)?;
+        let v = values(r.dtype, &bytes)
+            .ok_or_else(|| anyhow::anyhow!("--head: {} values cannot be decoded", r.dtype))?;
+        for &h in &heads {
+            let hv = crate::launch::heads::slice(b.stage, &b.params, &r.shape, &v, h)?;
+            extra.push((format!("output {i} head {h}"), hv));
+        }
+    }
+    if a.substages {
+        if b.stage != crate::launch::Stage::Attn {
+            anyhow::bail!(
+                "--substages: launch {} is {}, not a fused attn launch",
+                b.seq,
+                b.stage_name()
+            );
+        }
+        let ins = crate::replay::exec::inputs(&src, &l)?;
+        let cpu = crate::backend::cpu::CpuBackend::new(0);
+        let d = crate::replay::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
+        for (name, t) in [("qk", &d.qk), ("softmax", &d.softmax), ("pv", &d.pv)] {
+            let bytes = t.to_host_bytes().map_err(anyhow::Error::msg)?;
+            let v = values(t.dtype, &bytes).unwrap_or_default();
+            extra.push((format!("{name} (fused→manual)"), v));
+        }
+    }
+    let (extra_json, extra_text) = extra_rows(&extra, a.values);
+    let problems = crate::replay::sanity::launch_problems(&l);
+    // ERROR lines (an unreadable tensor, a launch that breaks its contract) exit 1, never 0.
+    let outcome = if problems.is_empty() && !ins.iter().chain(&outs).any(|s| s.error) {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    };
     let mut o = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
-            "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage.name(),
-            "route": b.route.to_string(), "backend": b.backend, "grid": b.grid, "block": b.block,
-            "params": b.params, "duration_ns": l.end.as_ref().map(|e| e.duration_ns), "complete": l.end.is_some(),
+            "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage_name(),
+            "route": b.route_name(), "backend": b.backend, "grid": b.grid, "block": b.block,
+            "params": b.params, "foreign": b.foreign, "duration_ns": l.end.as_ref().map(|e| e.duration_ns), "complete": l.end.is_some(),
             "inputs": ins.iter().map(|s| &s.json).collect::<Vec<_>>(),
             "outputs": outs.iter().map(|s| &s.json).collect::<Vec<_>>(),
+            "problems": problems,
+            "heads_and_substages": extra_json,
         });
         writeln!(o, "{v}")?;
-        return Ok(Outcome::Same);
+        return Ok(outcome);
     }
     writeln!(
         o,
@@ -125,10 +204,23 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         b.seq,
         b.phase,
         b.layer.map_or("-".into(), |l| l.to_string()),
-        b.stage,
-        b.route,
+        b.stage_name(),
+        b.route_name(),
         b.backend
     )?;
+    if let Some(f) = &b.foreign {
+        let ps: Vec<String> = f.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            o,
+            "recorded by another engine ({}); its params: {}",
+            if b.stage == crate::launch::Stage::Other {
+                "a stage greta has no reference for"
+            } else {
+                "a greta stage"
+            },
+            ps.join(" ")
+        )?;
+    }
     let p = &b.params;
     writeln!(
         o,
@@ -162,5 +254,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     for s in &outs {
         writeln!(o, "{}", s.text)?;
     }
-    Ok(Outcome::Same)
+    if !extra_text.is_empty() {
+        writeln!(o, "head slices and derived sub-stages:")?;
+        for l in &extra_text {
+            writeln!(o, "{l}")?;
+        }
+    }
+    for p in &problems {
+        writeln!(o, "ERROR {p}")?;
+    }
+    Ok(outcome)
 }

@@ -2,8 +2,12 @@
 //! decode inside one tape (shape-aligned row slices). Both report where (phase, layer, stage, element) and
 //! how much (ULP, max-abs, MAE), as a table or JSON, and can draw an SVG heatmap.
 
+pub mod heads;
+pub mod params;
 pub mod plot;
 pub mod pvd;
+pub mod significant;
+pub mod substages;
 pub mod tapes;
 
 // `diff::compare` (module and function) and its types, kept at their old paths; they live in

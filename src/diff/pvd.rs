@@ -11,6 +11,7 @@
 use crate::analysis::Source;
 use crate::analysis::compare::{Compare, compare_values};
 use crate::analysis::values;
+use super::significant::{Significance, Tracker, envelope_of};
 use crate::launch::{Phase, Stage};
 use crate::tape::{Launch, TapeReader};
 use serde::Serialize;
@@ -39,6 +40,17 @@ pub struct PvdRow {
     pub note: Option<String>,
 }
 
+/// A significant row and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct PvdSignificant {
+    /// Where.
+    #[serde(flatten)]
+    pub at: PvdRow,
+    /// Why.
+    #[serde(flatten)]
+    pub why: Significance,
+}
+
 /// The result.
 #[derive(Clone, Debug, Serialize)]
 pub struct Pvd {
@@ -48,6 +60,8 @@ pub struct Pvd {
     pub decode_phase: String,
     /// The first (layer, stage) in forward order whose row differs.
     pub first_divergence: Option<PvdRow>,
+    /// The first whose difference is out of proportion to what it inherited (see `diff::significant`).
+    pub first_significant: Option<PvdSignificant>,
     /// Every comparison, in forward order.
     pub rows: Vec<PvdRow>,
 }
@@ -116,6 +130,10 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
     let mut prefill = Vec::new();
     for e in t.entries() {
         let e = e?;
+        // Another engine's free-form stages have no counterpart by (layer, stage): not compared.
+        if e.stage == Stage::Other {
+            continue;
+        }
         match e.phase {
             Phase::Prefill => prefill.push(e),
             p => {
@@ -135,6 +153,8 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
     }
     let dp = decode_phase.ok_or(PvdError::NoDecodeAtRow(k))?;
     let mut rows = Vec::new();
+    let mut tracker = Tracker::default();
+    let mut significant = None;
     for e in &prefill {
         let lp = t.launch(e.seq)?;
         let p = &lp.begin.params;
@@ -151,7 +171,7 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             decode_stage: dstage.name().into(),
             seq_prefill: e.seq,
             seq_decode: decode.get(&(e.layer, dstage)).copied(),
-            routes: (e.route.to_string(), String::new()),
+            routes: (lp.begin.route_name(), String::new()),
             equal: false,
             compare: None,
             note: None,
@@ -164,18 +184,26 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             }
             Some(sd) => {
                 let ld = t.launch(sd)?;
-                r.routes.1 = ld.begin.route.to_string();
+                r.routes.1 = ld.begin.route_name();
                 match (slice(&lp, &src, k), slice(&ld, &src, k)) {
                     (Ok((da, va)), Ok((_, vb))) => {
                         let bits = va.len() == vb.len()
                             && va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
                         let c = compare_values(da, &va, &vb, &[va.len() as u64], bits);
                         r.equal = bits;
+                        let env = envelope_of(lp.begin.route.precision, ld.begin.route.precision);
+                        let v = tracker.judge(e.seq, &lp.begin.inputs, da, &c, env);
+                        if significant.is_none() {
+                            significant = v.map(|why| (rows.len(), why));
+                        }
                         r.compare = Some(c);
                     }
                     (Err(e), _) | (_, Err(e)) => r.note = Some(e),
                 }
             }
+        }
+        if r.compare.is_none() {
+            tracker.set(e.seq, tracker.inherited(&lp.begin.inputs));
         }
         rows.push(r);
     }
@@ -187,6 +215,10 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
         row: k,
         decode_phase: dp.to_string(),
         first_divergence: first,
+        first_significant: significant.map(|(i, why)| PvdSignificant {
+            at: rows[i].clone(),
+            why,
+        }),
         rows,
     })
 }

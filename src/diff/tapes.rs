@@ -6,6 +6,8 @@
 
 use crate::analysis::Source;
 use crate::analysis::{Compare, compare};
+use super::params::{ParamDiff, describe_diff};
+use super::significant::{Significance, Tracker, envelope_of};
 use crate::launch::{Phase, Stage};
 use crate::tape::{Launch, TapeError, TapeReader};
 use serde::Serialize;
@@ -43,8 +45,10 @@ pub struct StageRow {
     pub launches: usize,
     /// Of which differ.
     pub differing: usize,
-    /// Worst ULP.
+    /// Worst ULP (same-sign values).
     pub max_ulp: u64,
+    /// Sign flips over all its launches.
+    pub sign_flips: usize,
     /// Worst |a-b|.
     pub max_abs: f64,
     /// Worst MAE.
@@ -78,11 +82,46 @@ pub struct FirstDivergence {
     pub max_abs: f64,
 }
 
+/// The first significant divergence: where and why (see [`super::significant`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstSignificant {
+    /// Where.
+    #[serde(flatten)]
+    pub at: FirstDivergence,
+    /// Why.
+    #[serde(flatten)]
+    pub why: Significance,
+}
+
+impl FirstDivergence {
+    fn of(d: &LaunchDiff) -> FirstDivergence {
+        let c = d.compare.as_ref();
+        let f = c.and_then(|c| c.first.as_ref());
+        FirstDivergence {
+            phase: d.phase.clone(),
+            layer: d.layer,
+            stage: d.stage.clone(),
+            seq_a: d.seq_a,
+            seq_b: d.seq_b,
+            index: f.map(|f| f.index),
+            coords: f.map(|f| f.coords.clone()),
+            value_a: f.map(|f| f.a),
+            value_b: f.map(|f| f.b),
+            max_ulp: c.map_or(0, |c| c.max_ulp),
+            max_abs: c.map_or(0.0, |c| c.max_abs),
+        }
+    }
+}
+
 /// The result of a tape diff.
 #[derive(Clone, Debug, Serialize)]
 pub struct TapeDiff {
     /// First divergence in A's launch order, or None when every aligned output is identical.
     pub first_divergence: Option<FirstDivergence>,
+    /// First launch whose difference is out of proportion to what it inherited (None: none is).
+    pub first_significant: Option<FirstSignificant>,
+    /// Aligned launches whose params, route, dtypes or shapes differ (whatever their outputs).
+    pub param_diffs: Vec<ParamDiff>,
     /// Per-stage table.
     pub rows: Vec<StageRow>,
     /// Every differing aligned launch.
@@ -95,32 +134,70 @@ pub struct TapeDiff {
     pub only_b: usize,
     /// Why comparing these two proves little, when it does.
     pub warning: Option<String>,
+    /// What differs between the builds that recorded A and B (empty: same build).
+    pub provenance: Vec<String>,
 }
 
-type Key = (Phase, Option<u32>, Stage, usize);
+/// (phase, layer, stage, stage name, occurrence). The name tells apart the free-form stages of another
+/// engine (all `Stage::Other`); for greta's stages it is the stage's own name.
+type Key = (Phase, Option<u32>, Stage, String, usize);
 
 fn keys(t: &TapeReader) -> Result<Vec<(Key, u64)>, TapeError> {
-    let mut seen: HashMap<(Phase, Option<u32>, Stage), usize> = HashMap::new();
+    let mut seen: HashMap<(Phase, Option<u32>, Stage, String), usize> = HashMap::new();
     let mut out = Vec::new();
     for e in t.entries() {
         let e = e?;
-        let n = seen.entry((e.phase, e.layer, e.stage)).or_default();
-        out.push(((e.phase, e.layer, e.stage, *n), e.seq));
+        let name = if e.stage == Stage::Other {
+            t.launch(e.seq)?.begin.stage_name().to_string()
+        } else {
+            e.stage.name().to_string()
+        };
+        let n = seen
+            .entry((e.phase, e.layer, e.stage, name.clone()))
+            .or_default();
+        out.push(((e.phase, e.layer, e.stage, name, *n), e.seq));
         *n += 1;
     }
     Ok(out)
 }
 
-/// Explains when A and B are the same computation (comparing a run with itself proves nothing).
+/// What differs between the builds that recorded A and B (see [`crate::tape::Provenance`]): empty when
+/// both tapes carry the same provenance.
+pub fn provenance_diff(a: &TapeReader, b: &TapeReader) -> Vec<String> {
+    match (&a.header().provenance, &b.header().provenance) {
+        (Some(pa), Some(pb)) => crate::tape::Provenance::differences(pa, pb),
+        (None, None) => {
+            vec!["neither tape records its build (format version 1): the builds may differ".into()]
+        }
+        (None, Some(_)) => {
+            vec!["A does not record its build (format version 1): the builds may differ".into()]
+        }
+        (Some(_), None) => {
+            vec!["B does not record its build (format version 1): the builds may differ".into()]
+        }
+    }
+}
+
+/// Explains when A and B are the same computation (comparing a run with itself proves nothing), or the same
+/// inputs run by different builds.
 pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
     let (ha, hb) = (a.header(), b.header());
     let same = ha.model.blake3 == hb.model.blake3
         && ha.prompt_tokens == hb.prompt_tokens
         && ha.routes == hb.routes
         && ha.backend == hb.backend
-        && ha.options_json == hb.options_json;
+        && ha.options_json == hb.options_json
+        && ha.engine == hb.engine;
     if !same {
         return None;
+    }
+    let builds = provenance_diff(a, b);
+    if !builds.is_empty() {
+        return Some(format!(
+            "A and B ran the same model, prompt, routes, backend and options on different or unknown builds ({}): \
+             equal outputs show those builds compute the same bits for this run",
+            builds.join("; ")
+        ));
     }
     let mut differ = Vec::new();
     if ha.threads != hb.threads {
@@ -130,13 +207,13 @@ pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
         differ.push(format!("device `{}` vs `{}`", ha.device, hb.device));
     }
     Some(if differ.is_empty() {
-        "A and B are the same computation (same model, prompt, routes, backend, options): equal outputs only \
-         show that the run is repeatable, not that it is right"
+        "A and B are the same computation (same build, model, prompt, routes, backend, options): equal outputs \
+         only show that the run is repeatable, not that it is right"
             .to_string()
     } else {
         format!(
-            "A and B are the same computation except {}: a difference means nondeterminism; equality proves \
-             determinism, not correctness",
+            "A and B are the same computation (same build) except {}: a difference means nondeterminism; \
+             equality proves determinism, not correctness",
             differ.join(", ")
         )
     })
@@ -147,9 +224,12 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
     let (ka, kb) = (keys(a)?, keys(b)?);
     let bmap: HashMap<Key, u64> = kb.iter().cloned().collect();
     let (sa, sb) = (Source::new(a, None), Source::new(b, None));
-    let mut rows: BTreeMap<Stage, StageRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(Stage, String), StageRow> = BTreeMap::new();
     let mut launches = Vec::new();
     let mut first = None;
+    let mut significant = None;
+    let mut tracker = Tracker::default();
+    let mut param_diffs = Vec::new();
     let mut aligned = 0;
     for (key, seq_a) in &ka {
         let Some(&seq_b) = bmap.get(key) else {
@@ -157,12 +237,25 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         };
         aligned += 1;
         let (la, lb) = (a.launch(*seq_a)?, b.launch(seq_b)?);
-        let row = rows.entry(key.2).or_insert_with(|| StageRow {
-            stage: key.2.name().into(),
-            ..StageRow::default()
-        });
+        let row = rows
+            .entry((key.2, key.3.clone()))
+            .or_insert_with(|| StageRow {
+                stage: key.3.clone(),
+                ..StageRow::default()
+            });
         row.launches += 1;
         let (oa, ob) = (outs(&la), outs(&lb));
+        let what = describe_diff(&la.begin, &lb.begin, oa, ob);
+        if !what.is_empty() {
+            param_diffs.push(ParamDiff {
+                phase: key.0.to_string(),
+                layer: key.1,
+                stage: key.2.name().into(),
+                seq_a: *seq_a,
+                seq_b,
+                what,
+            });
+        }
         if oa.iter().map(|r| r.hash).eq(ob.iter().map(|r| r.hash)) && !oa.is_empty() {
             continue; // hash fast path
         }
@@ -170,11 +263,11 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         let mut d = LaunchDiff {
             phase: key.0.to_string(),
             layer: key.1,
-            stage: key.2.name().into(),
+            stage: key.3.clone(),
             seq_a: *seq_a,
             seq_b,
-            route_a: la.begin.route.to_string(),
-            route_b: lb.begin.route.to_string(),
+            route_a: la.begin.route_name(),
+            route_b: lb.begin.route_name(),
             compare: None,
             note: None,
         };
@@ -188,7 +281,20 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
                 ));
             } else {
                 let c = compare(oa[0].dtype, &ba, ob[0].dtype, &bb, &oa[0].shape);
+                if oa[0].dtype != ob[0].dtype && c.differing == 0 && c.nonfinite_mismatch == 0 {
+                    // Same values in two formats (an f32 tape against an f64 one where f32 was exact):
+                    // not a divergence, and nothing to inherit.
+                    row.differing -= 1;
+                    tracker.set(*seq_a, 0.0);
+                    continue;
+                }
+                let env = envelope_of(la.begin.route.precision, lb.begin.route.precision);
+                let verdict = tracker.judge(*seq_a, &la.begin.inputs, oa[0].dtype, &c, env);
+                if significant.is_none() {
+                    significant = verdict.map(|why| (launches.len(), why));
+                }
                 row.max_ulp = row.max_ulp.max(c.max_ulp);
+                row.sign_flips += c.sign_flips;
                 row.max_abs = row.max_abs.max(c.max_abs);
                 row.mae = row.mae.max(c.mae);
                 d.compare = Some(c);
@@ -196,32 +302,29 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         } else {
             d.note = Some("hashes differ; bytes not captured on one side".into());
         }
+        if d.compare.is_none() {
+            // Not compared: pass on what it inherited.
+            tracker.set(*seq_a, tracker.inherited(&la.begin.inputs));
+        }
         if first.is_none() {
-            let c = d.compare.as_ref();
-            first = Some(FirstDivergence {
-                phase: d.phase.clone(),
-                layer: d.layer,
-                stage: d.stage.clone(),
-                seq_a: d.seq_a,
-                seq_b: d.seq_b,
-                index: c.and_then(|c| c.first.as_ref()).map(|f| f.index),
-                coords: c.and_then(|c| c.first.as_ref()).map(|f| f.coords.clone()),
-                value_a: c.and_then(|c| c.first.as_ref()).map(|f| f.a),
-                value_b: c.and_then(|c| c.first.as_ref()).map(|f| f.b),
-                max_ulp: c.map_or(0, |c| c.max_ulp),
-                max_abs: c.map_or(0.0, |c| c.max_abs),
-            });
+            first = Some(FirstDivergence::of(&d));
         }
         launches.push(d);
     }
     Ok(TapeDiff {
         first_divergence: first,
+        first_significant: significant.map(|(i, why)| FirstSignificant {
+            at: FirstDivergence::of(&launches[i]),
+            why,
+        }),
+        param_diffs,
         rows: rows.into_values().collect(),
         launches,
         aligned,
         only_a: ka.len() - aligned,
         only_b: kb.len() - aligned,
         warning: same_computation(a, b),
+        provenance: provenance_diff(a, b),
     })
 }
 

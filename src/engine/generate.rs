@@ -57,7 +57,7 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(EngineError::EmptyPrompt);
     }
-    if prompt.len() + opts.max_tokens > ctx {
+    if prompt.len().saturating_add(opts.max_tokens) > ctx {
         return Err(EngineError::ContextOverflow {
             prompt: prompt.len(),
             to_generate: opts.max_tokens,

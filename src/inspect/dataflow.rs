@@ -7,7 +7,7 @@
 
 use crate::analysis::Source;
 use crate::launch::Stage;
-use crate::tape::{Storage, TapeReader};
+use crate::tape::{Storage, TapeReader, TensorRef};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -41,6 +41,13 @@ pub fn check(t: &TapeReader) -> Dataflow {
     let mut outputs: HashMap<(u64, u32), [u8; 32]> = HashMap::new();
     // Per (layer, k|v): rows written, by position.
     let mut cache: HashMap<(u32, usize), Vec<Option<Vec<u8>>>> = HashMap::new();
+    // Per (layer, k|v): who wrote each row content ever written (blake3 of the row), to name the writer of
+    // a row found in the wrong place.
+    let mut writers = super::kv_writers::Writers::default();
+    // Bytes of every kv_write output, by (seq, index): a KV cache read stored as row spans of them is
+    // assembled from here instead of from the tape, so each read costs its own bytes and not one
+    // records-frame and chunk decode per span (that made verify quadratic in the number of steps).
+    let mut kv_out: HashMap<(u64, u32), Vec<u8>> = HashMap::new();
     for e in t.entries() {
         let e = match e {
             Ok(e) => e,
@@ -62,6 +69,9 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 continue;
             }
         };
+        for what in crate::replay::sanity::launch_problems(&l) {
+            out.problems.push(Problem { seq: e.seq, what });
+        }
         let b = &l.begin;
         for r in &b.inputs {
             if let Storage::Producer { seq, index } = r.storage {
@@ -86,7 +96,7 @@ pub fn check(t: &TapeReader) -> Dataflow {
                     continue;
                 };
                 let rows = cache.get(&(layer, which));
-                let Ok(bytes) = src.bytes(r) else {
+                let Ok(bytes) = from_spans(r, &kv_out).map_or_else(|| src.bytes(r), Ok) else {
                     out.kv_reads_unchecked += 1;
                     continue;
                 };
@@ -94,17 +104,21 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 let row_len = bytes.len().checked_div(ctx).unwrap_or(0);
                 let mut checked = true;
                 for p in 0..ctx {
+                    let got = &bytes[p * row_len..(p + 1) * row_len];
                     match rows.and_then(|rs| rs.get(p)).and_then(|x| x.as_ref()) {
-                        Some(w) if w.as_slice() == &bytes[p * row_len..(p + 1) * row_len] => {}
+                        Some(w) if w.as_slice() == got => {}
                         Some(_) => {
+                            // Every differing row, and whose data it holds when it is another row's.
                             out.problems.push(Problem {
                                 seq: b.seq,
                                 what: format!(
-                                    "{} layer {layer} {}: {role} row {p} differs from what kv_write wrote there",
-                                    b.phase, b.stage
+                                    "{} layer {layer} {}: {role} row {p} differs from what kv_write wrote there ({}){}",
+                                    b.phase,
+                                    b.stage,
+                                    writers.wrote_at(layer, which, p),
+                                    writers.holder(layer, which, got)
                                 ),
                             });
-                            break;
                         }
                         None => {
                             checked = false;
@@ -135,8 +149,11 @@ pub fn check(t: &TapeReader) -> Dataflow {
                         Ok(bytes) if n > 0 => {
                             let rl = bytes.len() / n;
                             for i in 0..n {
-                                rows[pos + i] = Some(bytes[i * rl..(i + 1) * rl].to_vec());
+                                let row = &bytes[i * rl..(i + 1) * rl];
+                                writers.wrote(layer, which, pos + i, row, b.phase, b.seq);
+                                rows[pos + i] = Some(row.to_vec());
                             }
+                            kv_out.insert((b.seq, which as u32), bytes);
                         }
                         _ => (pos..pos + n).for_each(|p| rows[p] = None),
                     }
@@ -145,4 +162,39 @@ pub fn check(t: &TapeReader) -> Dataflow {
         }
     }
     out
+}
+
+/// The bytes of a tensor stored as row spans of kv_write outputs held in `kv_out`, checked against its
+/// length and hash; None when it is stored otherwise, cites another output, or does not check out (then
+/// the tape reader resolves it and reports what is wrong).
+fn from_spans(r: &TensorRef, kv_out: &HashMap<(u64, u32), Vec<u8>>) -> Option<Vec<u8>> {
+    let Storage::Rows(spans) = &r.storage else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(usize::try_from(r.len).ok()?);
+    for sp in spans {
+        let src = kv_out.get(&(sp.seq, sp.index))?;
+        // kv_write outputs are [rows, width]: rows of equal length.
+        let (row0, n) = (sp.row0, sp.rows);
+        let total_rows = kv_rows(src.len(), r)?;
+        let rl = src.len() / total_rows;
+        let (a, b) = (
+            usize::try_from(row0).ok()?.checked_mul(rl)?,
+            usize::try_from(row0.checked_add(n)?)
+                .ok()?
+                .checked_mul(rl)?,
+        );
+        if b > src.len() || out.len() + (b - a) > r.len as usize {
+            return None;
+        }
+        out.extend_from_slice(&src[a..b]);
+    }
+    (out.len() as u64 == r.len && blake3::hash(&out).as_bytes() == &r.hash).then_some(out)
+}
+
+/// Rows of a kv_write output of `len` bytes whose rows are as wide as those of cache tensor `r`.
+fn kv_rows(len: usize, r: &TensorRef) -> Option<usize> {
+    let ctx = usize::try_from(*r.shape.first()?).ok()?;
+    let row = usize::try_from(r.len).ok()?.checked_div(ctx)?;
+    (row > 0 && len % row == 0).then(|| len / row)
 }

@@ -24,6 +24,26 @@ pub struct ManifestLaunch {
     pub route: String,
     /// blake3 (hex) of each output; empty when the launch never finished.
     pub outputs: Vec<String>,
+    /// Scalar params as `name=value` (non-zero fields; see [`params_line`]). Not part of the fingerprint
+    /// (golden manifests made before it existed still match); goldens store and check it separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<String>,
+}
+
+/// A launch's params as one line: `name=value` for every non-zero field, floats in shortest round-trip
+/// form (`eps=1e-5 rope_theta=1e5`), so a changed epsilon shows even when no output bit changes.
+pub fn params_line(p: &crate::launch::Params) -> String {
+    let Ok(serde_json::Value::Object(m)) = serde_json::to_value(p) else {
+        return String::new();
+    };
+    m.iter()
+        .filter(|(_, v)| v.as_f64() != Some(0.0))
+        .map(|(k, v)| match v.as_f64() {
+            Some(x) if v.is_f64() => format!("{k}={x:e}"),
+            _ => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A tape's manifest.
@@ -76,13 +96,14 @@ pub fn manifest(t: &TapeReader) -> Result<Manifest, TapeError> {
             seq: l.begin.seq,
             phase: l.begin.phase.to_string(),
             layer: l.begin.layer,
-            stage: l.begin.stage.name().to_string(),
-            route: l.begin.route.to_string(),
+            stage: l.begin.stage_name().to_string(),
+            route: l.begin.route_name(),
             outputs: l
                 .end
                 .as_ref()
                 .map(|e| e.outputs.iter().map(|o| hex(&o.hash)).collect())
                 .unwrap_or_default(),
+            params: Some(params_line(&l.begin.params)),
         });
     }
     let h = t.header();

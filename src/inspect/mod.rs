@@ -2,6 +2,7 @@
 //! `greta verify` checks beyond the tape's own hashes.
 
 pub mod dataflow;
+pub mod kv_writers;
 pub mod manifest;
 pub mod npy;
 pub mod stats;

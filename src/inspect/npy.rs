@@ -21,6 +21,21 @@ pub fn descr(d: DType) -> &'static str {
 
 /// Writes `bytes` of `dtype` with `shape` to `path`.
 pub fn write(path: &Path, dtype: DType, shape: &[u64], bytes: &[u8]) -> std::io::Result<()> {
+    // Never write a header that lies about the data that follows it.
+    if !dtype.is_quantized() {
+        let numel = shape.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+        });
+        if numel.and_then(|n| dtype.bytes_for(n)) != Some(bytes.len()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "shape {shape:?} of {dtype} does not match {} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+    }
     let shape_txt = if dtype.is_quantized() {
         format!("({},)", bytes.len())
     } else {

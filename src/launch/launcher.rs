@@ -21,6 +21,8 @@ pub struct LaunchInfo {
     pub backend: String,
     /// Scalar parameters.
     pub params: Params,
+    /// For a launch recorded by another engine (open capture): its names and roles. None for greta's own.
+    pub foreign: Option<std::sync::Arc<super::ForeignLaunch>>,
 }
 
 /// Sees every launch: its inputs before the kernel runs and its outputs after. The recorder is one.
@@ -162,6 +164,7 @@ impl Launcher {
             route,
             backend: self.backend.name().to_string(),
             params,
+            foreign: None,
         };
         self.seq += 1;
         for o in &mut self.observers {

@@ -13,7 +13,9 @@
 //! ```
 
 mod backend;
+mod foreign;
 mod gather;
+pub mod heads;
 mod launcher;
 mod params;
 mod route;
@@ -21,6 +23,7 @@ mod stage;
 mod tensor;
 
 pub use backend::{Backend, BackendError};
+pub use foreign::{Foreign, ForeignLaunch};
 pub use gather::{GatherLayout, gather_layout, gather_rows_host};
 pub use launcher::{LaunchError, LaunchInfo, LaunchObserver, Launcher, OutputHook};
 pub use params::Params;

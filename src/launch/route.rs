@@ -35,6 +35,9 @@ pub enum Variant {
     Fused,
     /// The single variant of non-matmul, non-attention stages.
     Direct,
+    /// Another engine's own kernel (open capture): its name is in the launch's
+    /// [`Foreign`](crate::launch::Foreign) record. greta cannot run it; not in [`Variant::ALL`].
+    Engine,
 }
 
 /// The op family a stage belongs to, for `--route FAMILY=VARIANT`.
@@ -110,6 +113,7 @@ impl Variant {
             Variant::Manual => "manual",
             Variant::Fused => "fused",
             Variant::Direct => "direct",
+            Variant::Engine => "engine",
         }
     }
 }

@@ -43,14 +43,20 @@ macro_rules! stages {
     ($( $(#[$doc:meta])* $var:ident = $name:literal ),* $(,)?) => {
         /// One kind of kernel launch in the forward pass (per layer unless noted as global).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum Stage { $( $(#[$doc])* $var ),* }
+        pub enum Stage {
+            $( $(#[$doc])* $var, )*
+            /// A stage greta does not know, recorded by another engine (open capture). Its name is in
+            /// the launch's [`Foreign`](crate::launch::Foreign) record; greta keeps, lists and diffs it by
+            /// hash but has no kernel or reference for it. Not in [`Stage::ALL`].
+            Other,
+        }
 
         impl Stage {
             /// Every stage, in forward-pass order.
             pub const ALL: &'static [Stage] = &[ $( Stage::$var ),* ];
             /// The stage's name as used on the command line, on the tape and in JSON.
             pub fn name(self) -> &'static str {
-                match self { $( Stage::$var => $name ),* }
+                match self { $( Stage::$var => $name, )* Stage::Other => "other" }
             }
         }
     };
@@ -176,6 +182,9 @@ impl fmt::Display for Stage {
 impl FromStr for Stage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s == "other" {
+            return Ok(Stage::Other);
+        }
         Stage::ALL
             .iter()
             .copied()

@@ -81,6 +81,16 @@ impl LlamaConfig {
             }
         };
         let n_layers = count("block_count")?;
+        // Metadata is checked against the tensor table before anything is sized by it (issue 14: a
+        // 66 KB file claiming 2^32-1 blocks grew past 3.9 GB listing the tensors it should have).
+        let n_tensors = g.tensors.len();
+        if n_layers.saturating_mul(LAYER_TENSORS.len()) > n_tensors {
+            return Err(GgufError::BadConfig(format!(
+                "{} = {n_layers}, but the tensor table holds only {n_tensors} tensors ({} a layer)",
+                key("block_count"),
+                LAYER_TENSORS.len()
+            )));
+        }
         let dim = count("embedding_length")?;
         let n_heads = count("attention.head_count")?;
         let n_kv_heads = opt_count("attention.head_count_kv")?.unwrap_or(n_heads);

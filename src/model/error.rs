@@ -8,13 +8,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     /// The file could not be opened, mapped, written or renamed.
-    #[error("{path}: {source}")]
+    // Not a `source`: the OS error is in the message, and `{:#}` would print it twice.
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The first four bytes are not `GGUF`.
     #[error("not a GGUF file (bad magic)")]

@@ -118,7 +118,7 @@ impl Gguf {
     pub fn open(path: &Path) -> Result<Gguf, GgufError> {
         let io = |source| GgufError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let file = File::open(path).map_err(io)?;
         // SAFETY: the mapping is read-only and private to this process; its soundness requires that no

@@ -122,7 +122,7 @@ impl GgufWriter {
             WriteError::Gguf(g) => g,
             WriteError::Io(source) => GgufError::Io {
                 path: "<memory>".into(),
-                source,
+                cause: source,
             },
         })?;
         Ok(out)
@@ -236,7 +236,7 @@ impl GgufWriter {
     pub fn write(&self, path: &Path) -> Result<(), GgufError> {
         let io = |source| GgufError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,

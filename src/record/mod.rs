@@ -79,6 +79,8 @@ pub struct RecordOptions {
     pub max_inflight: usize,
     /// Tape writer options.
     pub writer: WriterOptions,
+    /// Whether an existing tape at the path is replaced (`--force`) or refused.
+    pub existing: crate::tape::Existing,
 }
 
 impl Default for RecordOptions {
@@ -90,6 +92,7 @@ impl Default for RecordOptions {
             durability: Durability::Buffered,
             max_inflight: 256 << 20,
             writer: WriterOptions::default(),
+            existing: crate::tape::Existing::Refuse,
         }
     }
 }
@@ -117,8 +120,9 @@ impl Recorder {
         header: TapeHeader,
         opts: RecordOptions,
     ) -> Result<(Recorder, Summary), String> {
-        let writer = crate::tape::TapeWriter::create(path, &header, opts.writer.clone())
-            .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
+        let writer =
+            crate::tape::TapeWriter::create_with(path, &header, opts.writer.clone(), opts.existing)
+                .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
         let (ack_tx, acks) = mpsc::channel();
         let budget = Arc::new(ByteBudget::new(opts.max_inflight));
@@ -212,10 +216,12 @@ impl LaunchObserver for Recorder {
             bytes: n,
             ack: wait,
         })?;
-        if wait {
-            self.acks
-                .recv()
-                .map_err(|_| "recorder worker stopped".to_string())?;
+        if wait && self.acks.recv().is_err() {
+            // The worker stopped (a write failed): report its error, as without --sync.
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| "recorder worker stopped".into()));
         }
         Ok(())
     }
@@ -238,6 +244,7 @@ impl LaunchObserver for Recorder {
             seq: info.seq,
             outputs: outs,
             duration,
+            roles: info.foreign.as_ref().map(|f| f.output_roles.clone()),
             bytes: n,
         })
     }

@@ -32,6 +32,8 @@ pub enum Job {
         outputs: Vec<Tensor>,
         /// Kernel wall time.
         duration: Duration,
+        /// Output role names of a foreign launch (known only at its end); None: the stage's.
+        roles: Option<Vec<String>>,
         /// Bytes to release.
         bytes: usize,
     },
@@ -49,17 +51,29 @@ pub struct Worker {
     produced: HashMap<u64, TensorRef>,
     /// Weight hashes by tensor id.
     weights: HashMap<u64, Hash>,
-    /// Whether the launch in flight stores payloads.
+    /// Whether the launch being begun stores payloads.
     payload: bool,
-    /// The stage of the launch in flight.
-    stage: crate::launch::Stage,
+    /// Launches begun and not ended, by seq: whether they store payloads, and their output roles.
+    /// (Foreign engines may interleave launches from several threads; greta's own runs one at a time.)
+    in_flight: HashMap<u64, (bool, Vec<String>)>,
 }
 
-fn seq_role(n: usize, i: usize, stage: crate::launch::Stage) -> &'static str {
-    stage
-        .output_roles()
+fn output_roles(info: &LaunchInfo) -> Vec<String> {
+    match &info.foreign {
+        Some(f) => f.output_roles.clone(),
+        None => info
+            .stage
+            .output_roles()
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+    }
+}
+
+fn seq_role(n: usize, i: usize, roles: &[String]) -> &str {
+    roles
         .get(i)
-        .copied()
+        .map(String::as_str)
         .unwrap_or(if n == 1 { "out" } else { "out_n" })
 }
 
@@ -88,7 +102,7 @@ impl Worker {
             produced: HashMap::new(),
             weights: HashMap::new(),
             payload: false,
-            stage: crate::launch::Stage::Embed,
+            in_flight: HashMap::new(),
         }
     }
 
@@ -113,9 +127,10 @@ impl Worker {
                     seq,
                     outputs,
                     duration,
+                    roles,
                     bytes,
                 } => {
-                    let r = self.end(seq, &outputs, duration);
+                    let r = self.end(seq, &outputs, duration, roles);
                     self.budget.release(bytes);
                     r?;
                 }
@@ -245,8 +260,12 @@ impl Worker {
 
     fn begin(&mut self, info: &LaunchInfo, inputs: &[Tensor], _ack: bool) -> Result<(), String> {
         self.payload = self.opts.capture == Capture::Full && self.opts.select.matches(info);
-        self.stage = info.stage;
-        let roles = info.stage.input_roles();
+        self.in_flight
+            .insert(info.seq, (self.payload, output_roles(info)));
+        let roles: Vec<&str> = match &info.foreign {
+            Some(f) => f.input_roles.iter().map(String::as_str).collect(),
+            None => info.stage.input_roles().to_vec(),
+        };
         let refs = inputs
             .iter()
             .enumerate()
@@ -263,6 +282,7 @@ impl Worker {
             block: None,
             params: info.params,
             inputs: refs,
+            foreign: info.foreign.as_ref().map(|f| f.foreign.clone()),
         });
         let durable = self.opts.durability == super::Durability::EveryLaunch;
         let w = self.w()?;
@@ -273,13 +293,24 @@ impl Worker {
         Ok(())
     }
 
-    fn end(&mut self, seq: u64, outputs: &[Tensor], duration: Duration) -> Result<(), String> {
+    fn end(
+        &mut self,
+        seq: u64,
+        outputs: &[Tensor],
+        duration: Duration,
+        given: Option<Vec<String>>,
+    ) -> Result<(), String> {
+        let (payload, roles) = self
+            .in_flight
+            .remove(&seq)
+            .ok_or_else(|| format!("launch {seq} ended without a begin"))?;
+        let roles = given.unwrap_or(roles);
         let mut refs = Vec::with_capacity(outputs.len());
         for (i, t) in outputs.iter().enumerate() {
             let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
             let hash = *blake3::hash(bytes).as_bytes();
-            let role = seq_role(outputs.len(), i, self.stage);
-            let r = self.store(t, role, hash, self.payload)?;
+            let role = seq_role(outputs.len(), i, &roles);
+            let r = self.store(t, role, hash, payload)?;
             // Later launches that read this tensor unchanged refer to it by producer.
             let mut later = r.clone();
             if !matches!(r.storage, Storage::HashOnly) {

@@ -28,6 +28,11 @@ pub enum ReplayError {
         /// Why.
         source: BackendError,
     },
+    /// A stage greta does not know (recorded by another engine): no kernel, no reference.
+    #[error(
+        "no reference for `{0}`: greta has no kernel for this stage (it is kept, listed and diffed by hash)"
+    )]
+    NoReference(String),
     /// The launch has no recorded outputs (it crashed or the tape was cut inside it).
     #[error("launch {0} has no recorded outputs (the run crashed or the tape was cut inside it)")]
     Incomplete(u64),
@@ -72,7 +77,18 @@ pub fn execute(
     backend: &dyn Backend,
     route: Route,
 ) -> Result<Vec<Tensor>, ReplayError> {
-    let adapted: Vec<Tensor> = inputs.iter().map(|t| adapt(t, route.precision)).collect();
+    // Weights keep their stored type. A weight stored on the tape (embedded, or sent by another engine
+    // as host bytes) is known by its role: `w` (norms, matmuls) or `table` (embed).
+    let adapted: Vec<Tensor> = inputs
+        .iter()
+        .enumerate()
+        .map(
+            |(i, t)| match l.begin.inputs.get(i).map(|r| r.role.as_str()) {
+                Some("w" | "table") => t.clone(),
+                _ => adapt(t, route.precision),
+            },
+        )
+        .collect();
     let refs: Vec<&Tensor> = adapted.iter().collect();
     let b = &l.begin;
     let outs = backend

@@ -3,11 +3,13 @@
 //! whole model, and optionally the route matrix.
 
 use super::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
+use super::substage::{self, DERIVED_ROUTE, DerivedInfo};
 use crate::analysis::{Compare, FirstDiff};
-use crate::analysis::{Source, hex};
+use crate::analysis::{Source, hex, values};
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
-use crate::launch::{Precision, Route};
+use crate::diff::heads::{HeadRow, Side, by_head, compare_heads};
+use crate::launch::{Precision, Route, Stage};
 use crate::tape::Launch;
 use serde::Serialize;
 use std::sync::Arc;
@@ -90,8 +92,19 @@ pub struct Row {
     pub inherited: Option<Compare>,
     /// Route matrix (--all-routes).
     pub matrix: Vec<MatrixCell>,
+    /// The engine's own kernel from a plugin (--kernels), against the recorded output and the f64 reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<MatrixCell>,
     /// Why the replay failed.
     pub error: Option<String>,
+    /// A remark that is not a failure, e.g. "no reference for <stage>" on another engine's launch.
+    pub note: Option<String>,
+    /// Set when the row is a sub-stage derived from a fused attention launch (route `fused→manual`).
+    pub derived: Option<DerivedInfo>,
+    /// The query heads the figures are restricted to (empty: the whole tensor).
+    pub heads: Vec<usize>,
+    /// One comparison per head (--by-head).
+    pub by_head: Vec<HeadRow>,
 }
 
 /// What to compute besides the plain replay.
@@ -105,6 +118,12 @@ pub struct ReplayOptions {
     pub reference: bool,
     /// Compute the route matrix.
     pub all_routes: bool,
+    /// Also run the engine's own kernel from this plugin (--kernels).
+    pub kernels: Option<Arc<super::plugin::Plugin>>,
+    /// Restrict the figures to these query heads' slices (empty: the whole tensor).
+    pub heads: Vec<usize>,
+    /// One comparison per head as well.
+    pub by_head: bool,
 }
 
 fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
@@ -118,14 +137,85 @@ fn outputs_vs(rec: &[Recorded], outs: &[crate::launch::Tensor]) -> Compare {
 
 /// Replays one launch.
 pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
+    replay_sub(src, l, None, o)
+}
+
+/// Decoded values of a tensor: (format, values, shape).
+type Vals = (crate::launch::DType, Vec<f64>, Vec<u64>);
+
+fn rec_vals(r: &Recorded) -> Option<Vals> {
+    Some((
+        r.dtype,
+        values(r.dtype, r.bytes.as_ref()?)?,
+        r.shape.clone(),
+    ))
+}
+
+fn t_vals(t: &crate::launch::Tensor) -> Option<Vals> {
+    Some((
+        t.dtype,
+        values(t.dtype, t.host_bytes()?.as_slice())?,
+        t.shape.iter().map(|&d| d as u64).collect(),
+    ))
+}
+
+/// `pairs` (A, B per output) restricted to `heads` (merged over outputs), and per head when asked.
+fn per_head(
+    stage: Stage,
+    params: &crate::launch::Params,
+    pairs: &[(Option<Vals>, Option<Vals>)],
+    heads: &[usize],
+    want_by_head: bool,
+) -> Result<(Option<Compare>, Vec<HeadRow>), String> {
+    let mut sliced = Vec::new();
+    let mut rows: Vec<HeadRow> = Vec::new();
+    for (a, b) in pairs {
+        let (Some((da, va, shape)), Some((db, vb, _))) = (a, b) else {
+            return Err("head slices need the output bytes (this one has only its hash)".into());
+        };
+        let (sa, sb) = (
+            Side {
+                dtype: *da,
+                values: va,
+            },
+            Side {
+                dtype: *db,
+                values: vb,
+            },
+        );
+        if !heads.is_empty() {
+            sliced.push(
+                compare_heads(stage, params, shape, &sa, &sb, heads).map_err(|e| e.to_string())?,
+            );
+        }
+        if want_by_head {
+            let hr = by_head(stage, params, shape, &sa, &sb).map_err(|e| e.to_string())?;
+            if rows.is_empty() {
+                rows = hr;
+            } else {
+                for (r, h) in rows.iter_mut().zip(hr) {
+                    r.compare = merge(&[r.compare.clone(), h.compare]);
+                }
+            }
+        }
+    }
+    let c = (!heads.is_empty()).then(|| merge(&sliced));
+    Ok((c, rows))
+}
+
+/// Replays one launch; with `sub`, the sub-stage `sub` derived from fused attention launch `l`.
+pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOptions) -> Row {
     let b = &l.begin;
-    let route = o.route.unwrap_or(b.route);
+    let route = o.route.unwrap_or_else(|| super::foreign::replay_route(b));
     let mut row = Row {
         seq: b.seq,
         phase: b.phase.to_string(),
         layer: b.layer,
-        stage: b.stage.name().to_string(),
-        route: b.route.to_string(),
+        stage: match sub {
+            Some(s) => s.name().to_string(),
+            None => b.stage_name().to_string(),
+        },
+        route: b.route_name(),
         replay_route: route.to_string(),
         backend: o.backend.name().to_string(),
         recorded_hash: l
@@ -144,13 +234,59 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         local: None,
         inherited: None,
         matrix: Vec::new(),
+        plugin: None,
         error: None,
+        note: None,
+        derived: None,
+        heads: o.heads.clone(),
+        by_head: Vec::new(),
     };
+    // Another engine's launch (open capture): its own kernel cannot run here. Without --route nothing
+    // is replayed; the f64 reference runs greta's kernel for the stage, when greta knows the stage.
+    let foreign = b.foreign.is_some();
+    if let Some(f) = &b.foreign {
+        row.stage = f.stage.clone();
+        row.route = f.route.clone();
+        if b.stage == Stage::Other {
+            row.replay_route = "-".into();
+            row.note = Some(format!(
+                "no reference for {}: greta does not know this stage (kept and diffed by hash only)",
+                f.stage
+            ));
+            return row;
+        }
+        if o.route.is_none() {
+            row.replay_route = "-".into();
+        }
+        let mut problems = super::sanity::launch_problems(l);
+        problems.extend(super::sanity::contract_problem(l));
+        if !problems.is_empty() {
+            row.replay_route = "-".into();
+            row.note = Some(format!(
+                "no reference for {}: its recorded tensors do not fit greta's contract ({})",
+                f.stage,
+                problems.join("; ")
+            ));
+            return row;
+        }
+    }
     let result = (|| -> Result<(), ReplayError> {
+        if b.stage == Stage::Other {
+            return Err(ReplayError::NoReference(b.stage_name().to_string()));
+        }
         let ins = inputs(src, l)?;
         let rec = recorded(src, l)?;
-        let outs = execute(l, &ins, o.backend.as_ref(), route)?;
-        let c = outputs_vs(&rec, &outs);
+        let replay = !foreign || o.route.is_some();
+        let outs = if replay {
+            execute(l, &ins, o.backend.as_ref(), route)?
+        } else {
+            Vec::new()
+        };
+        let c = if replay {
+            outputs_vs(&rec, &outs)
+        } else {
+            Compare::default()
+        };
         row.replayed_hash = outs
             .first()
             .and_then(|t| t.host_bytes())
@@ -162,20 +298,51 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
         row.mae = c.mae;
         row.rel_l2 = c.rel_l2;
         row.first = c.first;
+        if let Some(s) = sub {
+            return derived_row(&mut row, l, &ins, &rec, s, route.precision, o);
+        }
+        if !o.heads.is_empty() || o.by_head {
+            let pairs: Vec<_> = rec
+                .iter()
+                .zip(&outs)
+                .map(|(r, t)| (rec_vals(r), t_vals(t)))
+                .collect();
+            let (c, hr) =
+                per_head(b.stage, &b.params, &pairs, &o.heads, o.by_head).map_err(|e| {
+                    ReplayError::Backend {
+                        seq: b.seq,
+                        source: crate::backend::BackendError::Device(e),
+                    }
+                })?;
+            if let Some(c) = c {
+                row.bit_exact = c.bit_exact;
+                row.max_ulp = c.max_ulp;
+                row.max_abs = c.max_abs;
+                row.mae = c.mae;
+                row.rel_l2 = c.rel_l2;
+                row.first = c.first;
+            }
+            row.by_head = hr;
+        }
         let need_ref = o.reference || o.all_routes;
         let cpu = CpuBackend::new(0);
         let reference = if need_ref {
-            Some(execute(
-                l,
-                &ins,
-                &cpu,
-                Route::new(b.route.variant, Precision::F64),
-            )?)
+            Some(execute(l, &ins, &cpu, super::foreign::reference_route(b))?)
         } else {
             None
         };
         if let (Some(r), true) = (&reference, o.reference) {
             row.local = Some(outputs_vs(&rec, r));
+            if !o.heads.is_empty() {
+                let pairs: Vec<_> = rec
+                    .iter()
+                    .zip(r)
+                    .map(|(a, t)| (rec_vals(a), t_vals(t)))
+                    .collect();
+                if let Ok((Some(c), _)) = per_head(b.stage, &b.params, &pairs, &o.heads, false) {
+                    row.local = Some(c);
+                }
+            }
         }
         if o.all_routes {
             let as_rec: Option<Vec<Recorded>> = reference.as_ref().map(|r| {
@@ -194,8 +361,20 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
                 backends.push(Arc::new(CpuBackend::new(0)));
             }
             for be in backends {
-                for r in be.routes(b.stage) {
-                    let cell = match execute(l, &ins, be.as_ref(), r) {
+                // The backend's routes, and on a fused launch also the manual route on its inputs
+                // (qk → softmax → pv, derived: see substage.rs).
+                let mut routes = be.routes(b.stage);
+                if b.stage == Stage::Attn {
+                    routes.extend(be.routes(Stage::Qk));
+                }
+                for r in routes {
+                    let run =
+                        if b.stage == Stage::Attn && r.variant == crate::launch::Variant::Manual {
+                            substage::derive(l, &ins, be.as_ref(), r.precision).map(|d| vec![d.pv])
+                        } else {
+                            execute(l, &ins, be.as_ref(), r)
+                        };
+                    let cell = match run {
                         Ok(outs) => MatrixCell {
                             route: r.to_string(),
                             backend: be.name().to_string(),
@@ -242,5 +421,81 @@ pub fn replay_one(src: &Source, l: &Launch, o: &ReplayOptions) -> Row {
     if let Err(e) = result {
         row.error = Some(e.to_string());
     }
+    if let Some(p) = &o.kernels {
+        row.plugin = Some(super::plugin_cell(src, l, p));
+    }
     row
+}
+
+/// Fills a derived sub-stage's row: the fused launch was replayed as recorded (the row's bit-exact
+/// figures); now the manual route runs on its inputs.
+fn derived_row(
+    row: &mut Row,
+    l: &Launch,
+    ins: &[crate::launch::Tensor],
+    rec: &[Recorded],
+    s: Stage,
+    precision: Precision,
+    o: &ReplayOptions,
+) -> Result<(), ReplayError> {
+    let b = &l.begin;
+    let d = substage::derive(l, ins, o.backend.as_ref(), precision)?;
+    let t = d.get(s).ok_or(ReplayError::Incomplete(b.seq))?;
+    row.replay_route = format!("{DERIVED_ROUTE}/{}", precision.name());
+    let mut info = DerivedInfo {
+        from_seq: b.seq,
+        route: DERIVED_ROUTE.into(),
+        computed_on: format!("{}:manual/{}", o.backend.name(), precision.name()),
+        hash: t
+            .host_bytes()
+            .map(|x| blake3::hash(x.as_slice()).to_hex().to_string())
+            .unwrap_or_default(),
+        vs_fused: None,
+    };
+    let fused = rec.first();
+    let head_err = |e: String| ReplayError::Backend {
+        seq: b.seq,
+        source: crate::backend::BackendError::Device(e),
+    };
+    if s == Stage::Pv {
+        if let Some(f) = fused {
+            info.vs_fused = Some(against(f, t));
+            if !o.heads.is_empty() || o.by_head {
+                let (c, hr) = per_head(
+                    s,
+                    &b.params,
+                    &[(rec_vals(f), t_vals(t))],
+                    &o.heads,
+                    o.by_head,
+                )
+                .map_err(head_err)?;
+                if c.is_some() {
+                    info.vs_fused = c;
+                }
+                row.by_head = hr;
+            }
+        }
+    }
+    if o.reference {
+        let cpu = CpuBackend::new(0);
+        let r = substage::reference(l, ins, &d, s, &cpu)?;
+        row.local = Some(substage::compare_tensors(t, &r));
+        if !o.heads.is_empty() || o.by_head {
+            let (c, hr) = per_head(
+                s,
+                &b.params,
+                &[(t_vals(t), t_vals(&r))],
+                &o.heads,
+                o.by_head,
+            )
+            .map_err(head_err)?;
+            if c.is_some() {
+                row.local = c;
+            }
+            // Per head against the reference when there is one.
+            row.by_head = hr;
+        }
+    }
+    row.derived = Some(info);
+    Ok(())
 }

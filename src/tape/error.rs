@@ -7,14 +7,24 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TapeError {
     /// The operating system refused a read, write, sync or rename.
-    #[error("{path}: {op}: {source}")]
+    // The OS error is part of the message and deliberately not a `source`: an error chain printed
+    // with `{:#}` would otherwise say it twice (issue 14).
+    #[error("{path}: {op}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What was being done (`create`, `write`, `fsync`, `rename`, `map`, ...).
         op: &'static str,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
+    },
+    /// The path is not something a tape can be read from (a directory, an empty file, a FIFO).
+    #[error("{path}: {what}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: String,
     },
     /// Bytes on disk do not match what their lengths, hashes or checksums promise.
     #[error("{path}: corrupt {frame} at byte {offset}: {what}")]
@@ -56,6 +66,22 @@ pub enum TapeError {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// A tensor would need more memory than the budget allows (see [`super::budget`]).
+    #[error(
+        "{path}: tensor `{role}` (record at byte {offset}) would take {bytes} bytes, over the budget of {budget} for one tensor (--max-tensor-bytes or GRETA_MAX_TENSOR_BYTES)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's role.
+        role: String,
+        /// Byte offset of the frame that declared it.
+        offset: u64,
+        /// Bytes it would take.
+        bytes: u64,
+        /// The budget.
+        budget: u64,
+    },
     /// No launch with this sequence number is on the tape.
     #[error("no launch with seq {0} on the tape")]
     NoSuchLaunch(u64),
@@ -73,6 +99,14 @@ pub enum TapeError {
         /// The tensor's role (`x`, `w`, `k_cache`...).
         role: String,
     },
+    /// The tape (or its `.incomplete` file) already exists and the writer was not asked to replace it.
+    #[error("{path}: {what}")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+        /// What exists and what to do.
+        what: String,
+    },
     /// A writer was asked something inconsistent (a record citing a chunk never stored, a bad option).
     #[error("tape writer: {0}")]
     Usage(String),
@@ -87,7 +121,7 @@ impl TapeError {
         TapeError::Io {
             path: path.to_path_buf(),
             op,
-            source,
+            cause: source,
         }
     }
 }

@@ -34,9 +34,31 @@ pub const FRAME_HEADER_LEN: usize = 64;
 /// Frame magic.
 pub(crate) const FRAME_MAGIC: [u8; 4] = *b"GTFR";
 
-/// The largest uncompressed payload a reader accepts (a named cap: chunks are ≤ 16 MiB, record and
-/// header frames stay far below; the index of a tape with 10⁷ launches and 10⁷ chunks fits).
+/// The largest uncompressed payload a reader accepts in any frame (a named cap; the per-kind caps of
+/// [`FrameKind::max_raw`] are tighter).
 pub const MAX_FRAME_RAW: u64 = 2 << 30;
+
+/// The most a header frame may decode to (a run's header is a few KiB; the prompt and the config JSON
+/// dominate).
+pub const MAX_HEADER_RAW: u64 = 16 << 20;
+
+/// The most a chunk frame may decode to: the writer's largest chunk (`writer::MAX_CHUNK`).
+pub const MAX_CHUNK_RAW: u64 = 16 << 20;
+
+/// The most a records frame may decode to: the writer's largest frame target (`MAX_FRAME_TARGET`) plus
+/// one record of at most `record::MAX_RECORD_BYTES` and its 4-byte length (a record is appended before
+/// the frame is cut).
+pub const MAX_RECORDS_RAW: u64 =
+    MAX_FRAME_TARGET as u64 + super::record::MAX_RECORD_BYTES as u64 + 4;
+
+/// The largest records-frame target a writer accepts.
+pub const MAX_FRAME_TARGET: usize = 64 << 20;
+
+/// The largest expansion a zstd stream can achieve: a block decodes to at most 128 KiB
+/// (`ZSTD_BLOCKSIZE_MAX`) and costs at least 4 bytes (3-byte block header + 1 RLE byte), so no valid
+/// stream decodes to more than 32768 × its length. A frame whose uncompressed length claims more is a
+/// lie, refused before anything is allocated for it (issue 14: a 2^31 claim cost 2.1 GB before).
+pub const MAX_ZSTD_RATIO: u64 = 32768;
 
 /// What a frame holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +82,17 @@ impl FrameKind {
             4 => FrameKind::Index,
             _ => return None,
         })
+    }
+
+    /// The largest uncompressed payload a frame of this kind may claim. The index frame is stored
+    /// uncompressed, so its length is bounded by the file itself.
+    pub fn max_raw(self) -> u64 {
+        match self {
+            FrameKind::Header => MAX_HEADER_RAW,
+            FrameKind::Chunk => MAX_CHUNK_RAW,
+            FrameKind::Records => MAX_RECORDS_RAW,
+            FrameKind::Index => MAX_FRAME_RAW,
+        }
     }
 
     /// Name in errors and reports.
@@ -160,9 +193,17 @@ impl FrameHeader {
         };
         let stored_len = u64_at(b, 8);
         let raw_len = u64_at(b, 16);
-        if raw_len > MAX_FRAME_RAW {
+        if raw_len > kind.max_raw() {
             return Err(format!(
-                "payload of {raw_len} bytes exceeds the cap of {MAX_FRAME_RAW}"
+                "uncompressed length field (header bytes 16..24) says {raw_len} bytes, over the {} cap of {}",
+                kind.name(),
+                kind.max_raw()
+            ));
+        }
+        if codec == Codec::Zstd && raw_len > stored_len.saturating_mul(MAX_ZSTD_RATIO) {
+            return Err(format!(
+                "uncompressed length field (header bytes 16..24) says {raw_len} bytes from {stored_len} \
+                 compressed: more than zstd's maximum ratio of {MAX_ZSTD_RATIO}"
             ));
         }
         if codec == Codec::Stored && stored_len != raw_len {
@@ -306,6 +347,19 @@ pub(crate) fn decode_into(
             } else {
                 &mut *out
             };
+            // The first zstd frame states its content size: a payload that disagrees with the header
+            // is refused before decoding. Decoding writes into `target` (capacity `raw_len`, already
+            // bounded by the caps above) and never grows it.
+            if !shuffled {
+                if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(stored) {
+                    if n != target.len() as u64 {
+                        return Err(corrupt(format!(
+                            "zstd frame says {n} bytes, frame header says {}",
+                            target.len()
+                        )));
+                    }
+                }
+            }
             let n = zstd::bulk::decompress_to_buffer(stored, target)
                 .map_err(|e| corrupt(format!("zstd: {e}")))?;
             if n != target.len() {

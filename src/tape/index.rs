@@ -100,6 +100,8 @@ fn stage_code(s: Stage) -> u8 {
         Stage::FinalNorm => 21,
         Stage::LmHead => 22,
         Stage::Argmax => 23,
+        // A foreign engine's stage greta does not know (format version 2).
+        Stage::Other => 255,
     }
 }
 
@@ -111,6 +113,8 @@ fn variant_code(v: Variant) -> u8 {
         Variant::Manual => 3,
         Variant::Fused => 4,
         Variant::Direct => 5,
+        // A foreign engine's own kernel (format version 2).
+        Variant::Engine => 255,
     }
 }
 
@@ -123,11 +127,19 @@ fn precision_code(p: Precision) -> u8 {
 }
 
 fn stage_of(c: u8) -> Option<Stage> {
-    Stage::ALL.iter().copied().find(|&s| stage_code(s) == c)
+    Stage::ALL
+        .iter()
+        .copied()
+        .chain([Stage::Other])
+        .find(|&s| stage_code(s) == c)
 }
 
 fn variant_of(c: u8) -> Option<Variant> {
-    Variant::ALL.iter().copied().find(|&v| variant_code(v) == c)
+    Variant::ALL
+        .iter()
+        .copied()
+        .chain([Variant::Engine])
+        .find(|&v| variant_code(v) == c)
 }
 
 fn precision_of(c: u8) -> Option<Precision> {

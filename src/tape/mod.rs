@@ -31,29 +31,33 @@
 //! assert!(r.truncation().is_none() && r.is_empty());
 //! ```
 
+pub mod budget;
 pub mod chunk;
 mod encode;
 mod error;
 pub mod frame;
 pub mod index;
+mod provenance;
 mod reader;
 mod record;
 mod scan;
 pub mod trailer;
+mod v1;
 mod verify;
 mod writer;
 
 pub use error::TapeError;
 pub use index::{IndexEntry, RecordLoc};
+pub use provenance::Provenance;
 pub use reader::{TapeReader, Truncation};
 pub use record::{
-    Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage, TapeHeader,
-    TensorRef,
+    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage,
+    TapeHeader, TensorRef,
 };
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;
-pub use writer::{MAX_CHUNK, Shuffle, TapeSummary, TapeWriter, WriterOptions};
+pub use writer::{Existing, MAX_CHUNK, Shuffle, TapeSummary, TapeWriter, WriterOptions};
 
 use std::path::{Path, PathBuf};
 

@@ -57,6 +57,9 @@ pub struct TapeReader {
     layout: IndexLayout,
     trailer: Option<Trailer>,
     truncation: Option<Truncation>,
+    /// The last records frame decoded (offset, payload): a launch's begin and end, and consecutive
+    /// launches, usually share one, so a walk over the tape decodes each frame once, not once a record.
+    last_records: std::sync::Mutex<Option<(u64, std::sync::Arc<Vec<u8>>)>>,
 }
 
 fn map_file(path: &Path) -> Result<Mmap, TapeError> {
@@ -83,9 +86,26 @@ impl TapeReader {
     }
 
     fn open_exact(path: &Path) -> Result<TapeReader, TapeError> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| TapeError::io(path, "stat", e))?
-            .len();
+        let meta = std::fs::metadata(path).map_err(|e| TapeError::io(path, "stat", e))?;
+        let unreadable = |what: &str| TapeError::Unreadable {
+            path: path.to_path_buf(),
+            what: what.into(),
+        };
+        if meta.is_dir() {
+            return Err(unreadable("is a directory, not a tape"));
+        }
+        if !meta.is_file() {
+            // A FIFO or device would block or never end; a tape is a regular file.
+            return Err(unreadable(
+                "is not a regular file (a FIFO, socket or device?)",
+            ));
+        }
+        let len = meta.len();
+        if len == 0 {
+            return Err(unreadable(
+                "is an empty file (0 bytes): a recording interrupted before it wrote anything",
+            ));
+        }
         if len < TAPE_MAGIC.len() as u64 {
             return Err(TapeError::NotATape {
                 path: path.to_path_buf(),
@@ -123,11 +143,27 @@ impl TapeReader {
         }
         let hf = frame_at_typed(path, data, PREAMBLE_LEN as u64, FrameKind::Header)?;
         let hb = decode_vec(path, data, &hf)?;
-        let header: TapeHeader = record::decode(&hb).map_err(|what| TapeError::Corrupt {
-            path: path.into(),
-            offset: hf.offset,
-            frame: "header frame",
-            what: format!("bincode: {what}"),
+        let header: TapeHeader = record::decode_header(&hb, version).map_err(|what| {
+            // The header frame checks out (blake3), so when it decodes as another version's header it is
+            // the preamble's version field that is damaged: say so at its offset.
+            match (1..=FORMAT_VERSION)
+                .find(|&v| v != version && record::decode_header(&hb, v).is_ok())
+            {
+                Some(v) => TapeError::Corrupt {
+                    path: path.into(),
+                    offset: 8,
+                    frame: "preamble",
+                    what: format!(
+                        "version {version}, but the header frame is a version-{v} header"
+                    ),
+                },
+                None => TapeError::Corrupt {
+                    path: path.into(),
+                    offset: hf.offset,
+                    frame: "header frame",
+                    what: format!("bincode: {what}"),
+                },
+            }
         })?;
         let body = hf.offset + hf.header.total_len();
         let header_hash = hf.header.hash;
@@ -152,6 +188,7 @@ impl TapeReader {
             },
             trailer: None,
             truncation: None,
+            last_records: std::sync::Mutex::new(None),
             map,
         };
         match fast {
@@ -331,9 +368,20 @@ impl TapeReader {
         }
     }
 
-    fn records_payload(&self, frame: u64) -> Result<Vec<u8>, TapeError> {
+    fn records_payload(&self, frame: u64) -> Result<std::sync::Arc<Vec<u8>>, TapeError> {
+        if let Ok(g) = self.last_records.lock() {
+            if let Some((at, p)) = g.as_ref() {
+                if *at == frame {
+                    return Ok(p.clone());
+                }
+            }
+        }
         let f = frame_at_typed(&self.path, self.data(), frame, FrameKind::Records)?;
-        decode_vec(&self.path, self.data(), &f)
+        let p = std::sync::Arc::new(decode_vec(&self.path, self.data(), &f)?);
+        if let Ok(mut g) = self.last_records.lock() {
+            *g = Some((frame, p.clone()));
+        }
+        Ok(p)
     }
 
     fn record_in(&self, payload: &[u8], frame: u64, pos: u32) -> Result<Record, TapeError> {
@@ -352,7 +400,8 @@ impl TapeReader {
         let body = payload
             .get(at + 4..at + 4 + n)
             .ok_or_else(|| bad("record runs past the frame".into()))?;
-        let c: Chained<Record> = record::decode(body).map_err(|e| bad(format!("bincode: {e}")))?;
+        let c: Chained<Record> =
+            record::decode_record(body, self.version).map_err(|e| bad(format!("bincode: {e}")))?;
         Ok(c.record)
     }
 
@@ -416,6 +465,7 @@ impl TapeReader {
     /// The bytes of a tensor, checked against its hash. `Producer` references are followed to the
     /// producing launch's output; weights and hash-only tensors are typed errors.
     pub fn tensor_bytes(&self, r: &TensorRef) -> Result<Vec<u8>, TapeError> {
+        self.check_tensor(r)?;
         let mut cur = r.clone();
         for _ in 0..MAX_PRODUCER_HOPS {
             match &cur.storage {
@@ -488,9 +538,29 @@ impl TapeReader {
         ))
     }
 
+    /// Refuses a tensor whose shape and dtype disagree with its length, or whose length is over the
+    /// memory budget ([`super::budget`]), before anything is allocated for it.
+    pub fn check_tensor(&self, r: &TensorRef) -> Result<(), TapeError> {
+        if let Some(what) = r.layout_problem() {
+            return Err(self.corrupt(self.frames_end, "records frame", what));
+        }
+        let budget = super::budget::max_tensor_bytes();
+        if r.len > budget {
+            return Err(TapeError::TooLarge {
+                path: self.path.clone(),
+                role: r.role.clone(),
+                offset: self.frames_end,
+                bytes: r.len,
+                budget,
+            });
+        }
+        Ok(())
+    }
+
     /// Concatenates row spans of producers' outputs (each resolved and verified by [`Self::tensor_bytes`]).
     fn assemble_rows(&self, r: &TensorRef, spans: &[super::RowSpan]) -> Result<Vec<u8>, TapeError> {
-        let mut out = Vec::with_capacity(usize::try_from(r.len).unwrap_or(0).min(1 << 30));
+        // `r.len` is within the budget (checked by `tensor_bytes`); the spans may not exceed it.
+        let mut out = Vec::with_capacity(usize::try_from(r.len).unwrap_or(0));
         for sp in spans {
             let bad = |what: String| {
                 self.corrupt(
@@ -511,9 +581,13 @@ impl TapeReader {
             if matches!(src.storage, Storage::Rows(_)) {
                 return Err(bad("rows of rows are not allowed".into()));
             }
+            // After `tensor_bytes` checked its layout, the product of its dimensions cannot overflow.
+            let bytes = self.tensor_bytes(&src)?;
             let total_rows: u64 = src.shape.iter().rev().skip(1).product::<u64>().max(1);
             let row_bytes = src.len / total_rows;
-            let bytes = self.tensor_bytes(&src)?;
+            if sp.rows.saturating_mul(row_bytes) > r.len - out.len() as u64 {
+                return Err(bad(format!("row spans hold more than its {} bytes", r.len)));
+            }
             let (a, b) = (
                 sp.row0.saturating_mul(row_bytes),
                 (sp.row0.saturating_add(sp.rows)).saturating_mul(row_bytes),
@@ -560,7 +634,10 @@ impl TapeReader {
                     ),
                 ));
             }
-            total += f.header.raw_len;
+            total = total.saturating_add(f.header.raw_len);
+            if total > t.len {
+                break;
+            }
             frames.push(f);
         }
         if total != t.len {

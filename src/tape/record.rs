@@ -6,7 +6,7 @@
 //! bytes; the last one is the tape's fingerprint. Flipping any byte of any record, reordering, dropping
 //! or inserting records changes every later hash.
 
-use crate::launch::{DType, Params, Phase, Route, Stage};
+use crate::launch::{DType, Foreign, Params, Phase, Route, Stage};
 use serde::{Deserialize, Serialize};
 
 /// A blake3 hash (32 bytes).
@@ -50,6 +50,20 @@ pub struct TapeHeader {
     pub capture: String,
     /// Anything else the recorder wants to keep (CLI options), as JSON.
     pub options_json: String,
+    /// The engine that recorded, when it is not greta (open capture; format version 2).
+    pub engine: Option<EngineInfo>,
+    /// The build that recorded (format version 3; None when read from an older tape, or when the
+    /// producer did not say).
+    pub provenance: Option<super::provenance::Provenance>,
+}
+
+/// Another engine that wrote a tape through greta's capture API (C ABI, Python, Rust).
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// Engine name, e.g. `llama.cpp`.
+    pub name: String,
+    /// Engine version as the engine states it.
+    pub version: String,
 }
 
 /// Where a tensor's bytes are.
@@ -107,6 +121,34 @@ pub struct TensorRef {
     pub storage: Storage,
 }
 
+impl TensorRef {
+    /// Why the tensor's shape and dtype disagree with its byte length, if they do: `len` must be
+    /// exactly the bytes of `shape` (product, no overflow) whole blocks of `dtype`. A tape whose
+    /// checksums all pass can still lie here (issue 14); every reader of tensor bytes checks this.
+    pub fn layout_problem(&self) -> Option<String> {
+        let numel = self.shape.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+        });
+        let want = numel.and_then(|n| self.dtype.bytes_for(n));
+        match want {
+            Some(w) if w as u64 == self.len => None,
+            Some(w) => Some(format!(
+                "tensor `{}`: shape {:?} of {} needs {w} bytes, its length says {}",
+                self.role,
+                self.shape,
+                self.dtype.name(),
+                self.len
+            )),
+            None => Some(format!(
+                "tensor `{}`: shape {:?} is not a whole number of {} blocks or overflows",
+                self.role,
+                self.shape,
+                self.dtype.name()
+            )),
+        }
+    }
+}
+
 /// Written before a kernel runs: everything needed to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaunchBegin {
@@ -130,6 +172,27 @@ pub struct LaunchBegin {
     pub params: Params,
     /// Input tensors.
     pub inputs: Vec<TensorRef>,
+    /// For a launch recorded by another engine: its stage name, kernel name and named parameters
+    /// (format version 2; None for greta's own launches).
+    pub foreign: Option<Foreign>,
+}
+
+impl LaunchBegin {
+    /// The stage's name: the engine's name for a foreign launch, else greta's.
+    pub fn stage_name(&self) -> &str {
+        match &self.foreign {
+            Some(f) => &f.stage,
+            None => self.stage.name(),
+        }
+    }
+
+    /// The route as printed: the engine's kernel name for a foreign launch, else `variant/precision`.
+    pub fn route_name(&self) -> String {
+        match &self.foreign {
+            Some(f) => f.route.clone(),
+            None => self.route.to_string(),
+        }
+    }
 }
 
 /// Written after a kernel ran.
@@ -205,6 +268,27 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
         ));
     }
     Ok(v)
+}
+
+/// Decodes a chained record written by format `version` (1: before open capture, see [`super::v1`]).
+pub(crate) fn decode_record(bytes: &[u8], version: u32) -> Result<Chained<Record>, String> {
+    if version == 1 {
+        let c: Chained<super::v1::RecordV1> = decode(bytes)?;
+        return Ok(Chained {
+            prev: c.prev,
+            record: c.record.into(),
+        });
+    }
+    decode(bytes)
+}
+
+/// Decodes a tape header written by format `version`.
+pub(crate) fn decode_header(bytes: &[u8], version: u32) -> Result<TapeHeader, String> {
+    match version {
+        1 => decode::<super::v1::TapeHeaderV1>(bytes).map(Into::into),
+        2 => decode::<super::provenance::TapeHeaderV2>(bytes).map(Into::into),
+        _ => decode(bytes),
+    }
 }
 
 /// Encodes `record` chained to `prev`; returns the bytes and the new chain hash.

@@ -64,6 +64,8 @@ pub(crate) fn scan(
         ..Dataflow::default()
     };
     let mut pos = start;
+    // The preamble's format version decides the records' shape (open() checked it).
+    let version = if data.len() >= 12 { u32_at(data, 8) } else { 0 };
     let view = &data[..end as usize];
     while pos < end {
         let f = match frame_at(view, pos) {
@@ -115,7 +117,24 @@ pub(crate) fn scan(
             }
             FrameKind::Records => {
                 let p = payload.unwrap_or_default();
-                if let Err((at, what)) = records(&mut s, &mut by_seq, &mut flow, &p, pos) {
+                let before = (s.launches.len(), s.chain, s.records);
+                if let Err((at, what)) = records(&mut s, &mut by_seq, &mut flow, &p, pos, version) {
+                    if mode == ScanMode::Open {
+                        // Nothing from a rejected frame is listed (issue 14: ls listed launches from
+                        // a frame it had rejected).
+                        for e in s.launches.drain(before.0..) {
+                            by_seq.remove(&e.seq);
+                        }
+                        for e in s
+                            .launches
+                            .iter_mut()
+                            .filter(|e| e.end.is_some_and(|l| l.frame == pos))
+                        {
+                            e.has_end = false;
+                            e.end = None;
+                        }
+                        (s.chain, s.records) = (before.1, before.2);
+                    }
                     let pr = Problem {
                         offset: pos,
                         frame: kind.name(),
@@ -155,6 +174,7 @@ fn records(
     flow: &mut Dataflow,
     p: &[u8],
     frame: u64,
+    version: u32,
 ) -> Result<(), (usize, String)> {
     let mut at = 0usize;
     while at < p.len() {
@@ -165,7 +185,8 @@ fn records(
         let body = p
             .get(at + 4..at + 4 + n)
             .ok_or((at, format!("record of {n} bytes runs past the frame")))?;
-        let c: Chained<Record> = record::decode(body).map_err(|e| (at, format!("bincode: {e}")))?;
+        let c: Chained<Record> =
+            record::decode_record(body, version).map_err(|e| (at, format!("bincode: {e}")))?;
         let h = *blake3::hash(body).as_bytes();
         let broken = c.prev != s.chain;
         s.chain = h;
@@ -246,13 +267,17 @@ impl Dataflow {
         };
         let mut problems = Vec::new();
         for t in refs {
+            if let Some(what) = t.layout_problem() {
+                problems.push(what);
+            }
             match &t.storage {
                 Storage::Chunks(hs) => {
                     let mut total = 0u64;
+                    // saturating: a hostile tape may cite one big chunk many times
                     let mut missing = false;
                     for h in hs {
                         match self.chunk_lens.get(h) {
-                            Some(n) => total += n,
+                            Some(n) => total = total.saturating_add(*n),
                             None => {
                                 missing = true;
                                 problems.push(format!(
@@ -281,7 +306,7 @@ impl Dataflow {
                     let mut total = 0u64;
                     for sp in spans {
                         match self.outputs.get(&sp.seq).and_then(|o| o.get(sp.index as usize)) {
-                            Some(&(len, _)) => total += sp.rows.saturating_mul(len / self.rows_of(sp.seq, sp.index).max(1)),
+                            Some(&(len, _)) => total = total.saturating_add(sp.rows.saturating_mul(len / self.rows_of(sp.seq, sp.index).max(1))),
                             None => problems.push(format!(
                                 "tensor `{}` cites rows of output {} of launch {}, which is not on the tape before it",
                                 t.role, sp.index, sp.seq
@@ -302,7 +327,15 @@ impl Dataflow {
                 e.seq,
                 e.outputs
                     .iter()
-                    .map(|t| t.shape.iter().rev().skip(1).product::<u64>().max(1))
+                    .map(|t| {
+                        t.shape
+                            .iter()
+                            .rev()
+                            .skip(1)
+                            .try_fold(1u64, |n, &d| n.checked_mul(d))
+                            .unwrap_or(1)
+                            .max(1)
+                    })
                     .collect(),
             );
         }

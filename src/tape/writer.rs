@@ -8,6 +8,10 @@
 //! Order on disk guarantees a readable prefix: a chunk frame is written before any record that cites
 //! it, and a records frame is written whole. [`TapeWriter::flush`] hands everything so far to the OS,
 //! so a process killed inside a kernel still leaves the launch's begin record readable.
+//!
+//! It always writes the current [`FORMAT_VERSION`] (2: records may carry another engine's launch,
+//! `LaunchBegin::foreign`, and the header the engine, `TapeHeader::engine`); the reader also reads
+//! version 1 (`super::v1`).
 
 use super::encode::{Encoded, Encoder};
 use super::error::TapeError;
@@ -67,6 +71,17 @@ thread_local! {
 /// The largest chunk a writer makes (the reader's frame cap is far above).
 pub const MAX_CHUNK: usize = 16 << 20;
 
+/// What a writer does with a tape that already exists at its path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse (the default): neither the tape nor a `.incomplete` file of another (or a killed)
+    /// recording is touched, and the final rename never clobbers a tape that appeared meanwhile.
+    #[default]
+    Refuse,
+    /// Replace the tape and remove a leftover `.incomplete` file (`--force`).
+    Replace,
+}
+
 /// What a finished tape holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TapeSummary {
@@ -105,27 +120,71 @@ pub struct TapeWriter {
     by_seq: HashMap<u64, usize>,
     /// Set when a write failed part-way: the file may end in a partial frame, so nothing more is written.
     poisoned: bool,
+    existing: Existing,
 }
 
 impl TapeWriter {
     /// Creates `<path>.incomplete` and writes the preamble and the header frame.
+    /// Refuses an existing tape or `.incomplete` file; see [`TapeWriter::create_with`].
     pub fn create(
         path: &Path,
         header: &TapeHeader,
         opts: WriterOptions,
+    ) -> Result<TapeWriter, TapeError> {
+        Self::create_with(path, header, opts, Existing::Refuse)
+    }
+
+    /// Creates `<path>.incomplete` exclusively (two writers never share it: issue 14, where two
+    /// recorders with one `--out` interleaved into one file) and writes the preamble and header frame.
+    pub fn create_with(
+        path: &Path,
+        header: &TapeHeader,
+        opts: WriterOptions,
+        existing: Existing,
     ) -> Result<TapeWriter, TapeError> {
         if opts.chunk_size == 0 || opts.chunk_size > MAX_CHUNK {
             return Err(TapeError::Usage(format!(
                 "chunk_size must be 1..={MAX_CHUNK}"
             )));
         }
-        if opts.frame_target > 1 << 30 {
-            return Err(TapeError::Usage(
-                "frame_target must be at most 1 GiB".into(),
-            ));
+        if opts.frame_target > super::frame::MAX_FRAME_TARGET {
+            return Err(TapeError::Usage(format!(
+                "frame_target must be at most {} bytes (readers refuse larger records frames)",
+                super::frame::MAX_FRAME_TARGET
+            )));
+        }
+        if path.is_dir() {
+            return Err(TapeError::Exists {
+                path: path.to_path_buf(),
+                what: "is a directory; give a file name for the tape".into(),
+            });
         }
         let tmp = incomplete_path(path);
-        let file = File::create(&tmp).map_err(|e| TapeError::io(&tmp, "create", e))?;
+        if existing == Existing::Refuse && path.exists() {
+            return Err(TapeError::Exists {
+                path: path.to_path_buf(),
+                what: "already exists; pass --force to replace it".into(),
+            });
+        }
+        if existing == Existing::Replace && tmp.is_file() {
+            std::fs::remove_file(&tmp).map_err(|e| TapeError::io(&tmp, "remove", e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    TapeError::Exists {
+                        path: tmp.clone(),
+                        what: "exists: another recording is writing it, or a killed one left it \
+                               (read it with greta, remove it, or pass --force)"
+                            .into(),
+                    }
+                } else {
+                    TapeError::io(&tmp, "create", e)
+                }
+            })?;
         let enc = Encoder::new(opts.zstd_level).map_err(|e| TapeError::io(&tmp, "zstd init", e))?;
         let pool = if opts.threads > 1 {
             let p = rayon::ThreadPoolBuilder::new()
@@ -154,6 +213,7 @@ impl TapeWriter {
             launches: Vec::new(),
             by_seq: HashMap::new(),
             poisoned: false,
+            existing,
         };
         w.write_all(&preamble(FORMAT_VERSION))?;
         let hb = record::encode(header)
@@ -481,8 +541,7 @@ impl TapeWriter {
             .get_ref()
             .sync_all()
             .map_err(|e| TapeError::io(&self.tmp, "fsync", e))?;
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| TapeError::io(&self.path, "rename", e))?;
+        self.publish()?;
         // Make the rename itself durable (best effort: not every platform can open a directory).
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
@@ -498,6 +557,39 @@ impl TapeWriter {
             raw_bytes: self.raw_bytes,
             fingerprint: self.chain,
         })
+    }
+}
+
+impl TapeWriter {
+    /// Moves the finished `<path>.incomplete` to `<path>`. Without [`Existing::Replace`] this never
+    /// clobbers: a hard link fails if `<path>` appeared while recording (then the tape stays at its
+    /// `.incomplete` name, complete and readable); where links are not supported, an existence check
+    /// before the rename.
+    fn publish(&self) -> Result<(), TapeError> {
+        if self.existing == Existing::Replace {
+            return std::fs::rename(&self.tmp, &self.path)
+                .map_err(|e| TapeError::io(&self.path, "rename", e));
+        }
+        let appeared = || TapeError::Exists {
+            path: self.path.clone(),
+            what: format!(
+                "appeared while recording; the finished tape is left at {}",
+                self.tmp.display()
+            ),
+        };
+        match std::fs::hard_link(&self.tmp, &self.path) {
+            Ok(()) => {
+                std::fs::remove_file(&self.tmp).map_err(|e| TapeError::io(&self.tmp, "remove", e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(appeared()),
+            Err(_) => {
+                if self.path.exists() {
+                    return Err(appeared());
+                }
+                std::fs::rename(&self.tmp, &self.path)
+                    .map_err(|e| TapeError::io(&self.path, "rename", e))
+            }
+        }
     }
 }
 

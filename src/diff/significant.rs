@@ -1,0 +1,210 @@
+//! The first significant divergence: the first launch whose difference is out of proportion to what it
+//! inherited from its inputs.
+//!
+//! The first flipped bit is often route noise (two reduction orders of the same matmul differ in the last
+//! place) and says nothing about a defect further down. For every compared launch, in forward order:
+//!
+//! - `err` is the relative L2 error of its output, ||a - b|| / ||b|| (see [`Compare::rel_l2`]);
+//! - `inherited` is the largest `err` among the launches that produced its inputs (followed through the
+//!   tape's producer references and KV-cache row references; a launch that was not compared passes on what
+//!   it inherited; inputs with no producer, such as weights and token ids, inherit nothing);
+//! - the launch is **significant** when `err > max(envelope(precision), GROWTH × inherited)`, or when a
+//!   value is finite on one side and not on the other while nothing non-finite was inherited.
+//!
+//! `envelope` is the relative error a route of that precision may add on its own, with identical inputs
+//! (route noise): [`ENVELOPE_F64`], [`ENVELOPE_F32`], [`ENVELOPE_F16`]; the coarser of the two routes'
+//! precisions applies. [`GROWTH`] bounds how much a healthy kernel amplifies its inputs' relative error
+//! (matmul cancellation, softmax of large logits: tens; we allow a thousand). The rule is documented for
+//! users in docs/DIAGNOSIS.md. Integer outputs (argmax) are not judged: a different token is total, so what
+//! follows it inherits an infinite error.
+
+use super::compare::Compare;
+use crate::launch::{DType, Precision};
+use crate::tape::{Storage, TensorRef};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// How much a healthy kernel may amplify the relative error of its inputs.
+pub const GROWTH: f64 = 1000.0;
+/// Relative L2 error an f64 route may add with identical inputs.
+pub const ENVELOPE_F64: f64 = 1e-12;
+/// Relative L2 error an f32 route may add with identical inputs (greta's own f32 routes stay near 1e-7;
+/// this is the bound the test suite holds them to, `F32_LOCAL_MAX_REL_L2`).
+pub const ENVELOPE_F32: f64 = 1e-5;
+/// Relative L2 error an f16-accumulating route may add with identical inputs.
+pub const ENVELOPE_F16: f64 = 1e-2;
+
+/// The noise envelope of a precision.
+pub fn envelope(p: Precision) -> f64 {
+    match p {
+        Precision::F64 => ENVELOPE_F64,
+        Precision::F32 => ENVELOPE_F32,
+        Precision::F16 => ENVELOPE_F16,
+    }
+}
+
+/// The envelope for a comparison of two routes: the coarser precision's.
+pub fn envelope_of(a: Precision, b: Precision) -> f64 {
+    envelope(a).max(envelope(b))
+}
+
+/// The verdict on one launch.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Significance {
+    /// Relative L2 error of the output.
+    pub err: f64,
+    /// Largest relative error among its inputs' producers.
+    pub inherited: f64,
+    /// The noise envelope applied.
+    pub envelope: f64,
+    /// err / max(envelope, inherited): how far out of proportion.
+    pub growth: f64,
+    /// Why it is significant, in words.
+    pub reason: String,
+}
+
+/// Follows relative errors forward through the producers of a tape's launches.
+#[derive(Default, Debug)]
+pub struct Tracker {
+    err: HashMap<u64, f64>,
+}
+
+impl Tracker {
+    /// The largest error among the producers of `inputs`.
+    pub fn inherited(&self, inputs: &[TensorRef]) -> f64 {
+        let mut m = 0.0f64;
+        let mut take = |seq: u64| {
+            if let Some(e) = self.err.get(&seq) {
+                m = m.max(*e);
+            }
+        };
+        for r in inputs {
+            match &r.storage {
+                Storage::Producer { seq, .. } => take(*seq),
+                Storage::Rows(spans) => spans.iter().for_each(|s| take(s.seq)),
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// Records the error of launch `seq`'s output.
+    pub fn set(&mut self, seq: u64, err: f64) {
+        self.err.insert(seq, err);
+    }
+
+    /// Judges a compared launch (`seq` in the tape whose inputs are followed) and records its error.
+    /// Returns the verdict when it is significant.
+    pub fn judge(
+        &mut self,
+        seq: u64,
+        inputs: &[TensorRef],
+        dtype: DType,
+        c: &Compare,
+        envelope: f64,
+    ) -> Option<Significance> {
+        let inherited = self.inherited(inputs);
+        if matches!(dtype, DType::I32) {
+            self.set(seq, if c.differing > 0 { f64::INFINITY } else { 0.0 });
+            return None;
+        }
+        let err = if c.nonfinite_mismatch > 0 {
+            f64::INFINITY
+        } else if c.differing == 0 {
+            0.0
+        } else {
+            c.rel_l2
+        };
+        self.set(seq, err);
+        let bound = envelope.max(GROWTH * inherited);
+        if c.nonfinite_mismatch > 0 && inherited.is_finite() {
+            return Some(Significance {
+                err,
+                inherited,
+                envelope,
+                growth: f64::INFINITY,
+                reason: format!(
+                    "{} values finite on one side only, none inherited",
+                    c.nonfinite_mismatch
+                ),
+            });
+        }
+        (err > bound && err.is_finite()).then(|| Significance {
+            err,
+            inherited,
+            envelope,
+            growth: err / envelope.max(inherited),
+            reason: if inherited == 0.0 {
+                format!("relative error {err:.2e} with identical inputs; the route's noise envelope is {envelope:.0e}")
+            } else if inherited * GROWTH > envelope {
+                format!(
+                    "relative error {err:.2e} is {:.0}x what its inputs carried ({inherited:.2e}); the bound is {GROWTH}x",
+                    err / inherited
+                )
+            } else {
+                format!(
+                    "relative error {err:.2e} with inputs within the noise envelope ({inherited:.2e}); the {} envelope is {envelope:.0e}",
+                    if envelope >= ENVELOPE_F16 {
+                        "f16"
+                    } else if envelope >= ENVELOPE_F32 {
+                        "f32"
+                    } else {
+                        "f64"
+                    }
+                )
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(rel: f64) -> Compare {
+        Compare {
+            differing: usize::from(rel > 0.0),
+            rel_l2: rel,
+            ..Compare::default()
+        }
+    }
+
+    fn from(seq: u64) -> TensorRef {
+        TensorRef {
+            role: "x".into(),
+            dtype: DType::F32,
+            shape: vec![1],
+            len: 4,
+            hash: [0; 32],
+            storage: Storage::Producer { seq, index: 0 },
+        }
+    }
+
+    #[test]
+    fn noise_is_not_significant_and_a_jump_is() {
+        let mut t = Tracker::default();
+        let env = envelope(Precision::F32);
+        // Route noise with identical inputs, then noise carried forward with modest growth.
+        assert!(t.judge(1, &[], DType::F32, &c(2e-7), env).is_none());
+        assert!(t.judge(2, &[from(1)], DType::F32, &c(3e-6), env).is_none());
+        // A launch not compared passes on what it inherited.
+        let inh = t.inherited(&[from(2)]);
+        t.set(3, inh);
+        // Five orders of magnitude over its inputs: significant.
+        let s = t.judge(4, &[from(3)], DType::F32, &c(0.3), env).unwrap();
+        assert_eq!(s.inherited, 3e-6);
+        assert!(s.growth > GROWTH, "{s:?}");
+        // Inherited error passes through without a verdict.
+        assert!(t.judge(5, &[from(4)], DType::F32, &c(0.5), env).is_none());
+        // Identical inputs but beyond the f32 envelope: significant.
+        assert!(t.judge(6, &[], DType::F32, &c(1e-3), env).is_some());
+        // The f16 envelope is wider.
+        assert!(
+            t.judge(7, &[], DType::F32, &c(1e-3), envelope(Precision::F16))
+                .is_none()
+        );
+        // A different token is not judged; what follows inherits an infinite error.
+        assert!(t.judge(8, &[], DType::I32, &c(1.0), env).is_none());
+        assert!(t.judge(9, &[from(8)], DType::F32, &c(1.0), env).is_none());
+    }
+}

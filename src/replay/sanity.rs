@@ -1,0 +1,51 @@
+//! Does a recorded launch make sense before anything is run or written from it? A tape whose checksums
+//! all pass can still lie (issue 14: rewritten through greta's own writer): a tensor whose shape and
+//! dtype disagree with its byte length, or inputs no backend would accept for the stage. `verify` lists
+//! these; `replay` and `export` refuse such a launch (exit 2) instead of panicking in a kernel or
+//! writing an .npy whose header claims bytes it does not hold.
+
+use crate::backend::contract;
+use crate::launch::{Bytes, Origin, Tensor};
+use crate::tape::{Launch, TensorRef};
+use std::sync::Arc;
+
+/// A tensor with `r`'s dtype and shape and no bytes: enough for the shape-only contract checks.
+fn shape_only(r: &TensorRef) -> Tensor {
+    Tensor::host(
+        r.dtype,
+        r.shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect(),
+        Bytes::Raw(Arc::new(Vec::new())),
+        Origin::Value,
+    )
+}
+
+/// Everything that is wrong with `l`'s tensor layouts and stage contract (empty: nothing found).
+pub fn launch_problems(l: &Launch) -> Vec<String> {
+    let b = &l.begin;
+    let outs = l.end.as_ref().map(|e| e.outputs.as_slice()).unwrap_or(&[]);
+    let mut problems: Vec<String> = b
+        .inputs
+        .iter()
+        .chain(outs)
+        .filter_map(TensorRef::layout_problem)
+        .collect();
+    // Another engine's launch names a greta stage to be judged by it, but its tensors are its own: a
+    // launch that does not fit greta's contract is not damage, it only has no reference (replay says so).
+    if problems.is_empty() && b.foreign.is_none() {
+        problems.extend(contract_problem(l));
+    }
+    problems
+}
+
+/// Why `l`'s inputs do not fit its stage's contract (None: they do, as far as shapes tell).
+pub fn contract_problem(l: &Launch) -> Option<String> {
+    let b = &l.begin;
+    let ts: Vec<Tensor> = b.inputs.iter().map(shape_only).collect();
+    let refs: Vec<&Tensor> = ts.iter().collect();
+    contract::check_launch(b.stage, &b.params, &refs)
+        .err()
+        .map(|e| format!("stage contract: {e}"))
+}
