@@ -18,11 +18,14 @@ fn allowed(from: &str, to: &str) -> bool {
         "record" => &["launch", "tape"],
         "engine" => &["backend", "launch", "model"],
         "capture" => &["launch", "model", "record", "tape"],
+        "analysis" => &["launch", "model", "tape"],
         "inspect" | "replay" | "diff" => &[
-            "backend", "engine", "launch", "model", "record", "tape", "inspect", "replay", "diff",
+            "backend", "engine", "launch", "model", "record", "tape", "analysis", "inspect",
+            "replay", "diff",
         ],
         "check" => &[
-            "backend", "engine", "launch", "model", "record", "tape", "inspect", "replay", "diff",
+            "backend", "engine", "launch", "model", "record", "tape", "analysis", "inspect",
+            "replay", "diff",
         ],
         "cli" => &MODULES,
         _ => &[],

@@ -8,10 +8,10 @@
 //! manual attention ends in `pv`, decode's fused attention in `attn`: those two are compared as the
 //! attention output; `qk` and `softmax` have no decode counterpart then and are listed as such.
 
+use super::significant::{Significance, Tracker, envelope_of};
 use crate::analysis::Source;
 use crate::analysis::compare::{Compare, compare_values};
 use crate::analysis::values;
-use super::significant::{Significance, Tracker, envelope_of};
 use crate::launch::{Phase, Stage};
 use crate::tape::{Launch, TapeReader};
 use serde::Serialize;

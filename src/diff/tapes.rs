@@ -4,10 +4,10 @@
 //! shapes differ still line up stage by stage. Output hashes are compared first; tensor bytes are read
 //! (decompressed) only for launches whose hashes differ.
 
-use crate::analysis::Source;
-use crate::analysis::{Compare, compare};
 use super::params::{ParamDiff, describe_diff};
 use super::significant::{Significance, Tracker, envelope_of};
+use crate::analysis::Source;
+use crate::analysis::{Compare, compare};
 use crate::launch::{Phase, Stage};
 use crate::tape::{Launch, TapeError, TapeReader};
 use serde::Serialize;

@@ -12,8 +12,8 @@
 //! derived probabilities and the recorded V.
 
 use super::exec::ReplayError;
-use crate::backend::{Backend, BackendError};
 use crate::analysis::{Compare, compare};
+use crate::backend::{Backend, BackendError};
 use crate::launch::{Origin, Params, Precision, Route, Stage, Tensor, Variant};
 use crate::tape::Launch;
 use serde::Serialize;
