@@ -3,13 +3,22 @@
 
 #define EW_THREADS 256
 
-// y[i, :] = table[ids[i], :]. The ids are range-checked on the host before the launch.
-extern "C" __global__ void embed_f32(const int* __restrict__ ids, const float* __restrict__ table,
-                                     float* __restrict__ y, u32 n, u32 dim) {
+// y[i, :] = table[ids[i], :], the table in its GGUF format (fmt, rb bytes a row; see prelude.h), each
+// element dequantised with the host's formula. The ids are range-checked on the host before the launch.
+template <int F>
+__device__ __forceinline__ void embed_body(const int* __restrict__ ids, const u8* __restrict__ table,
+                                           float* __restrict__ y, u32 n, u32 dim, u32 rb) {
     u32 d = blockIdx.x * EW_THREADS + threadIdx.x;
     u32 i = blockIdx.y;
     if (i >= n || d >= dim) return;
-    y[(size_t)i * dim + d] = table[(size_t)ids[i] * dim + d];
+    y[(size_t)i * dim + d] = greta_wload<F>(table + (size_t)ids[i] * rb, d);
+}
+
+extern "C" __global__ void embed(const int* __restrict__ ids, const u8* __restrict__ table,
+                                 float* __restrict__ y, u32 n, u32 dim, u32 fmt, u32 rb) {
+#define BODY(F) embed_body<F>(ids, table, y, n, dim, rb)
+    GRETA_W_DISPATCH(fmt, BODY)
+#undef BODY
 }
 
 // y = a + b, elementwise over `count` floats.

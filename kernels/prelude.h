@@ -103,3 +103,122 @@ __device__ __forceinline__ float greta_block_max(float v, float* sh) {
     __syncthreads();
     return r;
 }
+
+// ---- Weights in their GGUF block formats (read in the kernel, never dequantised on the host) ----
+//
+// greta_wload<F>(row, k) is element k of a weight row stored in format F, computed with exactly the
+// formula of the host's dequantiser (src/model/quant.rs, itself ggml's): every f16 scale widened to f32
+// exactly, one f32 rounding per operation in the same order. Contraction is off, so the value equals the
+// host's bit for bit, and a matmul route reading blocks gives the bits it gave on host-dequantised f32.
+// Bytes are read one at a time (GGUF rows are not 4-byte aligned inside a block).
+#define GRETA_W_F32 0
+#define GRETA_W_F16 1
+#define GRETA_W_BF16 2
+#define GRETA_W_Q8_0 3
+#define GRETA_W_Q4_0 4
+#define GRETA_W_Q4_1 5
+#define GRETA_W_Q4_K 6
+#define GRETA_W_Q6_K 7
+
+typedef unsigned char u8;
+
+// f16 bits to f32, the host's branch-free formula: the 15 magnitude bits placed at f32's
+// exponent/mantissa and multiplied by 2^112 (exact), infinities and NaN payloads patched in.
+__device__ __forceinline__ float greta_f16(u32 h) {
+    u32 mag = h & 0x7fffu;
+    u32 sign = (h & 0x8000u) << 16;
+    u32 fin = (u32)__float_as_int(__int_as_float((int)(mag << 13)) * __int_as_float(0x77800000));
+    u32 special = 0x7f800000u | ((mag & 0x03ffu) << 13);
+    return __int_as_float((int)(sign | (mag >= 0x7c00u ? special : fin)));
+}
+__device__ __forceinline__ float greta_f16_at(const u8* b) { return greta_f16((u32)b[0] | ((u32)b[1] << 8)); }
+
+// The (scale, min) pair of sub-block g (0..7) of a Q4_K super-block's 12 scale bytes s.
+__device__ __forceinline__ void greta_q4k_sm(const u8* s, u32 g, u32* sc, u32* mn) {
+    if (g < 4) {
+        *sc = s[g] & 0x3fu;
+        *mn = s[g + 4] & 0x3fu;
+    } else {
+        u32 j = g - 4;
+        *sc = (s[j + 8] & 0x0fu) | ((s[j] >> 2) & 0x30u);
+        *mn = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30u);
+    }
+}
+
+template <int F>
+__device__ __forceinline__ float greta_wload(const u8* __restrict__ row, u32 k) {
+    if (F == GRETA_W_F32) {
+        const u8* p = row + (size_t)k * 4;
+        return __int_as_float((int)((u32)p[0] | ((u32)p[1] << 8) | ((u32)p[2] << 16) | ((u32)p[3] << 24)));
+    } else if (F == GRETA_W_F16) {
+        return greta_f16_at(row + (size_t)k * 2);
+    } else if (F == GRETA_W_BF16) {
+        const u8* p = row + (size_t)k * 2;
+        return __int_as_float((int)(((u32)p[0] | ((u32)p[1] << 8)) << 16));
+    } else if (F == GRETA_W_Q8_0) {
+        const u8* b = row + (size_t)(k >> 5) * 34;
+        float d = greta_f16_at(b);
+        return (float)(signed char)b[2 + (k & 31)] * d;
+    } else if (F == GRETA_W_Q4_0) {
+        const u8* b = row + (size_t)(k >> 5) * 18;
+        u32 j = k & 31;
+        float d = greta_f16_at(b);
+        int q = j < 16 ? (int)(b[2 + j] & 0x0f) - 8 : (int)(b[2 + j - 16] >> 4) - 8;
+        return d * (float)q;
+    } else if (F == GRETA_W_Q4_1) {
+        const u8* b = row + (size_t)(k >> 5) * 20;
+        u32 j = k & 31;
+        float d = greta_f16_at(b), m = greta_f16_at(b + 2);
+        u32 q = j < 16 ? (b[4 + j] & 0x0fu) : (b[4 + j - 16] >> 4);
+        return d * (float)q + m;
+    } else if (F == GRETA_W_Q4_K) {
+        const u8* b = row + (size_t)(k >> 8) * 144;
+        u32 e = k & 255, g = e >> 5, l = e & 31;
+        float d = greta_f16_at(b), dmin = greta_f16_at(b + 2);
+        u32 sc, mn;
+        greta_q4k_sm(b + 4, g, &sc, &mn);
+        float ds = d * (float)sc;
+        float dm = dmin * (float)mn;
+        u32 q = (b[16 + (g >> 1) * 32 + l] >> (4 * (g & 1))) & 0x0fu;
+        return ds * (float)q - dm;
+    } else {  // GRETA_W_Q6_K
+        const u8* b = row + (size_t)(k >> 8) * 210;
+        u32 e = k & 255, h = e >> 7, kk = (e >> 5) & 3, l = e & 31;
+        u32 lo = (b[64 * h + 32 * (kk & 1) + l] >> (4 * (kk >> 1))) & 0x0fu;
+        u32 hi = (b[128 + 32 * h + l] >> (2 * kk)) & 0x03u;
+        int q = (int)(lo | (hi << 4)) - 32;
+        float d = greta_f16_at(b + 208);
+        float ds = d * (float)(signed char)b[192 + (e >> 4)];
+        return ds * (float)q;
+    }
+}
+
+// Dispatches a templated body over the weight format `fmt` (uniform across the launch).
+#define GRETA_W_DISPATCH(fmt, BODY)                   \
+    switch (fmt) {                                    \
+        case GRETA_W_F32: BODY(GRETA_W_F32); break;   \
+        case GRETA_W_F16: BODY(GRETA_W_F16); break;   \
+        case GRETA_W_BF16: BODY(GRETA_W_BF16); break; \
+        case GRETA_W_Q8_0: BODY(GRETA_W_Q8_0); break; \
+        case GRETA_W_Q4_0: BODY(GRETA_W_Q4_0); break; \
+        case GRETA_W_Q4_1: BODY(GRETA_W_Q4_1); break; \
+        case GRETA_W_Q4_K: BODY(GRETA_W_Q4_K); break; \
+        case GRETA_W_Q6_K: BODY(GRETA_W_Q6_K); break; \
+        default: break;                               \
+    }
+
+// Sum over 32 consecutive lanes by the xor butterfly 16, 8, 4, 2, 1: the same order on a 32-lane warp
+// and on each half of a 64-lane wavefront (the engine-style routes use 32 lanes per output everywhere,
+// so their order does not depend on the vendor, and the CPU emulates it exactly).
+__device__ __forceinline__ float greta_sum32(float v) {
+    for (int m = 16; m > 0; m >>= 1) v += greta_shfl_xor(v, m);
+    return v;
+}
+__device__ __forceinline__ int greta_sum32_i(int v) {
+    for (int m = 16; m > 0; m >>= 1) v += greta_shfl_xor_i(v, m);
+    return v;
+}
+__device__ __forceinline__ float greta_max32(float v) {
+    for (int m = 16; m > 0; m >>= 1) v = fmaxf(v, greta_shfl_xor(v, m));
+    return v;
+}

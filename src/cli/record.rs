@@ -84,7 +84,12 @@ pub fn file_blake3(path: &Path) -> anyhow::Result<String> {
     // as for any mmap reader; greta never writes model files it reads.
     let map =
         unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
-    Ok(blake3::hash(&map).to_hex().to_string())
+    // On all cores: a 5 GB model hashes in a fraction of a second instead of seconds (same digest).
+    Ok(blake3::Hasher::new()
+        .update_rayon(&map)
+        .finalize()
+        .to_hex()
+        .to_string())
 }
 
 /// Parses the payload selectors.

@@ -75,6 +75,11 @@ pub trait Backend: Send + Sync {
     /// `execute` refuses every other route with [`BackendError::Unsupported`], and `--all-routes`, the GPU
     /// self-test and the error messages read it, so a new route is added here and in its kernel only.
     fn routes(&self, stage: Stage) -> Vec<Route>;
+    /// This backend's default variant for a launch of `stage` over `inputs`, when it has one (None: the
+    /// policy's rule). Consulted only in the default route mode and only when no route is forced.
+    fn preferred(&self, _stage: Stage, _inputs: &[&Tensor]) -> Option<super::Variant> {
+        None
+    }
     /// Runs one launch: `stage` on `route` with `params` over `inputs`, returning its outputs.
     fn execute(
         &self,

@@ -142,7 +142,10 @@ impl Launcher {
         inputs: &[&Tensor],
         params: Params,
     ) -> Result<Vec<Tensor>, LaunchError> {
-        let route = self.policy.choose(stage, params.rows as usize);
+        let preferred = self.backend.preferred(stage, inputs);
+        let route = self
+            .policy
+            .choose_with(stage, params.rows as usize, preferred);
         self.launch_on(stage, layer, route, inputs, params)
     }
 

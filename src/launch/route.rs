@@ -11,6 +11,9 @@
 //!   one-row launch and `gemm_tiled` for more rows.
 //! - attention: forced variant if any; else `manual` in invariant mode; else `fused` for one row and
 //!   `manual` for more.
+//! - a backend may name its own default for a stage ([`Backend::preferred`](super::Backend::preferred)),
+//!   used in the default mode when nothing is forced: the GPU backend defaults matmuls to the engine-style
+//!   routes (`gemm_mma` for prefill, `gemv_q8` for one-row decode on quantized weights).
 //! - every other stage: `direct` (one kernel, whose per-row result never depends on the row count).
 //! - precision: the policy's precision (`f32` or `f64` on the CPU; `f16` accumulation is a GPU attention route).
 
@@ -38,6 +41,14 @@ pub enum Variant {
     /// Another engine's own kernel (open capture): its name is in the launch's
     /// [`Foreign`](crate::launch::Foreign) record. greta cannot run it; not in [`Variant::ALL`].
     Engine,
+    // New variants go last: tapes store a variant by its index in this enum (serde), so the order of
+    // the ones above is part of the tape format.
+    /// Matmul as llama.cpp-style engines decode: activations quantised to Q8_1 blocks of 32, integer dot
+    /// products with the weight's quants per block, blocks scaled and summed in f32 (kernels/q8.cu).
+    GemvQ8,
+    /// Matmul on matrix cores (tensor cores / MFMA): f16 inputs, f32 accumulation per k-slice of 16
+    /// (kernels/mma.cu). Batch-invariant; the CPU's emulation of it is close, not bit-exact.
+    GemmMma,
 }
 
 /// The op family a stage belongs to, for `--route FAMILY=VARIANT`.
@@ -66,7 +77,13 @@ impl OpFamily {
     /// The variants valid for this family.
     pub fn variants(self) -> &'static [Variant] {
         match self {
-            OpFamily::Matmul => &[Variant::Gemv, Variant::GemmTiled, Variant::GemmInvariant],
+            OpFamily::Matmul => &[
+                Variant::Gemv,
+                Variant::GemmTiled,
+                Variant::GemmInvariant,
+                Variant::GemvQ8,
+                Variant::GemmMma,
+            ],
             OpFamily::Attention => &[Variant::Manual, Variant::Fused],
             OpFamily::Elementwise => &[Variant::Direct],
         }
@@ -99,6 +116,8 @@ impl Variant {
         Variant::Gemv,
         Variant::GemmTiled,
         Variant::GemmInvariant,
+        Variant::GemvQ8,
+        Variant::GemmMma,
         Variant::Manual,
         Variant::Fused,
         Variant::Direct,
@@ -110,6 +129,8 @@ impl Variant {
             Variant::Gemv => "gemv",
             Variant::GemmTiled => "gemm_tiled",
             Variant::GemmInvariant => "gemm_invariant",
+            Variant::GemvQ8 => "gemv_q8",
+            Variant::GemmMma => "gemm_mma",
             Variant::Manual => "manual",
             Variant::Fused => "fused",
             Variant::Direct => "direct",
@@ -361,6 +382,13 @@ impl RoutePolicy {
 
     /// The route for a launch of `stage` over `rows` rows (see the module doc for the rule).
     pub fn choose(&self, stage: Stage, rows: usize) -> Route {
+        self.choose_with(stage, rows, None)
+    }
+
+    /// [`choose`](Self::choose) with the backend's own default for the stage (see
+    /// [`Backend::preferred`](super::Backend::preferred)): used in the default mode where nothing is
+    /// forced, so a GPU backend can default to the routes production engines run.
+    pub fn choose_with(&self, stage: Stage, rows: usize, preferred: Option<Variant>) -> Route {
         let family = OpFamily::of(stage);
         let forced = self
             .rule_change
@@ -368,7 +396,8 @@ impl RoutePolicy {
             .or_else(|| self.stage.get(&stage))
             .or_else(|| self.family.get(&family))
             .copied();
-        let variant = forced.unwrap_or(match (family, self.mode) {
+        let preferred = preferred.filter(|_| self.mode == RouteMode::Default);
+        let variant = forced.or(preferred).unwrap_or(match (family, self.mode) {
             (OpFamily::Matmul, RouteMode::Invariant) => Variant::GemmInvariant,
             (OpFamily::Matmul, RouteMode::Default) if rows == 1 => Variant::Gemv,
             (OpFamily::Matmul, RouteMode::Default) => Variant::GemmTiled,

@@ -183,6 +183,33 @@ pub trait DeviceBuffer: Send + Sync + fmt::Debug {
     }
     /// The backend-specific handle, for kernels of the same backend.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Starts computing the blake3 digest of the bytes where they are (on the device), when the backend
+    /// can: the handle yields the digest later, on any thread, and the bytes never cross to the host.
+    /// None: the caller copies the bytes and hashes them itself.
+    fn digest(&self) -> Option<Result<PendingDigest, String>> {
+        None
+    }
+}
+
+/// A blake3 digest being computed on a device; [`PendingDigest::wait`] blocks until it is known.
+pub struct PendingDigest(Box<dyn FnOnce() -> Result<[u8; 32], String> + Send>);
+
+impl PendingDigest {
+    /// A digest that `f` yields when called.
+    pub fn new(f: impl FnOnce() -> Result<[u8; 32], String> + Send + 'static) -> PendingDigest {
+        PendingDigest(Box::new(f))
+    }
+
+    /// The digest (blocks until the device has computed it).
+    pub fn wait(self) -> Result<[u8; 32], String> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for PendingDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingDigest")
+    }
 }
 
 /// What a tensor is, for provenance on the tape.

@@ -1,6 +1,9 @@
 //! The recorder: a [`LaunchObserver`] that writes every launch to a tape.
 //!
-//! Cost model. The inference thread does almost nothing: host tensors are immutable and shared (`Arc`),
+//! Cost model. The inference thread does almost nothing: device tensors whose bytes the tape does not
+//! keep (hashes only, or launches outside the payload selection) are hashed on the device where the
+//! backend can ([`DeviceBuffer::digest`](crate::launch::DeviceBuffer::digest)): the worker later reads
+//! 32-byte digests, and the tensor never crosses to the host. Otherwise: host tensors are immutable and shared (`Arc`),
 //! so handing one to the recorder is a reference-count increment; only device tensors are copied to the
 //! host, and only when they are new (an input that is the unchanged output of an earlier launch is known by
 //! its tensor id and never copied again — buffer versions). Hashing (blake3), chunking, deduplication and
@@ -171,6 +174,37 @@ impl Recorder {
     }
 }
 
+/// A device tensor whose bytes stay on the device: its digest is being computed there, `len` is its size.
+pub struct Digested {
+    /// The digest, when the device has it.
+    pub digest: crate::launch::PendingDigest,
+    /// Bytes of the tensor.
+    pub len: usize,
+}
+
+/// For a device tensor whose bytes are not needed (hashes only): an empty host placeholder (same id,
+/// dtype, shape, origin) and its digest started on the device. None when the backend cannot hash there
+/// (the caller copies the bytes).
+fn digest_on_device(t: &Tensor) -> Result<Option<(Tensor, Digested)>, String> {
+    let TensorData::Device(d) = &t.data else {
+        return Ok(None);
+    };
+    let Some(p) = d.digest() else {
+        return Ok(None);
+    };
+    let placeholder = Tensor {
+        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
+        ..t.clone()
+    };
+    Ok(Some((
+        placeholder,
+        Digested {
+            digest: p?,
+            len: d.len(),
+        },
+    )))
+}
+
 /// Host copies of tensors for the worker: shared host bytes, or device bytes copied now.
 fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, String> {
     ts.iter()
@@ -197,22 +231,34 @@ impl LaunchObserver for Recorder {
     fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String> {
         // Device inputs the worker already knows (by id) are not copied again.
         let payload = self.capture == Capture::Full && self.select.matches(info);
-        let known: Vec<Tensor> = inputs
-            .iter()
-            .map(|t| match &t.data {
-                TensorData::Device(_) if self.budget.known(t.id, payload) => Ok(Tensor {
-                    data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
-                    ..(*t).clone()
-                }),
-                _ => to_host(&[*t]).map(|mut v| v.remove(0)),
-            })
-            .collect::<Result<_, String>>()?;
+        let mut digests = Vec::with_capacity(inputs.len());
+        let mut known = Vec::with_capacity(inputs.len());
+        for t in inputs {
+            let (h, d) = match &t.data {
+                TensorData::Device(_) if self.budget.known(t.id, payload) => (
+                    Tensor {
+                        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
+                        ..(*t).clone()
+                    },
+                    None,
+                ),
+                // Bytes not needed (hashes only): digested on the device when the backend can.
+                TensorData::Device(_) if !payload => match digest_on_device(t)? {
+                    Some((h, d)) => (h, Some(d)),
+                    None => (to_host(&[*t])?.remove(0), None),
+                },
+                _ => (to_host(&[*t])?.remove(0), None),
+            };
+            known.push(h);
+            digests.push(d);
+        }
         let n = bytes_of(&known);
         self.budget.acquire(n);
         let wait = self.durability == Durability::EveryLaunch;
         self.send(Job::Begin {
             info: info.clone(),
             inputs: known,
+            digests,
             bytes: n,
             ack: wait,
         })?;
@@ -232,9 +278,22 @@ impl LaunchObserver for Recorder {
         outputs: &[Tensor],
         duration: Duration,
     ) -> Result<(), String> {
-        let outs = to_host(&outputs.iter().collect::<Vec<_>>())?;
         // Later device inputs with these ids need no copy (unless they need bytes that were not stored).
         let stored = self.capture == Capture::Full && self.select.matches(info);
+        let mut outs = Vec::with_capacity(outputs.len());
+        let mut digests = Vec::with_capacity(outputs.len());
+        for t in outputs {
+            match if stored { None } else { digest_on_device(t)? } {
+                Some((h, d)) => {
+                    outs.push(h);
+                    digests.push(Some(d));
+                }
+                None => {
+                    outs.push(to_host(&[t])?.remove(0));
+                    digests.push(None);
+                }
+            }
+        }
         for o in &outs {
             self.budget.remember(o.id, stored);
         }
@@ -243,6 +302,7 @@ impl LaunchObserver for Recorder {
         self.send(Job::End {
             seq: info.seq,
             outputs: outs,
+            digests,
             duration,
             roles: info.foreign.as_ref().map(|f| f.output_roles.clone()),
             bytes: n,

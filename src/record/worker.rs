@@ -17,8 +17,11 @@ pub enum Job {
     Begin {
         /// The launch.
         info: LaunchInfo,
-        /// Its inputs (host; device inputs already stored are empty placeholders).
+        /// Its inputs (host; device inputs already stored, or digested on the device, are empty
+        /// placeholders).
         inputs: Vec<Tensor>,
+        /// Per input: its digest being computed on the device (placeholder inputs only).
+        digests: Vec<Option<super::Digested>>,
         /// Bytes to release from the budget when written.
         bytes: usize,
         /// Acknowledge on the ack channel once the Begin record is in the file.
@@ -28,8 +31,10 @@ pub enum Job {
     End {
         /// Launch number.
         seq: u64,
-        /// Outputs (host).
+        /// Outputs (host, or placeholders for those digested on the device).
         outputs: Vec<Tensor>,
+        /// Per output: its digest being computed on the device.
+        digests: Vec<Option<super::Digested>>,
         /// Kernel wall time.
         duration: Duration,
         /// Output role names of a foreign launch (known only at its end); None: the stage's.
@@ -113,10 +118,11 @@ impl Worker {
                 Job::Begin {
                     info,
                     inputs,
+                    digests,
                     bytes,
                     ack,
                 } => {
-                    let r = self.begin(&info, &inputs, ack);
+                    let r = self.begin(&info, &inputs, digests, ack);
                     self.budget.release(bytes);
                     r?;
                     if ack {
@@ -126,11 +132,12 @@ impl Worker {
                 Job::End {
                     seq,
                     outputs,
+                    digests,
                     duration,
                     roles,
                     bytes,
                 } => {
-                    let r = self.end(seq, &outputs, duration, roles);
+                    let r = self.end(seq, &outputs, digests, duration, roles);
                     self.budget.release(bytes);
                     r?;
                 }
@@ -184,7 +191,24 @@ impl Worker {
         })
     }
 
-    fn input_ref(&mut self, t: &Tensor, role: &str) -> Result<TensorRef, String> {
+    /// The reference of a tensor digested on the device: its hash, no bytes.
+    fn digested_ref(t: &Tensor, role: &str, d: super::Digested) -> Result<TensorRef, String> {
+        Ok(TensorRef {
+            role: role.to_string(),
+            dtype: t.dtype,
+            shape: t.shape.iter().map(|&d| d as u64).collect(),
+            len: d.len as u64,
+            hash: d.digest.wait()?,
+            storage: Storage::HashOnly,
+        })
+    }
+
+    fn input_ref(
+        &mut self,
+        t: &Tensor,
+        role: &str,
+        digest: Option<super::Digested>,
+    ) -> Result<TensorRef, String> {
         if let Some(p) = self.produced.get(&t.id).cloned() {
             // Capture-once: the unchanged output of an earlier launch is referenced, not stored again;
             // unless its bytes were not stored (it was outside the selection) and this launch needs them.
@@ -232,7 +256,11 @@ impl Worker {
                         .host_bytes()
                         .map(|b| b.as_slice())
                         .ok_or("weight not on the host")?;
-                    let h = *blake3::hash(bytes).as_bytes();
+                    // Weights are large (hundreds of MB at 8B): hashed on all cores (same digest).
+                    let h = *blake3::Hasher::new()
+                        .update_rayon(bytes)
+                        .finalize()
+                        .as_bytes();
                     self.weights.insert(t.id, h);
                     h
                 }
@@ -252,13 +280,22 @@ impl Worker {
                 },
             });
         }
+        if let Some(d) = digest {
+            return Self::digested_ref(t, role, d);
+        }
         let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
         let hash = *blake3::hash(bytes).as_bytes();
         let payload = self.payload;
         self.store(t, role, hash, payload)
     }
 
-    fn begin(&mut self, info: &LaunchInfo, inputs: &[Tensor], _ack: bool) -> Result<(), String> {
+    fn begin(
+        &mut self,
+        info: &LaunchInfo,
+        inputs: &[Tensor],
+        mut digests: Vec<Option<super::Digested>>,
+        _ack: bool,
+    ) -> Result<(), String> {
         self.payload = self.opts.capture == Capture::Full && self.opts.select.matches(info);
         self.in_flight
             .insert(info.seq, (self.payload, output_roles(info)));
@@ -269,7 +306,10 @@ impl Worker {
         let refs = inputs
             .iter()
             .enumerate()
-            .map(|(i, t)| self.input_ref(t, roles.get(i).copied().unwrap_or("in")))
+            .map(|(i, t)| {
+                let d = digests.get_mut(i).and_then(Option::take);
+                self.input_ref(t, roles.get(i).copied().unwrap_or("in"), d)
+            })
             .collect::<Result<Vec<_>, String>>()?;
         let rec = Record::Begin(LaunchBegin {
             seq: info.seq,
@@ -297,6 +337,7 @@ impl Worker {
         &mut self,
         seq: u64,
         outputs: &[Tensor],
+        mut digests: Vec<Option<super::Digested>>,
         duration: Duration,
         given: Option<Vec<String>>,
     ) -> Result<(), String> {
@@ -307,10 +348,15 @@ impl Worker {
         let roles = given.unwrap_or(roles);
         let mut refs = Vec::with_capacity(outputs.len());
         for (i, t) in outputs.iter().enumerate() {
-            let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
-            let hash = *blake3::hash(bytes).as_bytes();
             let role = seq_role(outputs.len(), i, &roles);
-            let r = self.store(t, role, hash, payload)?;
+            let r = match digests.get_mut(i).and_then(Option::take) {
+                Some(d) => Self::digested_ref(t, role, d)?,
+                None => {
+                    let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
+                    let hash = *blake3::hash(bytes).as_bytes();
+                    self.store(t, role, hash, payload)?
+                }
+            };
             // Later launches that read this tensor unchanged refer to it by producer.
             let mut later = r.clone();
             if !matches!(r.storage, Storage::HashOnly) {

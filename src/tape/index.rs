@@ -113,6 +113,8 @@ fn variant_code(v: Variant) -> u8 {
         Variant::Manual => 3,
         Variant::Fused => 4,
         Variant::Direct => 5,
+        Variant::GemvQ8 => 6,
+        Variant::GemmMma => 7,
         // A foreign engine's own kernel (format version 2).
         Variant::Engine => 255,
     }

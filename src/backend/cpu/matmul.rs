@@ -57,6 +57,31 @@ pub fn matmul(
     };
     let mut shape = x.shape.clone();
     *shape.last_mut().expect("x has a last dimension") = out;
+    if matches!(variant, Variant::GemvQ8 | Variant::GemmMma) {
+        if p != Precision::F32 {
+            return Err(bad(stage, format!("{variant} is an f32 route")));
+        }
+        let f = if variant == Variant::GemvQ8 {
+            super::q8::gemv_q8
+        } else {
+            super::q8::gemm_mma
+        };
+        return Ok(vec![out_f32(
+            shape,
+            f(
+                stage,
+                f32s(stage, x)?,
+                n,
+                inn,
+                super::q8::WeightBlocks {
+                    bytes: wb,
+                    dtype: w.dtype,
+                    row_bytes: rb,
+                    rows: out,
+                },
+            )?,
+        )]);
+    }
     Ok(vec![match p {
         Precision::F32 => out_f32(
             shape,

@@ -21,6 +21,7 @@ pub mod dot;
 mod elementwise;
 pub mod fast;
 mod matmul;
+pub mod q8;
 mod values;
 
 pub use attention::DEFAULT_KV_BLOCK;
@@ -54,9 +55,16 @@ impl CpuBackend {
 
 pub(crate) use crate::backend::contract::{bad, want};
 
-/// The CPU's routes for `stage`: every variant of the stage on `f32` and on the `f64` reference.
+/// The CPU's routes for `stage`: every variant of the stage on `f32` and on the `f64` reference, except
+/// the engine-style matmuls (`gemv_q8`, `gemm_mma`), which are emulations of GPU kernels in `f32` only.
 pub fn routes(stage: Stage) -> Vec<Route> {
     crate::backend::contract::routes(stage, &[Precision::F32, Precision::F64])
+        .into_iter()
+        .filter(|r| {
+            r.precision == Precision::F32
+                || !matches!(r.variant, Variant::GemvQ8 | Variant::GemmMma)
+        })
+        .collect()
 }
 
 impl Backend for CpuBackend {
@@ -88,7 +96,11 @@ impl Backend for CpuBackend {
             s if s.is_matmul() => {
                 if !matches!(
                     route.variant,
-                    Variant::Gemv | Variant::GemmTiled | Variant::GemmInvariant
+                    Variant::Gemv
+                        | Variant::GemmTiled
+                        | Variant::GemmInvariant
+                        | Variant::GemvQ8
+                        | Variant::GemmMma
                 ) {
                     return Err(unsupported());
                 }

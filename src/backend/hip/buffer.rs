@@ -4,8 +4,9 @@
 //! shared by `Arc`: `kv_write` hands its inputs on without a copy, and the engine's KV-cache views are
 //! device-to-device copies made by `gather_rows`.
 
+use super::digest::DeviceHasher;
 use super::ffi::{self, DevMem};
-use crate::launch::{DType, DeviceBuffer, Origin, Tensor, TensorData, next_id};
+use crate::launch::{DType, DeviceBuffer, Origin, PendingDigest, Tensor, TensorData, next_id};
 use std::sync::Arc;
 
 /// Bytes on one device.
@@ -15,6 +16,8 @@ pub struct HipBuffer {
     pub mem: Arc<DevMem>,
     /// The device ordinal it lives on.
     pub device: i32,
+    /// Device hashing, for recorders that want digests only.
+    pub hasher: Option<Arc<DeviceHasher>>,
 }
 
 impl DeviceBuffer for HipBuffer {
@@ -31,15 +34,29 @@ impl DeviceBuffer for HipBuffer {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+
+    fn digest(&self) -> Option<Result<PendingDigest, String>> {
+        self.hasher.as_ref().map(|h| h.digest(&self.mem))
+    }
 }
 
 /// A value tensor over `mem`.
-pub fn device_tensor(mem: Arc<DevMem>, device: i32, dtype: DType, shape: Vec<usize>) -> Tensor {
+pub fn device_tensor(
+    mem: Arc<DevMem>,
+    device: i32,
+    hasher: Option<Arc<DeviceHasher>>,
+    dtype: DType,
+    shape: Vec<usize>,
+) -> Tensor {
     Tensor {
         id: next_id(),
         dtype,
         shape,
-        data: TensorData::Device(Arc::new(HipBuffer { mem, device })),
+        data: TensorData::Device(Arc::new(HipBuffer {
+            mem,
+            device,
+            hasher,
+        })),
         origin: Origin::Value,
     }
 }

@@ -21,8 +21,13 @@ pub struct HipBackend {
     /// Wall time of compiling (or fetching from the cache) every kernel at open.
     compile_ms: u128,
     functions: Mutex<HashMap<&'static str, Arc<Function>>>,
-    /// Weights on the device as f32, by `Tensor::id` (see weights.rs).
-    pub(super) weights: Mutex<HashMap<u64, Arc<DevMem>>>,
+    /// Weights on the device in their GGUF formats, by `Tensor::id` (see weights.rs).
+    pub(super) weights: Mutex<HashMap<u64, super::weights::DevWeight>>,
+    /// Optional kernel files that failed to compile on this device, with the compiler's message: their
+    /// routes are left out of `routes` and refused with that message.
+    unavailable: HashMap<&'static str, String>,
+    /// Digests of device buffers (hash-only recording), see digest.rs.
+    pub(super) hasher: Option<Arc<super::digest::DeviceHasher>>,
     /// Wait for the device after every launch (`GRETA_HIP_SYNC=1`): exact per-launch wall times and
     /// errors reported by the launch that caused them. Off by default: launches are queued in order on
     /// the default stream and the host waits only where it reads results (a recording copies every
@@ -59,13 +64,25 @@ impl HipBackend {
             compile_ms: 0,
             functions: Mutex::new(HashMap::new()),
             weights: Mutex::new(HashMap::new()),
+            unavailable: HashMap::new(),
+            hasher: None,
             sync: std::env::var_os("GRETA_HIP_SYNC").is_some_and(|v| v != "0"),
         };
         let t0 = std::time::Instant::now();
         for k in source::ALL_KERNELS {
-            b.function(*k)?;
+            match b.function(*k) {
+                Ok(_) => {}
+                Err(e) if k.file.optional() => {
+                    b.unavailable.insert(k.name, e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
         }
         b.compile_ms = t0.elapsed().as_millis();
+        b.hasher = Some(Arc::new(super::digest::DeviceHasher::new(
+            ordinal,
+            b.function(source::BLAKE3)?,
+        )));
         Ok(b)
     }
 
@@ -125,7 +142,13 @@ impl HipBackend {
 
     /// An output tensor over `mem`.
     pub(super) fn tensor(&self, mem: DevMem, dtype: DType, shape: Vec<usize>) -> Tensor {
-        device_tensor(Arc::new(mem), self.ordinal, dtype, shape)
+        device_tensor(
+            Arc::new(mem),
+            self.ordinal,
+            self.hasher.clone(),
+            dtype,
+            shape,
+        )
     }
 
     /// An activation input of `dtype` on this device: a device tensor of this backend is used as is, a host
@@ -201,6 +224,28 @@ impl Backend for HipBackend {
 
     fn routes(&self, stage: Stage) -> Vec<Route> {
         super::routes(stage)
+            .into_iter()
+            .filter(|r| {
+                !(r.variant == Variant::GemmMma
+                    && self.unavailable.contains_key(source::GEMM_MMA.name))
+            })
+            .collect()
+    }
+
+    /// The engine-style routes by default: prefill matmuls on matrix cores (`gemm_mma`), one-row decode
+    /// matmuls on block-quantized weights as integer dots (`gemv_q8`), as the engines greta's users debug
+    /// run them. Other launches follow the policy's rule.
+    fn preferred(&self, stage: Stage, inputs: &[&Tensor]) -> Option<Variant> {
+        if !stage.is_matmul() || inputs.len() != 2 {
+            return None;
+        }
+        let (x, w) = (inputs[0], inputs[1]);
+        if x.rows() > 1 {
+            (!self.unavailable.contains_key(source::GEMM_MMA.name)).then_some(Variant::GemmMma)
+        } else {
+            let inn = w.shape.last().copied().unwrap_or(0);
+            (ops::matmul::q8_supported(w.dtype) && inn % 32 == 0).then_some(Variant::GemvQ8)
+        }
     }
 
     fn execute(
@@ -215,11 +260,23 @@ impl Backend for HipBackend {
         if !super::routes(stage).contains(&route) {
             return Err(unsupported());
         }
+        if route.variant == Variant::GemmMma {
+            if let Some(why) = self.unavailable.get(source::GEMM_MMA.name) {
+                return Err(BackendError::Device(format!(
+                    "gemm_mma is not available on this device: {why}"
+                )));
+            }
+        }
         self.select()?;
         match (stage, route.variant) {
-            (s, Variant::Gemv | Variant::GemmTiled | Variant::GemmInvariant) if s.is_matmul() => {
-                ops::matmul::matmul(self, stage, route.variant, inputs)
-            }
+            (
+                s,
+                Variant::Gemv
+                | Variant::GemmTiled
+                | Variant::GemmInvariant
+                | Variant::GemvQ8
+                | Variant::GemmMma,
+            ) if s.is_matmul() => ops::matmul::matmul(self, stage, route.variant, inputs),
             (Stage::Qk, Variant::Manual) => ops::attention::qk(self, p, params, inputs),
             (Stage::Softmax, Variant::Manual) => ops::attention::softmax(self, p, inputs),
             (Stage::Pv, Variant::Manual) => ops::attention::pv(self, p, params, inputs),
@@ -258,7 +315,7 @@ impl Backend for HipBackend {
                     out.write(at, &b.as_slice()[r0 * row..(r0 + n) * row])
                         .map_err(dev_err)?;
                 }
-                (TensorData::Device(_), Some(HipBuffer { mem, device }))
+                (TensorData::Device(_), Some(HipBuffer { mem, device, .. }))
                     if *device == self.ordinal =>
                 {
                     out.copy_from(at, mem, r0 * row, n * row).map_err(dev_err)?;

@@ -9,12 +9,16 @@
 //! - `source`: the embedded kernels/ sources, kernel signatures, launch-geometry constants, hashes.
 //! - `modules`: compiled modules cached per device by blake3(source + options).
 //! - `buffer`: device tensors behind the seam's `DeviceBuffer`.
-//! - `weights`: weights dequantised on the host, uploaded once as f32 (why: see the file).
+//! - `weights`: weights uploaded once in their GGUF block formats, dequantised in the kernels (why: see
+//!   the file).
+//! - `digest`: BLAKE3 digests of device buffers, so hash-only recording copies 32 bytes per tensor.
 //! - `ops/`: one launch per stage and route.
 //! - `device`: [`HipBackend`] and its `Backend` implementation.
 //! - [`selftest`]: every stage and route on the GPU against the CPU f32 reference.
 //!
-//! Routes and precisions: matmul `gemv`, `gemm_tiled`, `gemm_invariant`; attention `manual` and `fused`,
+//! Routes and precisions: matmul `gemv`, `gemm_tiled`, `gemm_invariant`, and the engine-style `gemv_q8`
+//! (Q8_1 activations, integer dots) and `gemm_mma` (matrix cores), which are the defaults for decode and
+//! prefill here ([`Backend::preferred`]); attention `manual` and `fused`,
 //! each with `f32` or `f16` accumulation; everything else `direct` in f32. `f64` is the CPU reference's
 //! and is [`BackendError::Unsupported`] here. Reductions use no atomics and a fixed order, so a launch
 //! replayed on the same device and route gives the same bits. docs/GPU.md has the details.
@@ -30,6 +34,8 @@
 mod buffer;
 #[cfg(feature = "hip")]
 mod device;
+#[cfg(feature = "hip")]
+mod digest;
 #[cfg(feature = "hip")]
 mod ffi;
 #[cfg(feature = "hip")]

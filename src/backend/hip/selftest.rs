@@ -1,7 +1,13 @@
 //! The GPU kernel self-test: every stage on every route of a backend against the CPU f32 reference on
 //! the same random inputs, plus two determinism properties:
 //! - repeat: the same launch run twice on the GPU gives the same bits;
-//! - invariance: `gemm_invariant` over many rows gives, row for row, the bits of `gemv` on that row alone.
+//! - invariance: `gemm_invariant` over many rows gives, row for row, the bits of `gemv` on that row alone,
+//!   and so does `gemm_mma` against itself on one row (it is batch-invariant by construction);
+//! - weights in blocks: every matmul route and the embedding, run on a weight in its GGUF block format
+//!   (F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), give the bits they give on the same weight dequantised to
+//!   f32 on the host (the kernels dequantise with the host's formula);
+//! - device hashing: BLAKE3 digests computed on the device equal the host's for buffers of many sizes
+//!   (single chunk, chunk edges, odd tails, 16 MiB).
 //!
 //! It is written against the [`Backend`] trait only, so it also runs (and is unit-tested) with the CPU
 //! backend standing in for the GPU, where every f32 check is bit-exact.
@@ -70,12 +76,24 @@ pub struct SelftestReport {
     pub checks: Vec<StageCheck>,
     /// Rows of one `gemm_invariant` launch that were bit-identical to `gemv` on that row alone, of all.
     pub invariant_rows: (usize, usize),
+    /// Rows of one `gemm_mma` launch that were bit-identical to `gemm_mma` on that row alone, of all.
+    pub mma_invariant_rows: (usize, usize),
+    /// Per (weight format, route): whether the route on the weight's blocks gave the bits it gives on the
+    /// host-dequantised f32 weight (`embed` included as a route of its own), or why it could not run.
+    pub block_weights: Vec<(DType, String, Result<bool, String>)>,
+    /// Device BLAKE3 digests equal to the host's, of all sizes tried; None where the backend does not
+    /// hash on the device (the CPU).
+    pub device_hashes: Option<(usize, usize)>,
 }
 
 impl SelftestReport {
     /// Every check passed and `gemm_invariant` matched `gemv` on every row.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.pass) && self.invariant_rows.0 == self.invariant_rows.1
+        self.checks.iter().all(|c| c.pass)
+            && self.invariant_rows.0 == self.invariant_rows.1
+            && self.mma_invariant_rows.0 == self.mma_invariant_rows.1
+            && self.block_weights.iter().all(|(_, _, r)| r == &Ok(true))
+            && self.device_hashes.is_none_or(|(a, b)| a == b)
     }
 }
 
@@ -118,6 +136,26 @@ impl fmt::Display for SelftestReport {
             "gemm_invariant == gemv per row: {}/{} rows bit-identical",
             self.invariant_rows.0, self.invariant_rows.1
         )?;
+        writeln!(
+            f,
+            "gemm_mma batch-invariant: {}/{} rows bit-identical to the row alone",
+            self.mma_invariant_rows.0, self.mma_invariant_rows.1
+        )?;
+        for (dtype, route, r) in &self.block_weights {
+            let r = match r {
+                Ok(true) => "bit-identical".to_string(),
+                Ok(false) => "DIFFERENT".to_string(),
+                Err(e) => format!("ERROR {e}"),
+            };
+            writeln!(
+                f,
+                "weights in blocks: {dtype:<5} {route:<15} vs host-dequantised f32: {r}"
+            )?;
+        }
+        match self.device_hashes {
+            Some((a, b)) => writeln!(f, "device blake3 == host blake3: {a}/{b} sizes")?,
+            None => writeln!(f, "device blake3: not a device backend")?,
+        }
         write!(
             f,
             "selftest: {}",
@@ -170,6 +208,72 @@ const KV_HEADS: usize = 2;
 const HEAD_DIM: usize = 40;
 const ROPE_DIM: usize = 32;
 const VOCAB: usize = 1000;
+/// Inner dimension of the block-format cases: two Q4_K/Q6_K super-blocks.
+const Q_IN: usize = 512;
+/// The formats `gemv_q8` takes.
+const Q8_TYPES: [DType; 5] = [
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q4K,
+    DType::Q6K,
+];
+
+/// A random weight `[rows, cols]` in `dtype`'s block format: random quants, scales in a sane range
+/// (random f16 bits would be mostly huge or NaN).
+fn block_weight(r: &mut Rng, name: &str, dtype: DType, rows: usize, cols: usize) -> Tensor {
+    let rb = crate::model::quant::row_bytes(dtype, cols).expect("whole blocks");
+    let mut b: Vec<u8> = (0..rows * rb)
+        .map(|_| (r.next().to_bits() >> 7) as u8)
+        .collect();
+    let h = |r: &mut Rng, scale: f32| {
+        half::f16::from_f32(r.next() * scale)
+            .to_bits()
+            .to_le_bytes()
+    };
+    match dtype {
+        DType::F16 | DType::BF16 => {
+            for c in b.chunks_exact_mut(2) {
+                let v = r.next();
+                let bits = if dtype == DType::F16 {
+                    half::f16::from_f32(v).to_bits()
+                } else {
+                    half::bf16::from_f32(v).to_bits()
+                };
+                c.copy_from_slice(&bits.to_le_bytes());
+            }
+        }
+        _ => {
+            let (_, bb) = dtype.block();
+            for blk in b.chunks_exact_mut(bb) {
+                match dtype {
+                    DType::Q8_0 | DType::Q4_0 => blk[0..2].copy_from_slice(&h(r, 0.02)),
+                    DType::Q4_1 | DType::Q4K => {
+                        blk[0..2].copy_from_slice(&h(r, 0.02));
+                        blk[2..4].copy_from_slice(&h(r, 0.02));
+                    }
+                    DType::Q6K => blk[208..210].copy_from_slice(&h(r, 0.02)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Tensor::host(
+        dtype,
+        vec![rows, cols],
+        Bytes::Raw(Arc::new(b)),
+        Origin::Weight(format!("{name}.{dtype}").into()),
+    )
+}
+
+/// The same weight dequantised to f32 on the host.
+fn dequantised(t: &Tensor) -> Tensor {
+    let bytes = t.host_bytes().expect("host weight").as_slice();
+    let v =
+        crate::model::quant::dequantize_to_vec(t.dtype, bytes, t.numel()).expect("valid blocks");
+    let name = format!("{}.f32", t.weight_name().unwrap_or("w"));
+    weight(&name, t.shape.clone(), v)
+}
 
 fn attn_params(rows: usize, pos: usize) -> Params {
     Params {
@@ -233,6 +337,45 @@ fn cases(cpu: &CpuBackend) -> Vec<Case> {
             vec![mx.clone(), w.clone()],
             close,
         ));
+    }
+    // The engine-style routes: gemm_mma on f32 weights (tails everywhere) and on Q4_K; gemv_q8 on every
+    // block format it takes, bit-exact against the CPU's emulation.
+    let mp = Params {
+        rows: MM_ROWS as u32,
+        ..p
+    };
+    out.push(f32c(
+        Stage::QProj,
+        Variant::GemmMma,
+        mp,
+        vec![mx.clone(), w.clone()],
+        close,
+    ));
+    let qx = Tensor::f32(vec![MM_ROWS, Q_IN], r.vec(MM_ROWS * Q_IN));
+    for dtype in Q8_TYPES {
+        let wq = block_weight(&mut r, "selftest.blocks", dtype, OUT, Q_IN);
+        for rows in [1, 3] {
+            let x1 = Tensor::f32(vec![rows, Q_IN], r.vec(rows * Q_IN));
+            out.push(f32c(
+                Stage::QProj,
+                Variant::GemvQ8,
+                Params {
+                    rows: rows as u32,
+                    ..p
+                },
+                vec![x1, wq.clone()],
+                Expect::Exact,
+            ));
+        }
+        if dtype == DType::Q4K {
+            out.push(f32c(
+                Stage::QProj,
+                Variant::GemmMma,
+                mp,
+                vec![qx.clone(), wq],
+                close,
+            ));
+        }
     }
     let q = Tensor::f32(vec![n, HEADS * HEAD_DIM], r.vec(n * HEADS * HEAD_DIM));
     let k = Tensor::f32(vec![n, KV_HEADS * HEAD_DIM], r.vec(n * KV_HEADS * HEAD_DIM));
@@ -525,6 +668,124 @@ fn invariance(gpu: &dyn Backend) -> (usize, usize) {
     (same, MM_ROWS)
 }
 
+/// `variant` over many rows vs `one` on each row alone: how many rows are bit-identical.
+fn row_invariance(gpu: &dyn Backend, variant: Variant, one: Variant) -> (usize, usize) {
+    let mut r = Rng(43);
+    let x = Tensor::f32(vec![MM_ROWS, DIM], r.vec(MM_ROWS * DIM));
+    let w = weight("selftest.invariance2", vec![OUT, DIM], r.vec(OUT * DIM));
+    let f32r = |v| Route::new(v, Precision::F32);
+    let p = Params {
+        rows: MM_ROWS as u32,
+        ..Params::default()
+    };
+    let Some(all) = gpu
+        .execute(Stage::QProj, f32r(variant), &p, &[&x, &w])
+        .ok()
+        .and_then(|o| o[0].to_host_bytes().ok().map(|b| b.into_owned()))
+    else {
+        return (0, MM_ROWS);
+    };
+    let xs = x.as_f32().expect("host f32");
+    let same = (0..MM_ROWS)
+        .filter(|&i| {
+            let xi = Tensor::f32(vec![1, DIM], xs[i * DIM..(i + 1) * DIM].to_vec());
+            let p1 = Params { rows: 1, ..p };
+            gpu.execute(Stage::QProj, f32r(one), &p1, &[&xi, &w])
+                .ok()
+                .and_then(|o| o[0].to_host_bytes().ok().map(|b| b.into_owned()))
+                .is_some_and(|row| row[..] == all[i * OUT * 4..(i + 1) * OUT * 4])
+        })
+        .count();
+    (same, MM_ROWS)
+}
+
+/// Every matmul route (and embed) on block-format weights vs on their host-dequantised f32 values.
+fn block_weights(gpu: &dyn Backend) -> Vec<(DType, String, Result<bool, String>)> {
+    let mut r = Rng(44);
+    let rows = 5;
+    let x = Tensor::f32(vec![rows, Q_IN], r.vec(rows * Q_IN));
+    let ids = Tensor::i32(vec![4], vec![0, 69, 7, 0]);
+    let run = |stage: Stage, v: Variant, inputs: &[&Tensor]| -> Result<Vec<u8>, String> {
+        let p = Params {
+            rows: inputs[0].rows() as u32,
+            ..Params::default()
+        };
+        let o = gpu
+            .execute(stage, Route::new(v, Precision::F32), &p, inputs)
+            .map_err(|e| e.to_string())?;
+        Ok(o[0].to_host_bytes()?.into_owned())
+    };
+    let mut out = Vec::new();
+    for dtype in [
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q4K,
+        DType::Q6K,
+    ] {
+        let wq = block_weight(&mut r, "selftest.identity", dtype, 70, Q_IN);
+        let wf = dequantised(&wq);
+        for v in [
+            Variant::Gemv,
+            Variant::GemmTiled,
+            Variant::GemmInvariant,
+            Variant::GemmMma,
+        ] {
+            let same = run(Stage::QProj, v, &[&x, &wq])
+                .and_then(|a| Ok(a == run(Stage::QProj, v, &[&x, &wf])?));
+            out.push((dtype, v.name().to_string(), same));
+        }
+        let same = run(Stage::Embed, Variant::Direct, &[&ids, &wq])
+            .and_then(|a| Ok(a == run(Stage::Embed, Variant::Direct, &[&ids, &wf])?));
+        out.push((dtype, "embed".to_string(), same));
+    }
+    out
+}
+
+/// Device digests of buffers of many sizes vs the host's blake3; None when the backend's tensors are not
+/// on a device that hashes.
+fn device_hashes(gpu: &dyn Backend) -> Option<(usize, usize)> {
+    let mut r = Rng(45);
+    // (dtype, rows) of [rows, 1] tensors: 2-byte and 4-byte elements, one chunk and less, chunk edges
+    // (1024 bytes), odd chunk counts, 1 MiB + 4 and 16 MiB + 2 bytes.
+    let sizes: &[(DType, usize)] = &[
+        (DType::F16, 1),
+        (DType::F16, 31),
+        (DType::F16, 32),
+        (DType::F16, 33),
+        (DType::F16, 511),
+        (DType::F16, 513),
+        (DType::F32, 256),
+        (DType::F32, 257),
+        (DType::F32, 512),
+        (DType::F32, 768),
+        (DType::F32, 1280 + 3),
+        (DType::F32, 4096 * 7 + 1),
+        (DType::F32, (1 << 18) + 1),
+        (DType::F16, (1 << 23) + 1),
+    ];
+    let mut tried = 0;
+    let mut same = 0;
+    for &(dtype, rows) in sizes {
+        let bytes: Vec<u8> = (0..rows * if dtype == DType::F16 { 2 } else { 4 })
+            .map(|_| (r.next().to_bits() >> 5) as u8)
+            .collect();
+        let host = Tensor::from_le_bytes(dtype, vec![rows, 1], bytes.clone(), Origin::Value);
+        let dev = gpu.gather_rows(&[(&host, 0, rows)]).ok()?;
+        let crate::launch::TensorData::Device(d) = &dev.data else {
+            return None;
+        };
+        let digest = d.digest()?;
+        tried += 1;
+        if digest.and_then(|p| p.wait()).ok() == Some(*blake3::hash(&bytes).as_bytes()) {
+            same += 1;
+        }
+    }
+    Some((same, tried))
+}
+
 /// Runs every check of the self-test on `gpu` (any backend).
 pub fn run(gpu: &dyn Backend) -> SelftestReport {
     let cpu = CpuBackend::new(1);
@@ -536,6 +797,9 @@ pub fn run(gpu: &dyn Backend) -> SelftestReport {
         kernel_hashes: gpu.kernel_hashes(),
         checks,
         invariant_rows: invariance(gpu),
+        mma_invariant_rows: row_invariance(gpu, Variant::GemmMma, Variant::GemmMma),
+        block_weights: block_weights(gpu),
+        device_hashes: device_hashes(gpu),
     }
 }
 
@@ -554,6 +818,12 @@ mod tests {
             }
         }
         assert_eq!(report.invariant_rows, (MM_ROWS, MM_ROWS));
+        assert_eq!(report.mma_invariant_rows, (MM_ROWS, MM_ROWS));
+        assert_eq!(report.block_weights.len(), 7 * 5);
+        for (d, v, r) in &report.block_weights {
+            assert_eq!(r, &Ok(true), "{d} {v}");
+        }
+        assert_eq!(report.device_hashes, None);
         assert!(report.to_string().contains("q_proj"));
     }
 

@@ -23,17 +23,32 @@ pub enum KernelFile {
     Rope,
     /// elementwise.cu: embed, add, swiglu, argmax.
     Elementwise,
+    /// q8.cu: quantize_q8_1 and gemv_q8 (the engine-style decode matmul).
+    Q8,
+    /// mma.cu: gemm_mma (matrix cores). Optional: a device or compiler without matrix instructions
+    /// leaves the route unavailable instead of failing the backend.
+    Mma,
+    /// blake3.cu: digests of device buffers for hash-only recording.
+    Blake3,
 }
 
 impl KernelFile {
     /// Every file.
-    pub const ALL: [KernelFile; 5] = [
+    pub const ALL: [KernelFile; 8] = [
         KernelFile::Matmul,
         KernelFile::Attention,
         KernelFile::Norm,
         KernelFile::Rope,
         KernelFile::Elementwise,
+        KernelFile::Q8,
+        KernelFile::Mma,
+        KernelFile::Blake3,
     ];
+
+    /// Whether a compile failure of this file leaves its routes unavailable rather than failing `open`.
+    pub fn optional(self) -> bool {
+        self == KernelFile::Mma
+    }
 
     /// Path relative to the repository root, as recorded on the tape.
     pub fn path(self) -> &'static str {
@@ -43,6 +58,9 @@ impl KernelFile {
             KernelFile::Norm => "kernels/norm.cu",
             KernelFile::Rope => "kernels/rope.cu",
             KernelFile::Elementwise => "kernels/elementwise.cu",
+            KernelFile::Q8 => "kernels/q8.cu",
+            KernelFile::Mma => "kernels/mma.cu",
+            KernelFile::Blake3 => "kernels/blake3.cu",
         }
     }
 
@@ -54,6 +72,9 @@ impl KernelFile {
             KernelFile::Norm => include_str!("../../../kernels/norm.cu"),
             KernelFile::Rope => include_str!("../../../kernels/rope.cu"),
             KernelFile::Elementwise => include_str!("../../../kernels/elementwise.cu"),
+            KernelFile::Q8 => include_str!("../../../kernels/q8.cu"),
+            KernelFile::Mma => include_str!("../../../kernels/mma.cu"),
+            KernelFile::Blake3 => include_str!("../../../kernels/blake3.cu"),
         }
     }
 
@@ -81,17 +102,37 @@ const fn k(file: KernelFile, name: &'static str, sig: &'static [ArgKind]) -> Ker
     Kernel { file, name, sig }
 }
 
-const MM: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32];
+const MM: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32, U32, U32];
 const QK: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, F32];
 const PV: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32];
 const FUSED: &[ArgKind] = &[Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, F32, U32];
 
-/// matmul.cu `gemv_f32(x, w, y, n, in, out)`.
-pub const GEMV: Kernel = k(KernelFile::Matmul, "gemv_f32", MM);
-/// matmul.cu `gemm_tiled_f32(x, w, y, n, in, out)`.
-pub const GEMM_TILED: Kernel = k(KernelFile::Matmul, "gemm_tiled_f32", MM);
-/// matmul.cu `gemm_invariant_f32(x, w, y, n, in, out)`.
-pub const GEMM_INVARIANT: Kernel = k(KernelFile::Matmul, "gemm_invariant_f32", MM);
+/// matmul.cu `gemv(x, w, y, n, in, out, fmt, rb)`.
+pub const GEMV: Kernel = k(KernelFile::Matmul, "gemv", MM);
+/// matmul.cu `gemm_tiled(x, w, y, n, in, out, fmt, rb)`.
+pub const GEMM_TILED: Kernel = k(KernelFile::Matmul, "gemm_tiled", MM);
+/// matmul.cu `gemm_invariant(x, w, y, n, in, out, fmt, rb)`.
+pub const GEMM_INVARIANT: Kernel = k(KernelFile::Matmul, "gemm_invariant", MM);
+/// q8.cu `quantize_q8_1(x, qx, dx, sx, n, in)`.
+pub const QUANTIZE_Q8_1: Kernel = k(
+    KernelFile::Q8,
+    "quantize_q8_1",
+    &[Ptr, Ptr, Ptr, Ptr, U32, U32],
+);
+/// q8.cu `gemv_q8(qx, dx, sx, w, y, n, in, out, fmt, rb)`.
+pub const GEMV_Q8: Kernel = k(
+    KernelFile::Q8,
+    "gemv_q8",
+    &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32],
+);
+/// mma.cu `gemm_mma(x, w, y, n, in, out, fmt, rb)`.
+pub const GEMM_MMA: Kernel = k(KernelFile::Mma, "gemm_mma", MM);
+/// blake3.cu `blake3_hash(data, len_lo, len_hi, cv, ticket, out)`.
+pub const BLAKE3: Kernel = k(
+    KernelFile::Blake3,
+    "blake3_hash",
+    &[Ptr, U32, U32, Ptr, Ptr, Ptr],
+);
 /// attention.cu `qk_f32(q, k, s, n, ctx, nh, nkv, hd, pos, scale)`.
 pub const QK_F32: Kernel = k(KernelFile::Attention, "qk_f32", QK);
 /// attention.cu `qk_f16`.
@@ -120,11 +161,11 @@ pub const ROPE: Kernel = k(
     "rope_f32",
     &[Ptr, Ptr, U32, U32, U32, U32, U32, F64],
 );
-/// elementwise.cu `embed_f32(ids, table, y, n, dim)`.
+/// elementwise.cu `embed(ids, table, y, n, dim, fmt, rb)`.
 pub const EMBED: Kernel = k(
     KernelFile::Elementwise,
-    "embed_f32",
-    &[Ptr, Ptr, Ptr, U32, U32],
+    "embed",
+    &[Ptr, Ptr, Ptr, U32, U32, U32, U32],
 );
 /// elementwise.cu `add_f32(a, b, y, count)`.
 pub const ADD: Kernel = k(KernelFile::Elementwise, "add_f32", &[Ptr, Ptr, Ptr, U32]);
@@ -138,6 +179,10 @@ pub const ALL_KERNELS: &[Kernel] = &[
     GEMV,
     GEMM_TILED,
     GEMM_INVARIANT,
+    QUANTIZE_Q8_1,
+    GEMV_Q8,
+    GEMM_MMA,
+    BLAKE3,
     QK_F32,
     QK_F16,
     SOFTMAX_F32,
@@ -174,6 +219,35 @@ pub mod geom {
     pub const ROPE_THREADS: u32 = 128;
     /// elementwise.cu EW_THREADS.
     pub const EW_THREADS: u32 = 256;
+    /// q8.cu Q8_WPB: outputs (32-lane groups) per block of gemv_q8.
+    pub const Q8_WPB: u32 = 4;
+    /// q8.cu Q8_QPB: activation blocks per block of quantize_q8_1.
+    pub const Q8_QPB: u32 = 4;
+    /// mma.cu MMA_BM: rows per block tile of gemm_mma.
+    pub const MMA_BM: u32 = 64;
+    /// mma.cu MMA_BN: outputs per block tile of gemm_mma.
+    pub const MMA_BN: u32 = 64;
+    /// mma.cu MMA_THREADS.
+    pub const MMA_THREADS: u32 = 128;
+    /// blake3.cu B3_THREADS: chunks (threads) per block.
+    pub const B3_THREADS: u32 = 64;
+}
+
+/// The `fmt` code kernels take for a weight stored as `dtype` (prelude.h GRETA_W_*), None for types that
+/// are not weight formats.
+pub fn weight_format(dtype: crate::launch::DType) -> Option<u32> {
+    use crate::launch::DType;
+    Some(match dtype {
+        DType::F32 => 0,
+        DType::F16 => 1,
+        DType::BF16 => 2,
+        DType::Q8_0 => 3,
+        DType::Q4_0 => 4,
+        DType::Q4_1 => 5,
+        DType::Q4K => 6,
+        DType::Q6K => 7,
+        DType::F64 | DType::I32 => return None,
+    })
 }
 
 /// (file, blake3 of the text the compiler sees) for every kernel file, for the tape header.
@@ -249,6 +323,29 @@ mod tests {
             define(KernelFile::Elementwise.text(), "EW_THREADS"),
             geom::EW_THREADS
         );
-        assert_eq!(hashes().len(), 5);
+        let (q8, mma) = (KernelFile::Q8.text(), KernelFile::Mma.text());
+        assert_eq!(define(q8, "Q8_WPB"), geom::Q8_WPB);
+        assert_eq!(define(q8, "Q8_QPB"), geom::Q8_QPB);
+        assert_eq!(define(mma, "MMA_BM"), geom::MMA_BM);
+        assert_eq!(define(mma, "MMA_BN"), geom::MMA_BN);
+        assert_eq!(define(mma, "MMA_THREADS"), geom::MMA_THREADS);
+        assert_eq!(
+            define(KernelFile::Blake3.text(), "B3_THREADS"),
+            geom::B3_THREADS
+        );
+        assert_eq!(hashes().len(), KernelFile::ALL.len());
+        // The format codes mirror prelude.h's GRETA_W_* defines.
+        for (name, dtype) in [
+            ("GRETA_W_F32", crate::launch::DType::F32),
+            ("GRETA_W_F16", crate::launch::DType::F16),
+            ("GRETA_W_BF16", crate::launch::DType::BF16),
+            ("GRETA_W_Q8_0", crate::launch::DType::Q8_0),
+            ("GRETA_W_Q4_0", crate::launch::DType::Q4_0),
+            ("GRETA_W_Q4_1", crate::launch::DType::Q4_1),
+            ("GRETA_W_Q4_K", crate::launch::DType::Q4K),
+            ("GRETA_W_Q6_K", crate::launch::DType::Q6K),
+        ] {
+            assert_eq!(Some(define(PRELUDE, name)), weight_format(dtype), "{name}");
+        }
     }
 }

@@ -293,6 +293,32 @@ impl DevMem {
     }
 
     /// Copies the whole buffer to the host (blocking; ordered after all launched kernels).
+    /// Copies bytes `at..at + len` to the host (blocking until queued work before the copy is done).
+    pub fn read_range(&self, at: usize, len: usize) -> Result<Vec<u8>, HipError> {
+        if at.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(HipError::local(
+                "hipMemcpy(DtoH)",
+                format!("range {at}+{len} past a buffer of {} bytes", self.len),
+            ));
+        }
+        let mut out = vec![0u8; len];
+        if len > 0 {
+            // SAFETY: `out` has exactly `len` writable bytes and `ptr + at .. ptr + at + len` lies inside
+            // this live allocation (checked above); device-to-host hipMemcpy returns after the data has
+            // arrived.
+            check("hipMemcpy(DtoH)", unsafe {
+                sys::hipMemcpy(
+                    out.as_mut_ptr().cast(),
+                    self.ptr.cast::<u8>().add(at).cast_const().cast(),
+                    len,
+                    sys::hipMemcpyKind::hipMemcpyDeviceToHost,
+                )
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Copies the whole buffer to the host.
     pub fn read(&self) -> Result<Vec<u8>, HipError> {
         let mut out = vec![0u8; self.len];
         if self.len > 0 {
@@ -396,6 +422,8 @@ pub enum ArgKind {
 pub enum Arg<'a> {
     /// A device buffer, passed as its pointer.
     Buf(&'a DevMem),
+    /// A pointer `offset` bytes into a device buffer (checked: `offset <= len`).
+    BufAt(&'a DevMem, usize),
     /// An unsigned int.
     U32(u32),
     /// A float.
@@ -407,7 +435,7 @@ pub enum Arg<'a> {
 impl Arg<'_> {
     fn kind(&self) -> ArgKind {
         match self {
-            Arg::Buf(_) => ArgKind::Ptr,
+            Arg::Buf(_) | Arg::BufAt(..) => ArgKind::Ptr,
             Arg::U32(_) => ArgKind::U32,
             Arg::F32(_) => ArgKind::F32,
             Arg::F64(_) => ArgKind::F64,
@@ -453,6 +481,15 @@ pub fn launch(f: &Function, dims: LaunchDims, args: &[Arg]) -> Result<(), HipErr
             ),
         ));
     }
+    if let Some(Arg::BufAt(m, off)) = args
+        .iter()
+        .find(|a| matches!(a, Arg::BufAt(m, off) if *off > m.len))
+    {
+        return Err(HipError::local(
+            "hipModuleLaunchKernel",
+            format!("{}: offset {off} past a buffer of {} bytes", f.name, m.len),
+        ));
+    }
     if dims.grid.contains(&0) || dims.block.contains(&0) {
         return Ok(()); // nothing to do (e.g. zero rows)
     }
@@ -464,6 +501,9 @@ pub fn launch(f: &Function, dims: LaunchDims, args: &[Arg]) -> Result<(), HipErr
             let mut s = [0u8; 8];
             match *a {
                 Arg::Buf(m) => s.copy_from_slice(&(m.ptr as usize as u64).to_ne_bytes()),
+                Arg::BufAt(m, off) => {
+                    s.copy_from_slice(&((m.ptr as usize + off) as u64).to_ne_bytes())
+                }
                 Arg::U32(v) => s[..4].copy_from_slice(&v.to_ne_bytes()),
                 Arg::F32(v) => s[..4].copy_from_slice(&v.to_ne_bytes()),
                 Arg::F64(v) => s.copy_from_slice(&v.to_ne_bytes()),

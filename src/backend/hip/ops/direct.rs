@@ -32,14 +32,16 @@ pub fn embed(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendE
     }
     let n = ids.numel();
     let idd = b.input(stage, ids, DType::I32)?;
-    let t = b.weight(stage, table)?;
+    let t = b.weight_blocks(stage, table)?;
     let y = b.alloc(n * dim)?;
     let args = [
         Arg::Buf(&idd),
-        Arg::Buf(&t),
+        Arg::Buf(&t.mem),
         Arg::Buf(&y),
         Arg::U32(n as u32),
         Arg::U32(dim as u32),
+        Arg::U32(t.format()),
+        Arg::U32(t.row_bytes as u32),
     ];
     b.run(
         source::EMBED,
@@ -72,7 +74,7 @@ pub fn rmsnorm(
         return Err(bad(stage, format!("x {:?} vs weight [{dim}]", x.shape)));
     }
     let n = x.rows();
-    let (xd, wd) = (b.input(stage, x, DType::F32)?, b.weight(stage, w)?);
+    let (xd, wd) = (b.input(stage, x, DType::F32)?, b.weight_f32(stage, w)?);
     let y = b.alloc(n * dim)?;
     let args = [
         Arg::Buf(&xd),
@@ -136,7 +138,13 @@ pub fn kv_write(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, Backe
                         format!("k/v rows are {}, expected f32", t.dtype),
                     )),
                 })?;
-            Ok(device_tensor(mem, b.ordinal, t.dtype, t.shape.clone()))
+            Ok(device_tensor(
+                mem,
+                b.ordinal,
+                b.hasher.clone(),
+                t.dtype,
+                t.shape.clone(),
+            ))
         })
         .collect()
 }

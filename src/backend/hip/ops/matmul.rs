@@ -1,4 +1,5 @@
-//! Weight matmuls on the three routes (kernels/matmul.cu documents the summation orders).
+//! Weight matmuls on the five routes (kernels/matmul.cu, q8.cu and mma.cu document the orders). The
+//! weight stays in its GGUF format on the device; every kernel takes its format code and row bytes.
 
 use super::{blocks, dims};
 use crate::backend::BackendError;
@@ -6,9 +7,15 @@ use crate::backend::contract::{MatmulDims, matmul_dims};
 use crate::backend::hip::device::{HipBackend, bad};
 use crate::backend::hip::ffi::Arg;
 use crate::backend::hip::source::{self, geom};
+use crate::backend::hip::weights::DevWeight;
 use crate::launch::{DType, Stage, Tensor, Variant};
 
-/// x `[.., in]` (f32) times W `[out, in]` (any weight dtype, f32 on the device) → `[.., out]`.
+/// Whether `gemv_q8` runs on weights stored as `dtype`.
+pub fn q8_supported(dtype: DType) -> bool {
+    crate::backend::cpu::q8::q8_supported(dtype)
+}
+
+/// x `[.., in]` (f32) times W `[out, in]` (any weight format) → `[.., out]`.
 pub fn matmul(
     b: &HipBackend,
     stage: Stage,
@@ -18,15 +25,18 @@ pub fn matmul(
     let MatmulDims { n, out, inn } = matmul_dims(stage, inputs)?;
     let (x, w) = (inputs[0], inputs[1]);
     let xd = b.input(stage, x, DType::F32)?;
-    let wd = b.weight(stage, w)?;
+    let wd = b.weight_blocks(stage, w)?;
     let y = b.alloc(n * out)?;
+    let (fmt, rb) = (wd.format(), wd.row_bytes as u32);
     let args = [
         Arg::Buf(&xd),
-        Arg::Buf(&wd),
+        Arg::Buf(&wd.mem),
         Arg::Buf(&y),
         Arg::U32(n as u32),
         Arg::U32(inn as u32),
         Arg::U32(out as u32),
+        Arg::U32(fmt),
+        Arg::U32(rb),
     ];
     let warp_threads = geom::MM_WPB * b.warp();
     match variant {
@@ -51,9 +61,80 @@ pub fn matmul(
             ),
             &args,
         )?,
+        Variant::GemmMma => b.run(
+            source::GEMM_MMA,
+            dims(
+                [blocks(out, geom::MMA_BN), blocks(n, geom::MMA_BM), 1],
+                geom::MMA_THREADS,
+            ),
+            &args,
+        )?,
+        Variant::GemvQ8 => gemv_q8(b, stage, &xd, &wd, &y, n, inn, out)?,
         _ => return Err(bad(stage, format!("{variant} is not a matmul route"))),
     }
     let mut shape = x.shape.clone();
     *shape.last_mut().expect("x has a last dimension") = out;
     Ok(vec![b.tensor(y, DType::F32, shape)])
+}
+
+/// `gemv_q8`: quantise x to Q8_1 blocks (one launch), then the integer-dot matmul (another).
+#[allow(clippy::too_many_arguments)]
+fn gemv_q8(
+    b: &HipBackend,
+    stage: Stage,
+    xd: &crate::backend::hip::ffi::DevMem,
+    wd: &DevWeight,
+    y: &crate::backend::hip::ffi::DevMem,
+    n: usize,
+    inn: usize,
+    out: usize,
+) -> Result<(), BackendError> {
+    if !q8_supported(wd.dtype) {
+        return Err(bad(
+            stage,
+            format!(
+                "gemv_q8 needs block-quantized weights (q8_0, q4_0, q4_1, q4_k, q6_k), not {}",
+                wd.dtype
+            ),
+        ));
+    }
+    if inn % 32 != 0 {
+        return Err(bad(
+            stage,
+            format!("gemv_q8 needs rows of whole 32-blocks, not {inn}"),
+        ));
+    }
+    let nb = inn / 32;
+    // Quants as bytes, scales as f32: alloc() counts 4-byte elements.
+    let qx = b.alloc((n * inn).div_ceil(4))?;
+    let dx = b.alloc(n * nb)?;
+    let sx = b.alloc(n * nb)?;
+    b.run(
+        source::QUANTIZE_Q8_1,
+        dims([blocks(nb, geom::Q8_QPB), n as u32, 1], 32 * geom::Q8_QPB),
+        &[
+            Arg::Buf(xd),
+            Arg::Buf(&qx),
+            Arg::Buf(&dx),
+            Arg::Buf(&sx),
+            Arg::U32(n as u32),
+            Arg::U32(inn as u32),
+        ],
+    )?;
+    b.run(
+        source::GEMV_Q8,
+        dims([blocks(out, geom::Q8_WPB), n as u32, 1], 32 * geom::Q8_WPB),
+        &[
+            Arg::Buf(&qx),
+            Arg::Buf(&dx),
+            Arg::Buf(&sx),
+            Arg::Buf(&wd.mem),
+            Arg::Buf(y),
+            Arg::U32(n as u32),
+            Arg::U32(inn as u32),
+            Arg::U32(out as u32),
+            Arg::U32(wd.format()),
+            Arg::U32(wd.row_bytes as u32),
+        ],
+    )
 }

@@ -1,0 +1,130 @@
+// gemv_q8: the decode matmul of llama.cpp-style engines. Activations are quantised to Q8_1 blocks of 32,
+// weights stay in their GGUF block format, and each block's dot product is an exact integer sum; floats
+// appear only to scale a block's integer sum and to add the blocks up.
+//
+// Activation quantisation (quantize_q8_1, ggml's quantize_row_q8_1_ref): per block of 32,
+//   amax = max |x_j|;  d = amax / 127;  id = d != 0 ? 1/d : 0;  q_j = roundf(x_j * id) (half away from
+//   zero, clamped to [-127, 127], which only matters for non-finite input);
+//   dx = f16(d), sx = f16(float(sum_j q_j) * d)   (f16: round to nearest even, kept as f32 values).
+//
+// Block value v_b (b = block index along the row, 32 weights w_j with quants p_j):
+//   Q8_0  (dw * dx) * float(sum p_j q_j)
+//   Q4_0  (dw * dx) * float(sum (p_j - 8) q_j)
+//   Q4_1  (dw * dx) * float(sum p_j q_j) + mw * sx
+//   Q4_K  ((d * sc) * dx) * float(sum p_j q_j) - (dmin * mn) * sx      (sub-block b % 8 of super-block b / 8)
+//   Q6_K  (d * dx) * float(sc0 * sum_{j<16} p_j q_j + sc1 * sum_{j>=16} p_j q_j)
+// Order: 32 lanes per output (on every vendor); lane l adds v_l, v_{l+32}, v_{l+64}, ... in order
+// (acc += v_b), then greta_sum32's butterfly (16, 8, 4, 2, 1). The CPU backend's gemv_q8 emulates all of
+// this exactly (the integer sums are exact, every float operation is written in the same order).
+
+#define Q8_WPB 4        // outputs (32-lane groups) per block of gemv_q8
+#define Q8_QPB 4        // activation blocks per block of quantize_q8_1
+
+// x [n, in] f32 -> qx [n, in] i8, dx/sx [n, in/32] f32. Grid (in/32/Q8_QPB, n), 32*Q8_QPB threads.
+extern "C" __global__ void quantize_q8_1(const float* __restrict__ x, signed char* __restrict__ qx,
+                                         float* __restrict__ dx, float* __restrict__ sx, u32 n, u32 in) {
+    u32 j = threadIdx.x & 31;
+    u32 b = blockIdx.x * Q8_QPB + threadIdx.x / 32;
+    u32 i = blockIdx.y;
+    u32 nb = in / 32;
+    if (b >= nb || i >= n) return;  // whole 32-lane groups leave together
+    size_t e = (size_t)i * in + (size_t)b * 32 + j;
+    float v = x[e];
+    float amax = greta_max32(fabsf(v));
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float r = roundf(v * id);
+    int q = r != r ? 0 : (r > 127.0f ? 127 : (r < -127.0f ? -127 : (int)r));
+    qx[e] = (signed char)q;
+    int sum = greta_sum32_i(q);
+    if (j == 0) {
+        size_t o = (size_t)i * nb + b;
+        dx[o] = greta_round_half(d);
+        sx[o] = greta_round_half((float)sum * d);
+    }
+}
+
+template <int F>
+__device__ __forceinline__ float q8_block(const u8* __restrict__ row, u32 b, const signed char* __restrict__ q,
+                                          float dx, float sx) {
+    if (F == GRETA_W_Q8_0) {
+        const u8* blk = row + (size_t)b * 34;
+        int s = 0;
+        for (int j = 0; j < 32; j++) s += (int)(signed char)blk[2 + j] * (int)q[j];
+        return (greta_f16_at(blk) * dx) * (float)s;
+    } else if (F == GRETA_W_Q4_0) {
+        const u8* blk = row + (size_t)b * 18;
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            u32 c = blk[2 + j];
+            s += ((int)(c & 0x0fu) - 8) * (int)q[j] + ((int)(c >> 4) - 8) * (int)q[j + 16];
+        }
+        return (greta_f16_at(blk) * dx) * (float)s;
+    } else if (F == GRETA_W_Q4_1) {
+        const u8* blk = row + (size_t)b * 20;
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            u32 c = blk[4 + j];
+            s += (int)(c & 0x0fu) * (int)q[j] + (int)(c >> 4) * (int)q[j + 16];
+        }
+        return (greta_f16_at(blk) * dx) * (float)s + greta_f16_at(blk + 2) * sx;
+    } else if (F == GRETA_W_Q4_K) {
+        const u8* blk = row + (size_t)(b >> 3) * 144;
+        u32 g = b & 7;
+        u32 sc, mn;
+        greta_q4k_sm(blk + 4, g, &sc, &mn);
+        const u8* qs = blk + 16 + (g >> 1) * 32;
+        u32 sh = 4 * (g & 1);
+        int s = 0;
+        for (int j = 0; j < 32; j++) s += (int)((qs[j] >> sh) & 0x0fu) * (int)q[j];
+        float ds = greta_f16_at(blk) * (float)sc;
+        float dm = greta_f16_at(blk + 2) * (float)mn;
+        return (ds * dx) * (float)s - dm * sx;
+    } else {  // GRETA_W_Q6_K
+        const u8* blk = row + (size_t)(b >> 3) * 210;
+        u32 part = b & 7, h = part >> 2, kk = part & 3;
+        const u8* ql = blk + 64 * h + 32 * (kk & 1);
+        const u8* qh = blk + 128 + 32 * h;
+        u32 shl = 4 * (kk >> 1), shh = 2 * kk;
+        int s0 = 0, s1 = 0;
+        for (int j = 0; j < 32; j++) {
+            int p = (int)(((ql[j] >> shl) & 0x0fu) | (((qh[j] >> shh) & 0x03u) << 4)) - 32;
+            if (j < 16) s0 += p * (int)q[j]; else s1 += p * (int)q[j];
+        }
+        int sc0 = (int)(signed char)blk[192 + 2 * part], sc1 = (int)(signed char)blk[192 + 2 * part + 1];
+        return (greta_f16_at(blk + 208) * dx) * (float)(sc0 * s0 + sc1 * s1);
+    }
+}
+
+template <int F>
+__device__ __forceinline__ void gemv_q8_body(const signed char* __restrict__ qx, const float* __restrict__ dx,
+                                             const float* __restrict__ sx, const u8* __restrict__ w,
+                                             float* __restrict__ y, u32 n, u32 in, u32 out, u32 rb) {
+    u32 lane = threadIdx.x & 31;
+    u32 o = blockIdx.x * Q8_WPB + threadIdx.x / 32;
+    u32 i = blockIdx.y;
+    if (o >= out || i >= n) return;  // whole 32-lane groups leave together
+    u32 nb = in / 32;
+    const u8* wr = w + (size_t)o * rb;
+    float acc = 0.0f;
+    for (u32 b = lane; b < nb; b += 32) {
+        size_t xb = (size_t)i * nb + b;
+        acc += q8_block<F>(wr, b, qx + xb * 32, dx[xb], sx[xb]);
+    }
+    acc = greta_sum32(acc);
+    if (lane == 0) y[(size_t)i * out + o] = acc;
+}
+
+// y [n, out] from the quantised activations and W (fmt, rb bytes a row). Grid (out/Q8_WPB, n), 32*Q8_WPB threads.
+extern "C" __global__ void gemv_q8(const signed char* __restrict__ qx, const float* __restrict__ dx,
+                                   const float* __restrict__ sx, const u8* __restrict__ w, float* __restrict__ y,
+                                   u32 n, u32 in, u32 out, u32 fmt, u32 rb) {
+    switch (fmt) {
+        case GRETA_W_Q8_0: gemv_q8_body<GRETA_W_Q8_0>(qx, dx, sx, w, y, n, in, out, rb); break;
+        case GRETA_W_Q4_0: gemv_q8_body<GRETA_W_Q4_0>(qx, dx, sx, w, y, n, in, out, rb); break;
+        case GRETA_W_Q4_1: gemv_q8_body<GRETA_W_Q4_1>(qx, dx, sx, w, y, n, in, out, rb); break;
+        case GRETA_W_Q4_K: gemv_q8_body<GRETA_W_Q4_K>(qx, dx, sx, w, y, n, in, out, rb); break;
+        case GRETA_W_Q6_K: gemv_q8_body<GRETA_W_Q6_K>(qx, dx, sx, w, y, n, in, out, rb); break;
+        default: break;
+    }
+}
