@@ -1,8 +1,11 @@
-// gemm_mma: the prefill matmul of production engines, on matrix cores. Inputs rounded to binary16
-// (x: f32 -> f16 round to nearest even; W: dequantised in the kernel with the host's formula, then
-// f32 -> f16 the same way), products accumulated in f32 by the matrix unit:
-//   NVIDIA  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 (sm_80 and later)
-//   AMD     __builtin_amdgcn_mfma_f32_16x16x16f16 (CDNA: MI100/MI200/MI300)
+// gemm_mma: the prefill matmul of production engines, on matrix cores. Three launches:
+//   mma_x_f16      x [n, in] f32 -> xh [np, kp] binary16 (round to nearest even), zero-padded;
+//   mma_w_f16      W (GGUF format fmt, rb bytes a row) -> wh [op, kp] binary16: each element dequantised
+//                  with the host's formula (prelude.h greta_wload), then rounded to nearest even;
+//   gemm_mma       y [n, out] = xh . wh^T, f32 accumulation on the matrix unit:
+//                    NVIDIA  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 (sm_80 and later)
+//                    AMD     __builtin_amdgcn_mfma_f32_16x16x16f16 (CDNA: MI100/MI200/MI300)
+// (np, op: n and out rounded up to MMA_BM / MMA_BN; kp: in rounded up to MMA_BK; padding is zeros.)
 // Order: every output element starts at 0 and takes the k-slices 0..15, 16..31, ... in order, one
 // matrix instruction each; how the unit adds the 16 products of a slice to the accumulator is the
 // hardware's (not IEEE per addition, and not documented), so the CPU's emulation of this route is
@@ -10,14 +13,15 @@
 // many rows the launch has or where the row sits in a tile: the route is batch-invariant, so a decode
 // step on gemm_mma gives the bits of the same row in prefill.
 //
-// Block tile MMA_BM x MMA_BN (rows x outputs), K staged through shared memory in MMA_BK slices as f16
-// bits; 128 threads.
+// Block tile MMA_BM x MMA_BN (rows x outputs), K staged through shared memory in MMA_BK slices with
+// 16-byte loads; MMA_THREADS threads.
 
-#define MMA_BM 64
-#define MMA_BN 64
+#define MMA_BM 128
+#define MMA_BN 128
 #define MMA_BK 32
 #define MMA_PAD 8       // halves of padding per shared row (bank-conflict-free fragment loads)
-#define MMA_THREADS 128
+#define MMA_THREADS 256
+#define MMA_CVT_THREADS 256
 
 typedef unsigned short u16;
 
@@ -32,47 +36,62 @@ __device__ __forceinline__ u16 mma_f16_bits(float v) {
 #endif
 }
 
-template <int F>
-__device__ __forceinline__ void mma_stage(const float* __restrict__ x, const u8* __restrict__ w, u32 n, u32 in,
-                                          u32 out, u32 rb, u32 row0, u32 col0, u32 k0,
-                                          u16 (*as)[MMA_BK + MMA_PAD], u16 (*bs)[MMA_BK + MMA_PAD]) {
-    for (u32 idx = threadIdx.x; idx < MMA_BM * MMA_BK; idx += MMA_THREADS) {
-        u32 r = idx / MMA_BK, c = idx % MMA_BK, k = k0 + c;
-        float v = (row0 + r < n && k < in) ? x[(size_t)(row0 + r) * in + k] : 0.0f;
-        as[r][c] = mma_f16_bits(v);
-    }
-    for (u32 idx = threadIdx.x; idx < MMA_BN * MMA_BK; idx += MMA_THREADS) {
-        u32 r = idx / MMA_BK, c = idx % MMA_BK, k = k0 + c;
-        float v = (col0 + r < out && k < in) ? greta_wload<F>(w + (size_t)(col0 + r) * rb, k) : 0.0f;
-        bs[r][c] = mma_f16_bits(v);
-    }
+// Grid (kp / MMA_CVT_THREADS rounded up, np), MMA_CVT_THREADS threads.
+extern "C" __global__ void mma_x_f16(const float* __restrict__ x, u16* __restrict__ xh, u32 n, u32 in, u32 kp) {
+    u32 k = blockIdx.x * MMA_CVT_THREADS + threadIdx.x, r = blockIdx.y;
+    if (k >= kp) return;
+    xh[(size_t)r * kp + k] = (r < n && k < in) ? mma_f16_bits(x[(size_t)r * in + k]) : (u16)0;
 }
 
-__device__ __forceinline__ u32 mma_pair(const u16* p) { return (u32)p[0] | ((u32)p[1] << 16); }
-
 template <int F>
-__device__ __forceinline__ void gemm_mma_body(const float* __restrict__ x, const u8* __restrict__ w,
-                                              float* __restrict__ y, u32 n, u32 in, u32 out, u32 rb,
-                                              u16 (*as)[MMA_BK + MMA_PAD], u16 (*bs)[MMA_BK + MMA_PAD]) {
+__device__ __forceinline__ void mma_w_body(const u8* __restrict__ w, u16* __restrict__ wh, u32 out, u32 in, u32 kp,
+                                           u32 rb) {
+    u32 k = blockIdx.x * MMA_CVT_THREADS + threadIdx.x, o = blockIdx.y;
+    if (k >= kp) return;
+    wh[(size_t)o * kp + k] = (o < out && k < in) ? mma_f16_bits(greta_wload<F>(w + (size_t)o * rb, k)) : (u16)0;
+}
+
+// Grid (kp / MMA_CVT_THREADS rounded up, op), MMA_CVT_THREADS threads.
+extern "C" __global__ void mma_w_f16(const u8* __restrict__ w, u16* __restrict__ wh, u32 out, u32 in, u32 kp,
+                                     u32 fmt, u32 rb) {
+#define BODY(F) mma_w_body<F>(w, wh, out, in, kp, rb)
+    GRETA_W_DISPATCH(fmt, BODY)
+#undef BODY
+}
+
+__device__ __forceinline__ u32 mma_pair(const u16* p) { return *(const u32*)p; }
+
+// Grid (op / MMA_BN, np / MMA_BM), MMA_THREADS threads.
+extern "C" __global__ void gemm_mma(const u16* __restrict__ xh, const u16* __restrict__ wh, float* __restrict__ y,
+                                    u32 n, u32 out, u32 kp) {
+    __shared__ __align__(16) u16 as[MMA_BM][MMA_BK + MMA_PAD];
+    __shared__ __align__(16) u16 bs[MMA_BN][MMA_BK + MMA_PAD];
     u32 row0 = blockIdx.y * MMA_BM, col0 = blockIdx.x * MMA_BN;
+    // Staging: each row of a slice is MMA_BK halves = 4 x 16 bytes; (MMA_BM + MMA_BN) * 4 pieces.
+#define MMA_STAGE(k0)                                                                            \
+    for (u32 idx = threadIdx.x; idx < MMA_BM * 4; idx += MMA_THREADS) {                          \
+        u32 r = idx / 4, c = (idx % 4) * 8;                                                      \
+        *(uint4*)&as[r][c] = *(const uint4*)&xh[(size_t)(row0 + r) * kp + (k0) + c];            \
+        *(uint4*)&bs[r][c] = *(const uint4*)&wh[(size_t)(col0 + r) * kp + (k0) + c];            \
+    }
 #if defined(GRETA_NVIDIA)
-    // 4 warps; warp wp owns rows (wp / 2) * 32 .. +32 and outputs (wp % 2) * 32 .. +32 of the tile:
-    // 2 x 4 fragments of m16 x n8. Lane = 4 * g + t (PTX ISA, "Matrix Fragments for mma.m16n8k16").
+    // 8 warps as 4 (rows) x 2 (outputs); warp wp owns 32 rows x 64 outputs: 2 x 8 fragments of m16 x n8.
+    // Lane = 4 * g + t (PTX ISA, "Matrix Fragments for mma.m16n8k16").
     u32 wp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    u32 wr = (wp / 2) * 32, wc = (wp % 2) * 32;
-    float acc[2][4][4];
+    u32 wr = (wp / 2) * 32, wc = (wp % 2) * 64;
+    float acc[2][8][4];
 #pragma unroll
     for (int a = 0; a < 2; a++)
 #pragma unroll
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < 8; b++)
 #pragma unroll
             for (int c = 0; c < 4; c++) acc[a][b][c] = 0.0f;
-    for (u32 k0 = 0; k0 < in; k0 += MMA_BK) {
-        mma_stage<F>(x, w, n, in, out, rb, row0, col0, k0, as, bs);
+    for (u32 k0 = 0; k0 < kp; k0 += MMA_BK) {
+        MMA_STAGE(k0)
         __syncthreads();
 #pragma unroll
         for (u32 kk = 0; kk < MMA_BK; kk += 16) {
-            u32 af[2][4], bf[4][2];
+            u32 af[2][4], bf[8][2];
 #pragma unroll
             for (int mi = 0; mi < 2; mi++) {
                 u32 r = wr + mi * 16 + g;
@@ -82,7 +101,7 @@ __device__ __forceinline__ void gemm_mma_body(const float* __restrict__ x, const
                 af[mi][3] = mma_pair(&as[r + 8][kk + 2 * t + 8]);
             }
 #pragma unroll
-            for (int ni = 0; ni < 4; ni++) {
+            for (int ni = 0; ni < 8; ni++) {
                 u32 c = wc + ni * 8 + g;
                 bf[ni][0] = mma_pair(&bs[c][kk + 2 * t]);
                 bf[ni][1] = mma_pair(&bs[c][kk + 2 * t + 8]);
@@ -90,7 +109,7 @@ __device__ __forceinline__ void gemm_mma_body(const float* __restrict__ x, const
 #pragma unroll
             for (int mi = 0; mi < 2; mi++)
 #pragma unroll
-                for (int ni = 0; ni < 4; ni++) {
+                for (int ni = 0; ni < 8; ni++) {
                     float* d = acc[mi][ni];
                     asm volatile(
                         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -105,7 +124,7 @@ __device__ __forceinline__ void gemm_mma_body(const float* __restrict__ x, const
 #pragma unroll
     for (int mi = 0; mi < 2; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < 8; ni++)
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 u32 r = row0 + wr + mi * 16 + g + (c >= 2 ? 8 : 0);
@@ -113,49 +132,39 @@ __device__ __forceinline__ void gemm_mma_body(const float* __restrict__ x, const
                 if (r < n && o < out) y[(size_t)r * out + o] = acc[mi][ni][c];
             }
 #else
-    // AMD (wave64): 2 waves; wave wv owns rows wv * 32 .. +32 and all 64 outputs: 2 x 4 tiles of 16 x 16.
+    // AMD (wave64): 4 waves; wave wv owns rows wv * 32 .. +32 and all 128 outputs: 2 x 8 tiles of 16 x 16.
     // v_mfma_f32_16x16x16f16 operand layout: A[i][k] in lane i + 16 * (k / 4), item k % 4; B[k][j] in
     // lane j + 16 * (k / 4), item k % 4; D[i][j] in lane j + 16 * (i / 4), item i % 4.
     typedef _Float16 half4 __attribute__((ext_vector_type(4)));
     typedef float float4_ __attribute__((ext_vector_type(4)));
     u32 wv = threadIdx.x / 64, lane = threadIdx.x % 64, li = lane % 16, lk = (lane / 16) * 4;
-    float4_ acc[2][4];
+    float4_ acc[2][8];
     for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 4; b++) acc[a][b] = (float4_){0.0f, 0.0f, 0.0f, 0.0f};
-    for (u32 k0 = 0; k0 < in; k0 += MMA_BK) {
-        mma_stage<F>(x, w, n, in, out, rb, row0, col0, k0, as, bs);
+        for (int b = 0; b < 8; b++) acc[a][b] = (float4_){0.0f, 0.0f, 0.0f, 0.0f};
+    for (u32 k0 = 0; k0 < kp; k0 += MMA_BK) {
+        MMA_STAGE(k0)
         __syncthreads();
         for (u32 kk = 0; kk < MMA_BK; kk += 16) {
-            half4 af[2], bf[4];
+            half4 af[2], bf[8];
             for (int mi = 0; mi < 2; mi++)
                 for (int e = 0; e < 4; e++)
                     af[mi][e] = __builtin_bit_cast(_Float16, as[wv * 32 + mi * 16 + li][kk + lk + e]);
-            for (int ni = 0; ni < 4; ni++)
+            for (int ni = 0; ni < 8; ni++)
                 for (int e = 0; e < 4; e++)
                     bf[ni][e] = __builtin_bit_cast(_Float16, bs[ni * 16 + li][kk + lk + e]);
             for (int mi = 0; mi < 2; mi++)
-                for (int ni = 0; ni < 4; ni++)
+                for (int ni = 0; ni < 8; ni++)
                     acc[mi][ni] = __builtin_amdgcn_mfma_f32_16x16x16f16(af[mi], bf[ni], acc[mi][ni], 0, 0, 0);
         }
         __syncthreads();
     }
     for (int mi = 0; mi < 2; mi++)
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < 8; ni++)
             for (int e = 0; e < 4; e++) {
                 u32 r = row0 + wv * 32 + mi * 16 + lk + e;
                 u32 o = col0 + ni * 16 + li;
                 if (r < n && o < out) y[(size_t)r * out + o] = acc[mi][ni][e];
             }
 #endif
-}
-
-// y [n, out] = x [n, in] . W^T with W in format fmt (rb bytes a row). Grid (out/MMA_BN, n/MMA_BM),
-// MMA_THREADS threads.
-extern "C" __global__ void gemm_mma(const float* __restrict__ x, const u8* __restrict__ w,
-                                    float* __restrict__ y, u32 n, u32 in, u32 out, u32 fmt, u32 rb) {
-    __shared__ u16 as[MMA_BM][MMA_BK + MMA_PAD];
-    __shared__ u16 bs[MMA_BN][MMA_BK + MMA_PAD];
-#define BODY(F) gemm_mma_body<F>(x, w, y, n, in, out, rb, as, bs)
-    GRETA_W_DISPATCH(fmt, BODY)
-#undef BODY
+#undef MMA_STAGE
 }

@@ -218,6 +218,16 @@ __device__ __forceinline__ int greta_sum32_i(int v) {
     for (int m = 16; m > 0; m >>= 1) v += greta_shfl_xor_i(v, m);
     return v;
 }
+// Four signed 8-bit products summed into c (exact integer arithmetic: the same result on every path).
+__device__ __forceinline__ int greta_dp4a(int a, int b, int c) {
+#if defined(GRETA_NVIDIA)
+    return __dp4a(a, b, c);
+#else
+    return c + (int)(signed char)a * (int)(signed char)b + (int)(signed char)(a >> 8) * (int)(signed char)(b >> 8) +
+           (int)(signed char)(a >> 16) * (int)(signed char)(b >> 16) + (int)(signed char)(a >> 24) * (int)(signed char)(b >> 24);
+#endif
+}
+
 __device__ __forceinline__ float greta_max32(float v) {
     for (int m = 16; m > 0; m >>= 1) v = fmaxf(v, greta_shfl_xor(v, m));
     return v;

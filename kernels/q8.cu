@@ -69,28 +69,46 @@ __device__ __forceinline__ float q8_block(const u8* __restrict__ row, u32 b, con
         }
         return (greta_f16_at(blk) * dx) * (float)s + greta_f16_at(blk + 2) * sx;
     } else if (F == GRETA_W_Q4_K) {
+        // Super-blocks are 144 bytes and rows whole super-blocks, so qs (at 16 + 32 * (g / 2)) is 16-byte
+        // aligned, as are the 32 activation quants: both are read as words and dotted four at a time.
         const u8* blk = row + (size_t)(b >> 3) * 144;
         u32 g = b & 7;
         u32 sc, mn;
         greta_q4k_sm(blk + 4, g, &sc, &mn);
-        const u8* qs = blk + 16 + (g >> 1) * 32;
+        const u32* qs = (const u32*)(blk + 16 + (g >> 1) * 32);
+        const int* qw = (const int*)q;
         u32 sh = 4 * (g & 1);
         int s = 0;
-        for (int j = 0; j < 32; j++) s += (int)((qs[j] >> sh) & 0x0fu) * (int)q[j];
+#pragma unroll
+        for (int j = 0; j < 8; j++) s = greta_dp4a((int)((qs[j] >> sh) & 0x0f0f0f0fu), qw[j], s);
         float ds = greta_f16_at(blk) * (float)sc;
         float dm = greta_f16_at(blk + 2) * (float)mn;
         return (ds * dx) * (float)s - dm * sx;
     } else {  // GRETA_W_Q6_K
+        // Super-blocks are 210 bytes: rows and fields are 2-byte aligned, so quants are read in halves
+        // and packed into words. sum (p - 32) q = sum p q - 32 sum q, all exact integers.
         const u8* blk = row + (size_t)(b >> 3) * 210;
         u32 part = b & 7, h = part >> 2, kk = part & 3;
-        const u8* ql = blk + 64 * h + 32 * (kk & 1);
-        const u8* qh = blk + 128 + 32 * h;
+        const unsigned short* ql = (const unsigned short*)(blk + 64 * h + 32 * (kk & 1));
+        const unsigned short* qh = (const unsigned short*)(blk + 128 + 32 * h);
+        const int* qw = (const int*)q;
         u32 shl = 4 * (kk >> 1), shh = 2 * kk;
-        int s0 = 0, s1 = 0;
-        for (int j = 0; j < 32; j++) {
-            int p = (int)(((ql[j] >> shl) & 0x0fu) | (((qh[j] >> shh) & 0x03u) << 4)) - 32;
-            if (j < 16) s0 += p * (int)q[j]; else s1 += p * (int)q[j];
+        int s0 = 0, s1 = 0, q0 = 0, q1 = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            u32 lw = (u32)ql[2 * j] | ((u32)ql[2 * j + 1] << 16);
+            u32 hw = (u32)qh[2 * j] | ((u32)qh[2 * j + 1] << 16);
+            int v = (int)(((lw >> shl) & 0x0f0f0f0fu) | (((hw >> shh) & 0x03030303u) << 4));
+            if (j < 4) {
+                s0 = greta_dp4a(v, qw[j], s0);
+                q0 = greta_dp4a(0x01010101, qw[j], q0);
+            } else {
+                s1 = greta_dp4a(v, qw[j], s1);
+                q1 = greta_dp4a(0x01010101, qw[j], q1);
+            }
         }
+        s0 -= 32 * q0;
+        s1 -= 32 * q1;
         int sc0 = (int)(signed char)blk[192 + 2 * part], sc1 = (int)(signed char)blk[192 + 2 * part + 1];
         return (greta_f16_at(blk + 208) * dx) * (float)(sc0 * s0 + sc1 * s1);
     }

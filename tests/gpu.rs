@@ -56,7 +56,13 @@ fn gpu_tensors_round_trip_and_gather_on_the_device() {
         v,
         [8.5, 9.5, 10.5, 11.5, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     );
-    assert_eq!(gpu.kernel_hashes().len(), 5);
+    let files: Vec<String> = gpu.kernel_hashes().into_iter().map(|(f, _)| f).collect();
+    for f in ["matmul.cu", "attention.cu", "q8.cu", "mma.cu", "blake3.cu"] {
+        assert!(
+            files.iter().any(|x| x.ends_with(f)),
+            "{f} missing from {files:?}"
+        );
+    }
     println!("{}", gpu.device());
 }
 

@@ -93,10 +93,14 @@ impl Launcher {
         let crash_at = std::env::var("GRETA_DEBUG_CRASH_AT_SEQ")
             .ok()
             .and_then(|v| v.parse().ok());
+        let mut observers: Vec<Box<dyn LaunchObserver>> = Vec::new();
+        if super::profile::Profile::requested() {
+            observers.push(Box::new(super::profile::Profile::default()));
+        }
         Launcher {
             backend,
             policy,
-            observers: Vec::new(),
+            observers,
             hooks: Vec::new(),
             seq: 0,
             phase: Phase::Prefill,

@@ -18,6 +18,7 @@ mod gather;
 pub mod heads;
 mod launcher;
 mod params;
+pub mod profile;
 mod route;
 mod stage;
 mod tensor;

@@ -231,6 +231,23 @@ EXPORT shim_error_t hipMemcpy(void* dst, const void* src, size_t n, int kind) {
     return map(r);
 }
 
+/* Asynchronous copy on `stream` (greta passes the null stream: ordered with the kernels, no host wait for
+ * device-to-device copies). Host-side directions stay blocking, as HIP does for pageable host memory. */
+EXPORT shim_error_t hipMemcpyAsync(void* dst, const void* src, size_t n, int kind, CUstream stream) {
+    if (n == 0) return SHIM_hipSuccess;
+    if (!dst || !src) return SHIM_hipErrorInvalidValue;
+    ENSURE();
+    switch (kind) {
+    case SHIM_DtoD:
+        return map(cuMemcpyDtoDAsync((CUdeviceptr)(uintptr_t)dst, (CUdeviceptr)(uintptr_t)src, n, stream));
+    case SHIM_HtoD: return map(cuMemcpyHtoD((CUdeviceptr)(uintptr_t)dst, src, n));
+    case SHIM_DtoH: return map(cuMemcpyDtoH(dst, (CUdeviceptr)(uintptr_t)src, n));
+    case SHIM_HtoH: memcpy(dst, src, n); return SHIM_hipSuccess;
+    case SHIM_Default: return map(cuMemcpyAsync((CUdeviceptr)(uintptr_t)dst, (CUdeviceptr)(uintptr_t)src, n, stream));
+    default: return SHIM_hipErrorInvalidMemcpyDirection;
+    }
+}
+
 EXPORT shim_error_t hipMemset(void* dst, int value, size_t n) {
     if (n == 0) return SHIM_hipSuccess;
     ENSURE();

@@ -125,8 +125,16 @@ pub const GEMV_Q8: Kernel = k(
     "gemv_q8",
     &[Ptr, Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32],
 );
-/// mma.cu `gemm_mma(x, w, y, n, in, out, fmt, rb)`.
-pub const GEMM_MMA: Kernel = k(KernelFile::Mma, "gemm_mma", MM);
+/// mma.cu `mma_x_f16(x, xh, n, in, kp)`.
+pub const MMA_X_F16: Kernel = k(KernelFile::Mma, "mma_x_f16", &[Ptr, Ptr, U32, U32, U32]);
+/// mma.cu `mma_w_f16(w, wh, out, in, kp, fmt, rb)`.
+pub const MMA_W_F16: Kernel = k(
+    KernelFile::Mma,
+    "mma_w_f16",
+    &[Ptr, Ptr, U32, U32, U32, U32, U32],
+);
+/// mma.cu `gemm_mma(xh, wh, y, n, out, kp)`.
+pub const GEMM_MMA: Kernel = k(KernelFile::Mma, "gemm_mma", &[Ptr, Ptr, Ptr, U32, U32, U32]);
 /// blake3.cu `blake3_hash(data, len_lo, len_hi, cv, ticket, out)`.
 pub const BLAKE3: Kernel = k(
     KernelFile::Blake3,
@@ -181,6 +189,8 @@ pub const ALL_KERNELS: &[Kernel] = &[
     GEMM_INVARIANT,
     QUANTIZE_Q8_1,
     GEMV_Q8,
+    MMA_X_F16,
+    MMA_W_F16,
     GEMM_MMA,
     BLAKE3,
     QK_F32,
@@ -224,11 +234,15 @@ pub mod geom {
     /// q8.cu Q8_QPB: activation blocks per block of quantize_q8_1.
     pub const Q8_QPB: u32 = 4;
     /// mma.cu MMA_BM: rows per block tile of gemm_mma.
-    pub const MMA_BM: u32 = 64;
+    pub const MMA_BM: u32 = 128;
     /// mma.cu MMA_BN: outputs per block tile of gemm_mma.
-    pub const MMA_BN: u32 = 64;
+    pub const MMA_BN: u32 = 128;
+    /// mma.cu MMA_BK: K slice of gemm_mma (the f16 operands' rows are padded to a multiple of it).
+    pub const MMA_BK: u32 = 32;
     /// mma.cu MMA_THREADS.
-    pub const MMA_THREADS: u32 = 128;
+    pub const MMA_THREADS: u32 = 256;
+    /// mma.cu MMA_CVT_THREADS: threads of the f16 conversion kernels.
+    pub const MMA_CVT_THREADS: u32 = 256;
     /// blake3.cu B3_THREADS: chunks (threads) per block.
     pub const B3_THREADS: u32 = 64;
 }
@@ -329,6 +343,8 @@ mod tests {
         assert_eq!(define(mma, "MMA_BM"), geom::MMA_BM);
         assert_eq!(define(mma, "MMA_BN"), geom::MMA_BN);
         assert_eq!(define(mma, "MMA_THREADS"), geom::MMA_THREADS);
+        assert_eq!(define(mma, "MMA_BK"), geom::MMA_BK);
+        assert_eq!(define(mma, "MMA_CVT_THREADS"), geom::MMA_CVT_THREADS);
         assert_eq!(
             define(KernelFile::Blake3.text(), "B3_THREADS"),
             geom::B3_THREADS

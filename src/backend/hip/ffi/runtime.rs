@@ -280,20 +280,25 @@ impl DevMem {
         if len == 0 {
             return Ok(());
         }
+        // Asynchronous on the null stream: ordered after the kernels before it and before those after
+        // it, like a launch, so the host does not wait for the device (a blocking device-to-device copy
+        // drained the queue twice per layer per decode step).
         // SAFETY: both ranges lie inside live allocations (checked above); `self` is borrowed mutably
-        // and `src` shared, so they are distinct DevMem objects and the ranges do not overlap.
-        check("hipMemcpy(DtoD)", unsafe {
-            sys::hipMemcpy(
+        // and `src` shared, so they are distinct DevMem objects and the ranges do not overlap. Both stay
+        // valid until the copy has run: a dropped buffer is only reused (pool) or freed (hipFree waits
+        // for the device) by work ordered after it on the same stream.
+        check("hipMemcpyAsync(DtoD)", unsafe {
+            sys::hipMemcpyAsync(
                 self.ptr.cast::<u8>().add(at).cast(),
                 src.ptr.cast::<u8>().add(src_at).cast_const().cast(),
                 len,
                 sys::hipMemcpyKind::hipMemcpyDeviceToDevice,
+                std::ptr::null_mut(),
             )
         })
     }
 
-    /// Copies the whole buffer to the host (blocking; ordered after all launched kernels).
-    /// Copies bytes `at..at + len` to the host (blocking until queued work before the copy is done).
+    /// Copies bytes `at..at + len` to the host (blocking; ordered after all launched kernels).
     pub fn read_range(&self, at: usize, len: usize) -> Result<Vec<u8>, HipError> {
         if at.checked_add(len).is_none_or(|e| e > self.len) {
             return Err(HipError::local(

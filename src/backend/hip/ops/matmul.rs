@@ -61,14 +61,7 @@ pub fn matmul(
             ),
             &args,
         )?,
-        Variant::GemmMma => b.run(
-            source::GEMM_MMA,
-            dims(
-                [blocks(out, geom::MMA_BN), blocks(n, geom::MMA_BM), 1],
-                geom::MMA_THREADS,
-            ),
-            &args,
-        )?,
+        Variant::GemmMma => gemm_mma(b, &xd, &wd, &y, n, inn, out)?,
         Variant::GemvQ8 => gemv_q8(b, stage, &xd, &wd, &y, n, inn, out)?,
         _ => return Err(bad(stage, format!("{variant} is not a matmul route"))),
     }
@@ -135,6 +128,76 @@ fn gemv_q8(
             Arg::U32(out as u32),
             Arg::U32(wd.format()),
             Arg::U32(wd.row_bytes as u32),
+        ],
+    )
+}
+
+/// `gemm_mma`: x and W to zero-padded binary16 operands (two launches), then the matrix-core GEMM.
+fn gemm_mma(
+    b: &HipBackend,
+    xd: &crate::backend::hip::ffi::DevMem,
+    wd: &DevWeight,
+    y: &crate::backend::hip::ffi::DevMem,
+    n: usize,
+    inn: usize,
+    out: usize,
+) -> Result<(), BackendError> {
+    let up = |v: usize, m: u32| v.div_ceil(m as usize) * m as usize;
+    let (np, op, kp) = (
+        up(n, geom::MMA_BM),
+        up(out, geom::MMA_BN),
+        up(inn, geom::MMA_BK),
+    );
+    // binary16 operands; alloc() counts 4-byte elements.
+    let xh = b.alloc((np * kp).div_ceil(2))?;
+    let wh = b.alloc((op * kp).div_ceil(2))?;
+    let cvt = |rows: usize| {
+        dims(
+            [blocks(kp, geom::MMA_CVT_THREADS), rows as u32, 1],
+            geom::MMA_CVT_THREADS,
+        )
+    };
+    b.run(
+        source::MMA_X_F16,
+        cvt(np),
+        &[
+            Arg::Buf(xd),
+            Arg::Buf(&xh),
+            Arg::U32(n as u32),
+            Arg::U32(inn as u32),
+            Arg::U32(kp as u32),
+        ],
+    )?;
+    b.run(
+        source::MMA_W_F16,
+        cvt(op),
+        &[
+            Arg::Buf(&wd.mem),
+            Arg::Buf(&wh),
+            Arg::U32(out as u32),
+            Arg::U32(inn as u32),
+            Arg::U32(kp as u32),
+            Arg::U32(wd.format()),
+            Arg::U32(wd.row_bytes as u32),
+        ],
+    )?;
+    b.run(
+        source::GEMM_MMA,
+        dims(
+            [
+                (op / geom::MMA_BN as usize) as u32,
+                (np / geom::MMA_BM as usize) as u32,
+                1,
+            ],
+            geom::MMA_THREADS,
+        ),
+        &[
+            Arg::Buf(&xh),
+            Arg::Buf(&wh),
+            Arg::Buf(y),
+            Arg::U32(n as u32),
+            Arg::U32(out as u32),
+            Arg::U32(kp as u32),
         ],
     )
 }

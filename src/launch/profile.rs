@@ -1,0 +1,78 @@
+//! `GRETA_PROFILE=1`: where a run's time goes, per phase kind (prefill / decode), stage and route, printed
+//! to stderr when the run finishes. A launch's time is the launcher's wall time around the backend call:
+//! on the GPU that is the host's cost of enqueuing the kernel, unless `GRETA_HIP_SYNC=1` makes every
+//! launch wait for its kernel (then it is the kernel's time). Comparing the two says whether a run is
+//! bound by the device or by the host.
+
+use super::{LaunchInfo, LaunchObserver, Phase, Tensor};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Per-stage time totals of a run.
+#[derive(Default)]
+pub struct Profile {
+    totals: BTreeMap<(&'static str, String, String), (u64, Duration)>,
+    start: Option<Instant>,
+}
+
+impl Profile {
+    /// Whether `GRETA_PROFILE` asks for a profile.
+    pub fn requested() -> bool {
+        std::env::var_os("GRETA_PROFILE").is_some_and(|v| v != "0")
+    }
+
+    /// The table, slowest first.
+    pub fn report(&self) -> String {
+        let mut rows: Vec<_> = self.totals.iter().collect();
+        rows.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+        let sum: Duration = self.totals.values().map(|v| v.1).sum();
+        let wall = self.start.map(|s| s.elapsed()).unwrap_or_default();
+        let mut s = format!(
+            "profile: {} launches, {:.3} s inside launches, {:.3} s from the first launch to the end\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
+            self.totals.values().map(|v| v.0).sum::<u64>(),
+            sum.as_secs_f64(),
+            wall.as_secs_f64(),
+            "phase",
+            "stage",
+            "route",
+            "count",
+            "total ms",
+            "mean us"
+        );
+        for ((phase, stage, route), (n, d)) in rows {
+            s += &format!(
+                "{phase:<8} {stage:<14} {route:<20} {n:>7} {:>10.2} {:>10.1}\n",
+                d.as_secs_f64() * 1e3,
+                d.as_secs_f64() * 1e6 / *n as f64
+            );
+        }
+        s
+    }
+}
+
+impl LaunchObserver for Profile {
+    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), String> {
+        self.start.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    fn end(&mut self, info: &LaunchInfo, _: &[Tensor], d: Duration) -> Result<(), String> {
+        let phase = if info.phase == Phase::Prefill {
+            "prefill"
+        } else {
+            "decode"
+        };
+        let e = self
+            .totals
+            .entry((phase, info.stage.name().to_string(), info.route.to_string()))
+            .or_default();
+        e.0 += 1;
+        e.1 += d;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        eprint!("{}", self.report());
+        Ok(())
+    }
+}
