@@ -36,9 +36,9 @@ __device__ __forceinline__ u16 mma_f16_bits(float v) {
 #endif
 }
 
-// Grid (kp / MMA_CVT_THREADS rounded up, np), MMA_CVT_THREADS threads.
+// Grid (np, kp / MMA_CVT_THREADS rounded up): rows in x, which has no 65535 limit.
 extern "C" __global__ void mma_x_f16(const float* __restrict__ x, u16* __restrict__ xh, u32 n, u32 in, u32 kp) {
-    u32 k = blockIdx.x * MMA_CVT_THREADS + threadIdx.x, r = blockIdx.y;
+    u32 k = blockIdx.y * MMA_CVT_THREADS + threadIdx.x, r = blockIdx.x;
     if (k >= kp) return;
     xh[(size_t)r * kp + k] = (r < n && k < in) ? mma_f16_bits(x[(size_t)r * in + k]) : (u16)0;
 }
@@ -46,12 +46,12 @@ extern "C" __global__ void mma_x_f16(const float* __restrict__ x, u16* __restric
 template <int F>
 __device__ __forceinline__ void mma_w_body(const u8* __restrict__ w, u16* __restrict__ wh, u32 out, u32 in, u32 kp,
                                            u32 rb) {
-    u32 k = blockIdx.x * MMA_CVT_THREADS + threadIdx.x, o = blockIdx.y;
+    u32 k = blockIdx.y * MMA_CVT_THREADS + threadIdx.x, o = blockIdx.x;
     if (k >= kp) return;
     wh[(size_t)o * kp + k] = (o < out && k < in) ? mma_f16_bits(greta_wload<F>(w + (size_t)o * rb, k)) : (u16)0;
 }
 
-// Grid (kp / MMA_CVT_THREADS rounded up, op), MMA_CVT_THREADS threads.
+// Grid (op, kp / MMA_CVT_THREADS rounded up), MMA_CVT_THREADS threads.
 extern "C" __global__ void mma_w_f16(const u8* __restrict__ w, u16* __restrict__ wh, u32 out, u32 in, u32 kp,
                                      u32 fmt, u32 rb) {
 #define BODY(F) mma_w_body<F>(w, wh, out, in, kp, rb)

@@ -172,6 +172,9 @@ pub fn prepare(a: &ModelArgs) -> anyhow::Result<Prepared> {
         _ => Vec::new(),
     };
     let backend = make_backend(&a.backend, a.threads)?;
+    backend
+        .preload(&model.weights.all())
+        .context("loading the weights onto the backend")?;
     let opts = GenOptions {
         max_tokens: a.max_tokens,
         stop,

@@ -131,6 +131,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             );
         }
     }
+    // The model file's blake3 (for the header) on other cores while the model loads and its weights go to
+    // the backend: at 8B the two take about as long, and one no longer waits for the other.
+    let model_hash = {
+        let path = model_path(&a.model.model);
+        std::thread::spawn(move || file_blake3(&path))
+    };
     let mut p = prepare(&a.model)?;
     p.opts.probe_last_token = a.probe_last_token;
     if a.probe_last_token && p.opts.max_tokens == 0 {
@@ -159,7 +165,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 .display()
                 .to_string(),
             size: p.model.gguf.file_size(),
-            blake3: file_blake3(&path)?,
+            blake3: model_hash
+                .join()
+                .map_err(|_| anyhow::anyhow!("hashing the model file panicked"))??,
         },
         model_config_json: serde_json::to_string(&p.model.config)?,
         backend: p.backend.name().to_string(),

@@ -39,6 +39,29 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Every weight tensor once (a tied output is the embedding table).
+    pub fn all(&self) -> Vec<&Tensor> {
+        let mut v = vec![&self.token_embd];
+        for l in &self.layers {
+            v.extend([
+                &l.attn_norm,
+                &l.wq,
+                &l.wk,
+                &l.wv,
+                &l.wo,
+                &l.ffn_norm,
+                &l.gate,
+                &l.up,
+                &l.down,
+            ]);
+        }
+        v.push(&self.output_norm);
+        if self.output.id != self.token_embd.id {
+            v.push(&self.output);
+        }
+        v
+    }
+
     /// Looks up every weight (mapped views, no copies).
     pub fn load(g: &Gguf, c: &LlamaConfig) -> Result<Weights, GgufError> {
         let layers = (0..c.n_layers)

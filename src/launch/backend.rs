@@ -75,6 +75,11 @@ pub trait Backend: Send + Sync {
     /// `execute` refuses every other route with [`BackendError::Unsupported`], and `--all-routes`, the GPU
     /// self-test and the error messages read it, so a new route is added here and in its kernel only.
     fn routes(&self, stage: Stage) -> Vec<Route>;
+    /// Brings a model's weights to where the kernels read them before the first launch (a GPU uploads
+    /// them; the CPU reads them in place). Without it they move on first use, inside the first launches.
+    fn preload(&self, _weights: &[&Tensor]) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// This backend's default variant for a launch of `stage` over `inputs`, when it has one (None: the
     /// policy's rule). Consulted only in the default route mode and only when no route is forced.
     fn preferred(&self, _stage: Stage, _inputs: &[&Tensor]) -> Option<super::Variant> {

@@ -30,4 +30,6 @@ pub use launcher::{LaunchError, LaunchInfo, LaunchObserver, Launcher, OutputHook
 pub use params::Params;
 pub use route::{OpFamily, Precision, Route, RouteError, RouteMode, RoutePolicy, Variant};
 pub use stage::{Phase, Stage};
-pub use tensor::{Bytes, DType, DeviceBuffer, Origin, PendingDigest, Tensor, TensorData, next_id};
+pub use tensor::{
+    Bytes, DType, DeviceBuffer, Origin, PendingDigest, Tensor, TensorData, known_digests, next_id,
+};

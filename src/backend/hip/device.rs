@@ -222,6 +222,10 @@ impl Backend for HipBackend {
         )
     }
 
+    fn preload(&self, weights: &[&Tensor]) -> Result<(), BackendError> {
+        self.preload_weights(weights)
+    }
+
     fn routes(&self, stage: Stage) -> Vec<Route> {
         super::routes(stage)
             .into_iter()

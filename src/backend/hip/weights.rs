@@ -121,3 +121,49 @@ impl HipBackend {
         self.cache().values().map(|w| w.mem.len()).sum()
     }
 }
+
+impl HipBackend {
+    /// Uploads every weight in its GGUF format (a progress bar on a terminal for models over 256 MiB), then
+    /// hashes each on the device and records the digests ([`crate::launch::known_digests`]), so a recorder
+    /// does not hash gigabytes of weights again on the host.
+    pub(super) fn preload_weights(&self, weights: &[&Tensor]) -> Result<(), BackendError> {
+        self.select()?;
+        let total: usize = weights
+            .iter()
+            .filter_map(|t| t.host_bytes().map(|b| b.as_slice().len()))
+            .sum();
+        let bar = (total > 256 << 20).then(|| {
+            indicatif::ProgressBar::new(total as u64).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} uploading weights {bytes}/{total_bytes} ({bytes_per_sec})",
+                )
+                .expect("template"),
+            )
+        });
+        let mut mems = Vec::with_capacity(weights.len());
+        for t in weights {
+            if !matches!(t.origin, Origin::Weight(_)) || !matches!(t.data, TensorData::Host(_)) {
+                continue;
+            }
+            let w = self.weight_blocks(Stage::Embed, t)?;
+            if let Some(b) = &bar {
+                b.inc(w.mem.len() as u64);
+            }
+            mems.push((t.id, w.mem));
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        if let Some(h) = &self.hasher {
+            let pending = mems
+                .iter()
+                .map(|(id, m)| h.digest(m).map(|p| (*id, p)))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(BackendError::Device)?;
+            for (id, p) in pending {
+                crate::launch::known_digests::remember(id, p.wait().map_err(BackendError::Device)?);
+            }
+        }
+        Ok(())
+    }
+}

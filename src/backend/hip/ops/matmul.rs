@@ -153,7 +153,7 @@ fn gemm_mma(
     let wh = b.alloc((op * kp).div_ceil(2))?;
     let cvt = |rows: usize| {
         dims(
-            [blocks(kp, geom::MMA_CVT_THREADS), rows as u32, 1],
+            [rows as u32, blocks(kp, geom::MMA_CVT_THREADS), 1],
             geom::MMA_CVT_THREADS,
         )
     };
