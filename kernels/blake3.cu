@@ -7,7 +7,9 @@
 //      unchanged. This is BLAKE3's left-balanced tree (the left subtree always holds the largest power
 //      of two of chunks below the total). The final parent gets ROOT; its first 32 bytes are the digest.
 // A single-chunk buffer is its own root (ROOT on its last block). Empty buffers are hashed on the host.
-// The digest is written to `out` (32 bytes) and the ticket counter is reset for the next launch.
+// The digest is written to `out` (32 bytes, host memory mapped into the device), then, after a system-wide
+// fence, `tag` to out[8]: the host reads the digest once it sees the tag, with no copy and no stream
+// synchronisation. The ticket counter is reset for the next launch.
 
 #define B3_THREADS 64
 
@@ -85,10 +87,16 @@ __device__ void b3_parent(const u32* l, const u32* r, bool root, u32 h[8]) {
 }
 
 // data: the buffer (len_lo/len_hi: its length in bytes, > 0); cv: 8 words per chunk of scratch;
-// ticket: one u32, zero before the launch (left zero after); out: 8 words, the digest.
+// ticket: one u32, zero before the launch (left zero after); out: 9 words, the digest and the tag.
 // Grid: ceil(chunks / B3_THREADS) blocks of B3_THREADS threads.
+__device__ __forceinline__ void b3_publish(volatile u32* out, const u32 h[8], u32 tag) {
+    for (int i = 0; i < 8; i++) out[i] = h[i];
+    __threadfence_system();
+    out[8] = tag;
+}
+
 extern "C" __global__ void blake3_hash(const u8* __restrict__ data, u32 len_lo, u32 len_hi, u32* __restrict__ cv,
-                                       u32* __restrict__ ticket, u32* __restrict__ out) {
+                                       u32* __restrict__ ticket, u32* out, u32 tag) {
     unsigned long long len = ((unsigned long long)len_hi << 32) | len_lo;
     unsigned long long chunks = (len + 1023) / 1024;
     unsigned long long c = (unsigned long long)blockIdx.x * B3_THREADS + threadIdx.x;
@@ -96,7 +104,7 @@ extern "C" __global__ void blake3_hash(const u8* __restrict__ data, u32 len_lo, 
         if (c == 0) {
             u32 h[8];
             b3_chunk(data, len, 0, true, h);
-            for (int i = 0; i < 8; i++) out[i] = h[i];
+            b3_publish(out, h, tag);
         }
         return;
     }
@@ -150,7 +158,7 @@ extern "C" __global__ void blake3_hash(const u8* __restrict__ data, u32 len_lo, 
             r[i] = ((volatile u32*)cv)[8 + i];
         }
         b3_parent(l, r, true, h);
-        for (int i = 0; i < 8; i++) out[i] = h[i];
         *ticket = 0;
+        b3_publish(out, h, tag);
     }
 }

@@ -125,6 +125,8 @@ __device__ __forceinline__ void gemv_q8_body(const signed char* __restrict__ qx,
     u32 nb = in / 32;
     const u8* wr = w + (size_t)o * rb;
     float acc = 0.0f;
+    // Unrolled so several blocks' loads are in flight at once; the additions stay in block order.
+#pragma unroll 4
     for (u32 b = lane; b < nb; b += 32) {
         size_t xb = (size_t)i * nb + b;
         acc += q8_block<F>(wr, b, qx + xb * 32, dx[xb], sx[xb]);

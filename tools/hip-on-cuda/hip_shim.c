@@ -248,6 +248,32 @@ EXPORT shim_error_t hipMemcpyAsync(void* dst, const void* src, size_t n, int kin
     }
 }
 
+/* Pinned host memory; with hipHostMallocMapped (2) it is also mapped into the device's address space, so
+ * kernels write it directly (greta's digest ring). */
+EXPORT shim_error_t hipHostMalloc(void** ptr, size_t size, unsigned int flags) {
+    if (!ptr) return SHIM_hipErrorInvalidValue;
+    *ptr = NULL;
+    if (size == 0) return SHIM_hipSuccess;
+    ENSURE();
+    unsigned int f = (flags & 2u) ? CU_MEMHOSTALLOC_DEVICEMAP : 0;
+    return map(cuMemHostAlloc(ptr, size, f | CU_MEMHOSTALLOC_PORTABLE));
+}
+
+EXPORT shim_error_t hipHostFree(void* ptr) {
+    if (!ptr) return SHIM_hipSuccess;
+    ENSURE();
+    return map(cuMemFreeHost(ptr));
+}
+
+EXPORT shim_error_t hipHostGetDevicePointer(void** dev, void* host, unsigned int flags) {
+    if (!dev || !host) return SHIM_hipErrorInvalidValue;
+    ENSURE();
+    CUdeviceptr d = 0;
+    CUresult r = cuMemHostGetDevicePointer(&d, host, flags);
+    *dev = (void*)(uintptr_t)d;
+    return map(r);
+}
+
 EXPORT shim_error_t hipMemset(void* dst, int value, size_t n) {
     if (n == 0) return SHIM_hipSuccess;
     ENSURE();

@@ -26,6 +26,9 @@ pub struct HipBackend {
     /// Optional kernel files that failed to compile on this device, with the compiler's message: their
     /// routes are left out of `routes` and refused with that message.
     unavailable: HashMap<&'static str, String>,
+    /// The last activation quantised to Q8_1 by `gemv_q8`: (tensor id, its quants, scales, sums). Tensors
+    /// are immutable and ids never reused, so q, k and v (gate and up) share one quantisation.
+    pub(super) q8_last: Mutex<Option<(u64, Arc<[DevMem; 3]>)>>,
     /// Digests of device buffers (hash-only recording), see digest.rs.
     pub(super) hasher: Option<Arc<super::digest::DeviceHasher>>,
     /// Wait for the device after every launch (`GRETA_HIP_SYNC=1`): exact per-launch wall times and
@@ -66,6 +69,7 @@ impl HipBackend {
             weights: Mutex::new(HashMap::new()),
             unavailable: HashMap::new(),
             hasher: None,
+            q8_last: Mutex::new(None),
             sync: std::env::var_os("GRETA_HIP_SYNC").is_some_and(|v| v != "0"),
         };
         let t0 = std::time::Instant::now();

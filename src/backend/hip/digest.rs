@@ -1,32 +1,41 @@
 //! BLAKE3 digests of device buffers (kernels/blake3.cu), for recording that copies 32 bytes per tensor
 //! instead of the tensor.
 //!
-//! Why a ring: the inference thread must not wait for the device to hash. [`DigestRing::issue`] only
-//! enqueues the hash kernel on the default stream, writing the digest into slot `n % SLOTS` of a device
-//! array, and returns the slot number; the recorder's worker thread calls [`DigestRing::fetch`] later,
-//! which copies every digest issued so far in one transfer (the copy waits for the kernels before it in
-//! stream order, never for later ones). A slot is reused only `SLOTS` digests later, and the recorder
-//! never runs that far ahead of its worker (its queue is bounded), so a fetched digest is always its own.
+//! Why a ring in mapped host memory: the inference thread must not wait for the device to hash, and the
+//! recorder's worker must not make the device wait either. [`DigestRing::issue`] only enqueues the hash
+//! kernel on the default stream; the kernel writes the digest straight into slot `n % SLOTS` of pinned
+//! host memory mapped into the device, then (after a system-wide fence) the slot's tag. The worker
+//! thread's [`DigestRing::fetch`] waits for the tag and reads the digest: no copy, no stream
+//! synchronisation, so the device runs ahead exactly as without recording. A slot is reused only `SLOTS`
+//! digests later, and the recorder never runs that far ahead of its worker (its queue is bounded);
+//! a reader that finds its slot reused gets an error, never another tensor's digest.
 
-use super::ffi::{self, Arg, DevMem, LaunchDims};
+use super::ffi::{self, Arg, DevMem, LaunchDims, MappedHost};
 use super::source::{self, geom};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Digest slots on the device.
+/// Digest slots.
 const SLOTS: u64 = 1 << 16;
+/// Bytes per slot: 32 of digest, a 4-byte tag, padding to a cache line.
+const SLOT_BYTES: u64 = 64;
+/// How long a reader waits for a digest before asking the device for an error.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 struct Ring {
-    /// `SLOTS * 32` bytes of digests, allocated on first use.
-    out: Option<Arc<DevMem>>,
+    /// `SLOTS * SLOT_BYTES` of mapped host memory, allocated on first use.
+    out: Option<Arc<MappedHost>>,
     /// Chaining-value scratch (32 bytes per chunk of the largest buffer hashed so far).
     cv: Option<DevMem>,
     /// The kernel's ticket counter (4 bytes, zero between launches).
     ticket: Option<DevMem>,
-    /// Host copies of fetched slots.
-    host: Vec<[u8; 32]>,
-    /// Digests issued / fetched so far.
+    /// Digests issued so far.
     issued: u64,
-    fetched: u64,
+}
+
+/// The tag the kernel writes after the digest of `slot` (never 0, the initial value).
+fn tag(slot: u64) -> u32 {
+    (slot % 0xffff_fffe) as u32 + 1
 }
 
 /// The digest ring of one device.
@@ -50,9 +59,7 @@ impl DigestRing {
                 out: None,
                 cv: None,
                 ticket: None,
-                host: Vec::new(),
                 issued: 0,
-                fetched: 0,
             }),
         }
     }
@@ -65,21 +72,20 @@ impl DigestRing {
         let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
         if r.out.is_none() {
             r.out = Some(Arc::new(
-                DevMem::alloc((SLOTS * 32) as usize).map_err(|e| e.to_string())?,
+                MappedHost::alloc((SLOTS * SLOT_BYTES) as usize).map_err(|e| e.to_string())?,
             ));
             let mut t = DevMem::alloc(4).map_err(|e| e.to_string())?;
             t.write(0, &[0; 4]).map_err(|e| e.to_string())?;
             r.ticket = Some(t);
-            r.host = vec![[0; 32]; SLOTS as usize];
         }
         let need = (chunks * 32) as usize;
         if r.cv.as_ref().is_none_or(|c| c.len() < need) {
-            // Grown only; an old scratch is still read by queued kernels, so it is dropped into the
-            // pool (reused by later work in stream order, never concurrently).
+            // Grown only; an old scratch still read by queued kernels goes to the pool, which hands it
+            // out again only to work ordered after them on the same stream.
             r.cv = Some(DevMem::alloc(need.next_power_of_two()).map_err(|e| e.to_string())?);
         }
         let slot = r.issued;
-        let at = ((slot % SLOTS) * 32) as usize;
+        let at = ((slot % SLOTS) * SLOT_BYTES) as usize;
         let grid = chunks.div_ceil(u64::from(geom::B3_THREADS));
         let grid = u32::try_from(grid).map_err(|_| format!("{len} bytes are too many to hash"))?;
         let (out, cv, ticket) = (
@@ -100,7 +106,8 @@ impl DigestRing {
                 Arg::U32((len >> 32) as u32),
                 Arg::Buf(cv),
                 Arg::Buf(ticket),
-                Arg::BufAt(out, at),
+                Arg::Mapped(out, at),
+                Arg::U32(tag(slot)),
             ],
         )
         .map_err(|e| format!("{}: {e}", source::BLAKE3.name))?;
@@ -108,47 +115,50 @@ impl DigestRing {
         Ok(slot)
     }
 
-    /// The digest of `slot`: copies every digest issued and not yet fetched, in one transfer (two when
-    /// the range wraps), without holding the ring while the device catches up.
+    /// The digest of `slot`, once the device has written it (waits without holding the ring).
     pub fn fetch(&self, slot: u64) -> Result<[u8; 32], String> {
-        let (from, to, out) = {
+        let out = {
             let r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
-            if slot < r.fetched {
-                if r.fetched > slot + SLOTS {
-                    return Err(format!("digest {slot} was overwritten before it was read"));
-                }
-                return Ok(r.host[(slot % SLOTS) as usize]);
-            }
             if slot >= r.issued {
                 return Err(format!("digest {slot} was never issued"));
             }
-            if r.issued > slot + SLOTS {
+            Arc::clone(r.out.as_ref().ok_or("no digests issued")?)
+        };
+        let at = ((slot % SLOTS) * SLOT_BYTES) as usize;
+        let overwritten = || -> Result<bool, String> {
+            Ok(self.ring.lock().map_err(|_| "digest ring poisoned")?.issued > slot + SLOTS)
+        };
+        let start = Instant::now();
+        let mut spins = 0u32;
+        let mut asked = false;
+        loop {
+            if out.read_u32(at + 32) == tag(slot) {
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                let d = out.read_bytes::<32>(at);
+                // Read again after the digest: a slot reused meanwhile would have changed its tag.
+                if out.read_u32(at + 32) == tag(slot) && !overwritten()? {
+                    return Ok(d);
+                }
+            }
+            if overwritten()? {
                 return Err(format!("digest {slot} was overwritten before it was read"));
             }
-            let out = Arc::clone(r.out.as_ref().ok_or("no digests issued")?);
-            (r.fetched, r.issued, out)
-        };
-        ffi::set_device(self.ordinal).map_err(|e| e.to_string())?;
-        // Slots [from, to) (mod SLOTS), copied without the lock: the copy waits for the hash kernels
-        // queued before it, and the inference thread keeps issuing meanwhile.
-        let (a, count) = (from % SLOTS, to - from);
-        let first = count.min(SLOTS - a);
-        let mut bytes = out
-            .read_range((a * 32) as usize, (first * 32) as usize)
-            .map_err(|e| e.to_string())?;
-        if first < count {
-            bytes.extend(
-                out.read_range(0, ((count - first) * 32) as usize)
-                    .map_err(|e| e.to_string())?,
-            );
+            spins += 1;
+            if spins < 1000 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            if start.elapsed() > PATIENCE {
+                if asked {
+                    return Err(format!("digest {slot} did not arrive from the device"));
+                }
+                // A failed kernel never writes its tag: let the device report why.
+                ffi::set_device(self.ordinal).map_err(|e| e.to_string())?;
+                ffi::synchronize().map_err(|e| format!("waiting for digest {slot}: {e}"))?;
+                asked = true;
+            }
         }
-        let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
-        for (i, d) in bytes.chunks_exact(32).enumerate() {
-            let s = from + i as u64;
-            r.host[(s % SLOTS) as usize].copy_from_slice(d);
-        }
-        r.fetched = r.fetched.max(to);
-        Ok(r.host[(slot % SLOTS) as usize])
     }
 }
 

@@ -298,31 +298,6 @@ impl DevMem {
         })
     }
 
-    /// Copies bytes `at..at + len` to the host (blocking; ordered after all launched kernels).
-    pub fn read_range(&self, at: usize, len: usize) -> Result<Vec<u8>, HipError> {
-        if at.checked_add(len).is_none_or(|e| e > self.len) {
-            return Err(HipError::local(
-                "hipMemcpy(DtoH)",
-                format!("range {at}+{len} past a buffer of {} bytes", self.len),
-            ));
-        }
-        let mut out = vec![0u8; len];
-        if len > 0 {
-            // SAFETY: `out` has exactly `len` writable bytes and `ptr + at .. ptr + at + len` lies inside
-            // this live allocation (checked above); device-to-host hipMemcpy returns after the data has
-            // arrived.
-            check("hipMemcpy(DtoH)", unsafe {
-                sys::hipMemcpy(
-                    out.as_mut_ptr().cast(),
-                    self.ptr.cast::<u8>().add(at).cast_const().cast(),
-                    len,
-                    sys::hipMemcpyKind::hipMemcpyDeviceToHost,
-                )
-            })?;
-        }
-        Ok(out)
-    }
-
     /// Copies the whole buffer to the host.
     pub fn read(&self) -> Result<Vec<u8>, HipError> {
         let mut out = vec![0u8; self.len];
@@ -427,8 +402,8 @@ pub enum ArgKind {
 pub enum Arg<'a> {
     /// A device buffer, passed as its pointer.
     Buf(&'a DevMem),
-    /// A pointer `offset` bytes into a device buffer (checked: `offset <= len`).
-    BufAt(&'a DevMem, usize),
+    /// A device address inside mapped host memory ([`MappedHost::device_addr`]).
+    Mapped(&'a MappedHost, usize),
     /// An unsigned int.
     U32(u32),
     /// A float.
@@ -440,7 +415,7 @@ pub enum Arg<'a> {
 impl Arg<'_> {
     fn kind(&self) -> ArgKind {
         match self {
-            Arg::Buf(_) | Arg::BufAt(..) => ArgKind::Ptr,
+            Arg::Buf(_) | Arg::Mapped(..) => ArgKind::Ptr,
             Arg::U32(_) => ArgKind::U32,
             Arg::F32(_) => ArgKind::F32,
             Arg::F64(_) => ArgKind::F64,
@@ -486,13 +461,13 @@ pub fn launch(f: &Function, dims: LaunchDims, args: &[Arg]) -> Result<(), HipErr
             ),
         ));
     }
-    if let Some(Arg::BufAt(m, off)) = args
+    if let Some(Arg::Mapped(m, off)) = args
         .iter()
-        .find(|a| matches!(a, Arg::BufAt(m, off) if *off > m.len))
+        .find(|a| matches!(a, Arg::Mapped(m, off) if *off >= m.len))
     {
         return Err(HipError::local(
             "hipModuleLaunchKernel",
-            format!("{}: offset {off} past a buffer of {} bytes", f.name, m.len),
+            format!("{}: offset {off} past mapped memory of {} bytes", f.name, m.len),
         ));
     }
     if dims.grid.contains(&0) || dims.block.contains(&0) {
@@ -506,8 +481,8 @@ pub fn launch(f: &Function, dims: LaunchDims, args: &[Arg]) -> Result<(), HipErr
             let mut s = [0u8; 8];
             match *a {
                 Arg::Buf(m) => s.copy_from_slice(&(m.ptr as usize as u64).to_ne_bytes()),
-                Arg::BufAt(m, off) => {
-                    s.copy_from_slice(&((m.ptr as usize + off) as u64).to_ne_bytes())
+                Arg::Mapped(m, off) => {
+                    s.copy_from_slice(&((m.dev as usize + off) as u64).to_ne_bytes())
                 }
                 Arg::U32(v) => s[..4].copy_from_slice(&v.to_ne_bytes()),
                 Arg::F32(v) => s[..4].copy_from_slice(&v.to_ne_bytes()),
@@ -539,4 +514,72 @@ pub fn launch(f: &Function, dims: LaunchDims, args: &[Arg]) -> Result<(), HipErr
             std::ptr::null_mut(),
         )
     })
+}
+
+/// Pinned host memory mapped into the device's address space: kernels write it, the host reads it, with
+/// no copy and no stream in between (greta's digest ring). Freed on drop.
+#[derive(Debug)]
+pub struct MappedHost {
+    host: *mut u8,
+    dev: *mut c_void,
+    len: usize,
+}
+
+// SAFETY: the allocation is process-wide pinned memory; every access goes through volatile reads of
+// `&self` (the device may write it at any time) and the pointer is never handed out mutably.
+unsafe impl Send for MappedHost {}
+// SAFETY: as above.
+unsafe impl Sync for MappedHost {}
+
+impl MappedHost {
+    /// `len` bytes (at least 1) of zeroed, pinned, device-mapped host memory.
+    pub fn alloc(len: usize) -> Result<MappedHost, HipError> {
+        let len = len.max(1);
+        let mut host = std::ptr::null_mut();
+        // SAFETY: `host` is a valid out-pointer; on success it holds `len` bytes of pinned memory owned by
+        // the returned value and freed once in Drop. 2 = hipHostMallocMapped.
+        check("hipHostMalloc", unsafe { sys::hipHostMalloc(&mut host, len, 2) })?;
+        let mut dev = std::ptr::null_mut();
+        // SAFETY: `host` is the live mapped allocation made above; `dev` is a valid out-pointer.
+        if let Err(e) = check("hipHostGetDevicePointer", unsafe {
+            sys::hipHostGetDevicePointer(&mut dev, host, 0)
+        }) {
+            // SAFETY: freeing the allocation made above, once.
+            let _ = unsafe { sys::hipHostFree(host) };
+            return Err(e);
+        }
+        // SAFETY: `host` points at `len` writable bytes that nothing else references yet.
+        unsafe { std::ptr::write_bytes(host.cast::<u8>(), 0, len) };
+        Ok(MappedHost {
+            host: host.cast(),
+            dev,
+            len,
+        })
+    }
+
+    /// The little-endian u32 at byte `at` (`at + 4 <= len`, 4-aligned), read as the device may have just
+    /// written it.
+    pub fn read_u32(&self, at: usize) -> u32 {
+        assert!(at % 4 == 0 && at + 4 <= self.len, "mapped read out of range");
+        // SAFETY: in range and aligned (checked); volatile because the device writes this memory.
+        unsafe { std::ptr::read_volatile(self.host.add(at).cast::<u32>()) }
+    }
+
+    /// Bytes `at..at + N`, read as the device may have just written them.
+    pub fn read_bytes<const N: usize>(&self, at: usize) -> [u8; N] {
+        assert!(at + N <= self.len, "mapped read out of range");
+        let mut out = [0u8; N];
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: in range (checked); volatile because the device writes this memory.
+            *o = unsafe { std::ptr::read_volatile(self.host.add(at + i)) };
+        }
+        out
+    }
+}
+
+impl Drop for MappedHost {
+    fn drop(&mut self) {
+        // SAFETY: `host` came from hipHostMalloc and is freed exactly once, here.
+        let _ = unsafe { sys::hipHostFree(self.host.cast()) };
+    }
 }
