@@ -30,6 +30,10 @@ impl ByteBudget {
     /// Takes `n` bytes, waiting while the budget is spent. A single request larger than the whole
     /// budget waits until nothing else is in flight, then proceeds.
     pub fn acquire(&self, n: usize) {
+        // Nothing to take (hash-only jobs): no lock, so the two threads do not contend per launch.
+        if n == 0 {
+            return;
+        }
         let mut used = self.used.lock().expect("budget lock");
         while *used > 0 && *used + n > self.limit {
             used = self.freed.wait(used).expect("budget lock");
@@ -37,8 +41,24 @@ impl ByteBudget {
         *used += n;
     }
 
+    /// Takes `n` bytes if that needs no wait; false (nothing taken) otherwise.
+    pub fn try_acquire(&self, n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let mut used = self.used.lock().expect("budget lock");
+        if *used > 0 && *used + n > self.limit {
+            return false;
+        }
+        *used += n;
+        true
+    }
+
     /// Gives `n` bytes back.
     pub fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
         let mut used = self.used.lock().expect("budget lock");
         *used = used.saturating_sub(n);
         self.freed.notify_all();

@@ -114,7 +114,15 @@ pub struct Recorder {
     path: PathBuf,
     capture: Capture,
     select: Selector,
+    /// Jobs not yet handed to the worker (sent as one batch), and the budget bytes they hold.
+    pending: Vec<Job>,
+    pending_bytes: usize,
 }
+
+/// Jobs queued before the worker is woken.
+const BATCH: usize = 256;
+/// Bytes of tensors queued before the worker is woken.
+const BATCH_BYTES: usize = 8 << 20;
 
 impl Recorder {
     /// Starts a recorder writing to `path` (via `path.incomplete`, renamed when complete).
@@ -147,8 +155,51 @@ impl Recorder {
             path: path.to_path_buf(),
             capture,
             select,
+            pending: Vec::new(),
+            pending_bytes: 0,
         };
         Ok((rec, summary))
+    }
+
+    /// Takes `n` bytes of budget for a job about to be queued. When that has to wait for the worker, the
+    /// pending batch goes out first (the worker can only give back budget for jobs it has).
+    fn acquire(&mut self, n: usize) -> Result<(), String> {
+        if !self.budget.try_acquire(n) {
+            self.flush()?;
+            self.budget.acquire(n);
+        }
+        Ok(())
+    }
+
+    /// Queues a job for the worker: jobs wait in a batch of up to [`BATCH`] jobs or [`BATCH_BYTES`]
+    /// bytes, so the worker is woken once per batch, not per launch; a durable job goes out at once, with
+    /// the batch before it, in order.
+    fn queue(&mut self, job: Job, bytes: usize) -> Result<(), String> {
+        self.pending.push(job);
+        self.pending_bytes += bytes;
+        if self.durability == Durability::EveryLaunch
+            || self.pending.len() >= BATCH
+            || self.pending_bytes >= BATCH_BYTES
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the pending batch to the worker.
+    fn flush(&mut self) -> Result<(), String> {
+        self.pending_bytes = 0;
+        match self.pending.len() {
+            0 => Ok(()),
+            1 => {
+                let j = self.pending.pop().expect("one job");
+                self.send(j)
+            }
+            _ => {
+                let jobs = std::mem::take(&mut self.pending);
+                self.send(Job::Batch(jobs))
+            }
+        }
     }
 
     fn send(&mut self, job: Job) -> Result<(), String> {
@@ -221,8 +272,12 @@ fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, String> {
         .collect()
 }
 
+/// Bytes the queue keeps alive that would otherwise be freed: host tensors other than model weights
+/// (weights live as long as the model, whether or not the recorder holds them, so they take no budget;
+/// counting them made every matmul wait for the worker).
 fn bytes_of(ts: &[Tensor]) -> usize {
     ts.iter()
+        .filter(|t| !matches!(t.origin, crate::launch::Origin::Weight(_)))
         .map(|t| t.host_bytes().map_or(0, |b| b.as_slice().len()))
         .sum()
 }
@@ -253,15 +308,18 @@ impl LaunchObserver for Recorder {
             digests.push(d);
         }
         let n = bytes_of(&known);
-        self.budget.acquire(n);
+        self.acquire(n)?;
         let wait = self.durability == Durability::EveryLaunch;
-        self.send(Job::Begin {
-            info: info.clone(),
-            inputs: known,
-            digests,
-            bytes: n,
-            ack: wait,
-        })?;
+        self.queue(
+            Job::Begin {
+                info: info.clone(),
+                inputs: known,
+                digests,
+                bytes: n,
+                ack: wait,
+            },
+            n,
+        )?;
         if wait && self.acks.recv().is_err() {
             // The worker stopped (a write failed): report its error, as without --sync.
             return Err(self
@@ -298,20 +356,24 @@ impl LaunchObserver for Recorder {
             self.budget.remember(o.id, stored);
         }
         let n = bytes_of(&outs);
-        self.budget.acquire(n);
-        self.send(Job::End {
-            seq: info.seq,
-            outputs: outs,
-            digests,
-            duration,
-            roles: info.foreign.as_ref().map(|f| f.output_roles.clone()),
-            bytes: n,
-        })
+        self.acquire(n)?;
+        self.queue(
+            Job::End {
+                seq: info.seq,
+                outputs: outs,
+                digests,
+                duration,
+                roles: info.foreign.as_ref().map(|f| f.output_roles.clone()),
+                bytes: n,
+            },
+            n,
+        )
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        let r = self
-            .join()
+        let flushed = self.flush();
+        let r = flushed
+            .and_then(|()| self.join())
             .map_err(|e| format!("writing tape {}: {e}", self.path.display()));
         let out = r.as_ref().map(|_| ()).map_err(|e| e.clone());
         *self.summary.lock().expect("summary lock") = Some(r);
@@ -324,6 +386,8 @@ impl Drop for Recorder {
         // A run that failed part-way: let the worker write what it has (the tape stays `.incomplete`,
         // readable up to its last frame) and stop.
         if self.handle.is_some() {
+            // What the run did before it failed reaches the tape.
+            let _ = self.flush();
             if let Some(tx) = self.tx.take() {
                 let _ = tx.send(Job::Abort);
             }

@@ -42,6 +42,9 @@ pub enum Job {
         /// Bytes to release.
         bytes: usize,
     },
+    /// Several jobs in order (the inference thread queues hash-only jobs in batches: one wake-up of the
+    /// worker per batch, not per launch).
+    Batch(Vec<Job>),
     /// The run failed: write what there is and stop without completing the tape.
     Abort,
 }
@@ -114,48 +117,59 @@ impl Worker {
     /// Runs until the channel closes (then finishes the tape) or an abort/error.
     pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, String> {
         for job in rx {
-            match job {
-                Job::Begin {
-                    info,
-                    inputs,
-                    digests,
-                    bytes,
-                    ack,
-                } => {
-                    let r = self.begin(&info, &inputs, digests, ack);
-                    self.budget.release(bytes);
-                    r?;
-                    if ack {
-                        let _ = self.ack.send(info.seq);
-                    }
-                }
-                Job::End {
-                    seq,
-                    outputs,
-                    digests,
-                    duration,
-                    roles,
-                    bytes,
-                } => {
-                    let r = self.end(seq, &outputs, digests, duration, roles);
-                    self.budget.release(bytes);
-                    r?;
-                }
-                Job::Abort => {
-                    if let Some(w) = self.writer.as_mut() {
-                        w.flush().map_err(|e| e.to_string())?;
-                    }
-                    return Err(
-                        "the run stopped before it completed; the tape is left incomplete".into(),
-                    );
-                }
-            }
+            self.step(job)?;
         }
         self.writer
             .take()
             .ok_or("tape already finished")?
             .finish()
             .map_err(|e| e.to_string())
+    }
+
+    /// One job (a batch in order); an abort flushes what there is and ends the run with an error.
+    fn step(&mut self, job: Job) -> Result<(), String> {
+        match job {
+            Job::Begin {
+                info,
+                inputs,
+                digests,
+                bytes,
+                ack,
+            } => {
+                let r = self.begin(&info, &inputs, digests, ack);
+                self.budget.release(bytes);
+                r?;
+                if ack {
+                    let _ = self.ack.send(info.seq);
+                }
+            }
+            Job::End {
+                seq,
+                outputs,
+                digests,
+                duration,
+                roles,
+                bytes,
+            } => {
+                let r = self.end(seq, &outputs, digests, duration, roles);
+                self.budget.release(bytes);
+                r?;
+            }
+            Job::Batch(jobs) => {
+                for j in jobs {
+                    self.step(j)?;
+                }
+            }
+            Job::Abort => {
+                if let Some(w) = self.writer.as_mut() {
+                    w.flush().map_err(|e| e.to_string())?;
+                }
+                return Err(
+                    "the run stopped before it completed; the tape is left incomplete".into(),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn w(&mut self) -> Result<&mut TapeWriter, String> {
