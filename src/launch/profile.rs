@@ -24,7 +24,7 @@ impl Profile {
     /// The table, slowest first.
     pub fn report(&self) -> String {
         let mut rows: Vec<_> = self.totals.iter().collect();
-        rows.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1.1));
         let sum: Duration = self.totals.values().map(|v| v.1).sum();
         let wall = self.start.map(|s| s.elapsed()).unwrap_or_default();
         let mut s = format!(

@@ -9,9 +9,8 @@
 //! it, and a records frame is written whole. [`TapeWriter::flush`] hands everything so far to the OS,
 //! so a process killed inside a kernel still leaves the launch's begin record readable.
 //!
-//! It always writes the current [`FORMAT_VERSION`] (2: records may carry another engine's launch,
-//! `LaunchBegin::foreign`, and the header the engine, `TapeHeader::engine`); the reader also reads
-//! version 1 (`super::v1`).
+//! It always writes the current [`FORMAT_VERSION`] (docs/TAPE.md lists what each version added); the
+//! reader also reads every earlier version.
 
 use super::encode::{Encoded, Encoder};
 use super::error::TapeError;

@@ -289,6 +289,56 @@ mod tests {
         assert!(z.q.iter().all(|&v| v == 0) && z.d[0] == 0.0 && z.s[0] == 0.0);
     }
 
+    use crate::backend::cpu::fast::tests::{Rng, random_rows};
+
+    /// Both routes against the f64 dot of the dequantised weights: gemv_q8 within the error of 8-bit
+    /// activations (about 1/127 of the block's largest value per element), gemm_mma within f16 rounding;
+    /// and both batch-invariant (a row alone gives the bits it gives among others).
+    #[test]
+    fn engine_routes_are_close_to_f64_and_batch_invariant() {
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4K, DType::Q6K] {
+            let (inn, out, n) = (512, 24, 5);
+            let rb = quant::row_bytes(dtype, inn).unwrap();
+            let bytes = random_rows(&mut rng, dtype, inn, out);
+            let w = WeightBlocks {
+                bytes: &bytes,
+                dtype,
+                row_bytes: rb,
+                rows: out,
+            };
+            let x: Vec<f32> = (0..n * inn).map(|_| rng.f() * 2.0).collect();
+            let wf: Vec<f32> = quant::dequantize_to_vec(dtype, &bytes, inn * out).unwrap();
+            let q8 = gemv_q8(Stage::QProj, &x, n, inn, w).unwrap();
+            let mma = gemm_mma(Stage::QProj, &x, n, inn, w).unwrap();
+            for i in 0..n {
+                let xr = &x[i * inn..(i + 1) * inn];
+                let one_q8 = gemv_q8(Stage::QProj, xr, 1, inn, w).unwrap();
+                let one_mma = gemm_mma(Stage::QProj, xr, 1, inn, w).unwrap();
+                for o in 0..out {
+                    let wr = &wf[o * inn..(o + 1) * inn];
+                    let exact: f64 = xr.iter().zip(wr).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                    let mag: f64 = xr.iter().zip(wr).map(|(a, b)| (f64::from(*a) * f64::from(*b)).abs()).sum();
+                    let (a, b) = (f64::from(q8[i * out + o]), f64::from(mma[i * out + o]));
+                    assert!((a - exact).abs() <= 0.02 * mag + 1e-6, "{dtype} q8 {a} vs {exact} (mag {mag})");
+                    assert!((b - exact).abs() <= 2e-3 * mag + 1e-6, "{dtype} mma {b} vs {exact} (mag {mag})");
+                    assert_eq!(one_q8[o].to_bits(), q8[i * out + o].to_bits());
+                    assert_eq!(one_mma[o].to_bits(), mma[i * out + o].to_bits());
+                }
+            }
+        }
+        // gemv_q8 refuses float weights with a message, not a panic.
+        let f = vec![0u8; 32 * 4];
+        let w = WeightBlocks {
+            bytes: &f,
+            dtype: DType::F32,
+            row_bytes: 128,
+            rows: 1,
+        };
+        let e = gemv_q8(Stage::QProj, &[0.0; 32], 1, 32, w).unwrap_err();
+        assert!(e.to_string().contains("gemv_q8 needs block-quantized weights"), "{e}");
+    }
+
     #[test]
     fn sum32_is_the_butterfly_not_a_left_fold() {
         // Values whose sum depends on the order: the butterfly pairs lane l with l^16 first.
