@@ -204,6 +204,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             Durability::Buffered
         },
         writer: WriterOptions {
+            // Big tensors' chunks hashed and compressed on several cores (the file is byte-identical for
+            // any count): at 8B, a full capture's payloads are hundreds of MB a layer set.
+            threads: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 8)),
             zstd_level: a.zstd_level,
             shuffle: match a.shuffle.as_str() {
                 "on" => Shuffle::ByElement,
