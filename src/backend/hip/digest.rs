@@ -12,6 +12,7 @@
 
 use super::ffi::{self, Arg, DevMem, LaunchDims, MappedHost};
 use super::source::{self, geom};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,6 @@ struct Ring {
     cv: Option<DevMem>,
     /// The kernel's ticket counter (4 bytes, zero between launches).
     ticket: Option<DevMem>,
-    /// Digests issued so far.
-    issued: u64,
 }
 
 /// The tag the kernel writes after the digest of `slot` (never 0, the initial value).
@@ -42,6 +41,9 @@ fn tag(slot: u64) -> u32 {
 pub struct DigestRing {
     ordinal: i32,
     ring: Mutex<Ring>,
+    /// Digests issued so far: an atomic, so a reader waiting for its digest never takes the lock the
+    /// launching thread needs.
+    issued: AtomicU64,
 }
 
 impl std::fmt::Debug for DigestRing {
@@ -59,8 +61,8 @@ impl DigestRing {
                 out: None,
                 cv: None,
                 ticket: None,
-                issued: 0,
             }),
+            issued: AtomicU64::new(0),
         }
     }
 
@@ -84,7 +86,8 @@ impl DigestRing {
             // out again only to work ordered after them on the same stream.
             r.cv = Some(DevMem::alloc(need.next_power_of_two()).map_err(|e| e.to_string())?);
         }
-        let slot = r.issued;
+        // Only the launching thread issues (under the lock); readers only load.
+        let slot = self.issued.load(Ordering::Acquire);
         let at = ((slot % SLOTS) * SLOT_BYTES) as usize;
         let grid = chunks.div_ceil(u64::from(geom::B3_THREADS));
         let grid = u32::try_from(grid).map_err(|_| format!("{len} bytes are too many to hash"))?;
@@ -111,43 +114,48 @@ impl DigestRing {
             ],
         )
         .map_err(|e| format!("{}: {e}", source::BLAKE3.name))?;
-        r.issued += 1;
+        self.issued.store(slot + 1, Ordering::Release);
         Ok(slot)
     }
 
     /// The digest of `slot`, once the device has written it (waits without holding the ring).
     pub fn fetch(&self, slot: u64) -> Result<[u8; 32], String> {
-        let out = {
-            let r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
-            if slot >= r.issued {
-                return Err(format!("digest {slot} was never issued"));
-            }
-            Arc::clone(r.out.as_ref().ok_or("no digests issued")?)
-        };
+        if slot >= self.issued.load(Ordering::Acquire) {
+            return Err(format!("digest {slot} was never issued"));
+        }
+        let out = Arc::clone(
+            self.ring
+                .lock()
+                .map_err(|_| "digest ring poisoned")?
+                .out
+                .as_ref()
+                .ok_or("no digests issued")?,
+        );
         let at = ((slot % SLOTS) * SLOT_BYTES) as usize;
-        let overwritten = || -> Result<bool, String> {
-            Ok(self.ring.lock().map_err(|_| "digest ring poisoned")?.issued > slot + SLOTS)
-        };
+        let overwritten = || self.issued.load(Ordering::Acquire) > slot + SLOTS;
         let start = Instant::now();
         let mut spins = 0u32;
         let mut asked = false;
         loop {
             if out.read_u32(at + 32) == tag(slot) {
-                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                std::sync::atomic::fence(Ordering::Acquire);
                 let d = out.read_bytes::<32>(at);
                 // Read again after the digest: a slot reused meanwhile would have changed its tag.
-                if out.read_u32(at + 32) == tag(slot) && !overwritten()? {
+                if out.read_u32(at + 32) == tag(slot) && !overwritten() {
                     return Ok(d);
                 }
             }
-            if overwritten()? {
+            if overwritten() {
                 return Err(format!("digest {slot} was overwritten before it was read"));
             }
+            // Digests arrive microseconds apart while the device runs: spin, then yield, then nap.
             spins += 1;
-            if spins < 1000 {
+            if spins < 256 {
                 std::hint::spin_loop();
+            } else if spins < 4096 {
+                std::thread::yield_now();
             } else {
-                std::thread::sleep(Duration::from_micros(20));
+                std::thread::sleep(Duration::from_micros(10));
             }
             if start.elapsed() > PATIENCE {
                 if asked {
