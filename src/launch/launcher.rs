@@ -79,6 +79,8 @@ pub struct Launcher {
     /// The route rule in force.
     pub policy: RoutePolicy,
     observers: Vec<Box<dyn LaunchObserver>>,
+    /// `GRETA_PROFILE`: per-stage times, and the observers' own cost.
+    profile: Option<super::profile::Profile>,
     hooks: Vec<OutputHook>,
     seq: u64,
     phase: Phase,
@@ -93,14 +95,11 @@ impl Launcher {
         let crash_at = std::env::var("GRETA_DEBUG_CRASH_AT_SEQ")
             .ok()
             .and_then(|v| v.parse().ok());
-        let mut observers: Vec<Box<dyn LaunchObserver>> = Vec::new();
-        if super::profile::Profile::requested() {
-            observers.push(Box::new(super::profile::Profile::default()));
-        }
         Launcher {
             backend,
             policy,
-            observers,
+            observers: Vec::new(),
+            profile: super::profile::Profile::requested().then(super::profile::Profile::default),
             hooks: Vec::new(),
             seq: 0,
             phase: Phase::Prefill,
@@ -174,10 +173,12 @@ impl Launcher {
             foreign: None,
         };
         self.seq += 1;
+        let t_obs = Instant::now();
         for o in &mut self.observers {
             o.begin(&info, inputs)
                 .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
         }
+        let mut observed = t_obs.elapsed();
         if self.crash_at == Some(info.seq) {
             std::process::abort();
         }
@@ -196,18 +197,27 @@ impl Launcher {
         for h in &mut self.hooks {
             h(&info, &mut outputs);
         }
+        let t_obs = Instant::now();
         for o in &mut self.observers {
             o.end(&info, &outputs, dt)
                 .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+        }
+        observed += t_obs.elapsed();
+        if let Some(p) = &mut self.profile {
+            p.launch(&info, dt, observed);
         }
         Ok(outputs)
     }
 
     /// Tells observers the run is over.
     pub fn finish(&mut self) -> Result<(), LaunchError> {
+        let t = Instant::now();
         for o in &mut self.observers {
             o.finish()
                 .map_err(|msg| LaunchError::Observer { seq: self.seq, msg })?;
+        }
+        if let Some(p) = self.profile.take() {
+            eprint!("{}", p.report(t.elapsed()));
         }
         Ok(())
     }

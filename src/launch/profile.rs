@@ -4,15 +4,21 @@
 //! launch wait for its kernel (then it is the kernel's time). Comparing the two says whether a run is
 //! bound by the device or by the host.
 
-use super::{LaunchInfo, LaunchObserver, Phase, Tensor};
+use super::{LaunchInfo, Phase};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Nanoseconds the recorder's worker spent waiting for digests computed on the device (written by the
+/// recorder, read by the profile).
+pub static DIGEST_WAIT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Per-stage time totals of a run.
 #[derive(Default)]
 pub struct Profile {
     totals: BTreeMap<(&'static str, String, String), (u64, Duration)>,
     start: Option<Instant>,
+    observers: Duration,
 }
 
 impl Profile {
@@ -21,17 +27,40 @@ impl Profile {
         std::env::var_os("GRETA_PROFILE").is_some_and(|v| v != "0")
     }
 
-    /// The table, slowest first.
-    pub fn report(&self) -> String {
+    /// Adds one launch: its time inside the backend, and its observers' time (begin and end).
+    pub fn launch(&mut self, info: &LaunchInfo, d: Duration, observers: Duration) {
+        self.start.get_or_insert_with(|| Instant::now() - d - observers);
+        self.observers += observers;
+        let phase = if info.phase == Phase::Prefill {
+            "prefill"
+        } else {
+            "decode"
+        };
+        let e = self
+            .totals
+            .entry((phase, info.stage.name().to_string(), info.route.to_string()))
+            .or_default();
+        e.0 += 1;
+        e.1 += d;
+    }
+
+    /// The table, slowest first; `finishing` is how long the observers took to finish (a recorder
+    /// writing what it still had queued).
+    pub fn report(&self, finishing: Duration) -> String {
         let mut rows: Vec<_> = self.totals.iter().collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.1.1));
         let sum: Duration = self.totals.values().map(|v| v.1).sum();
         let wall = self.start.map(|s| s.elapsed()).unwrap_or_default();
         let mut s = format!(
-            "profile: {} launches, {:.3} s inside launches, {:.3} s from the first launch to the end\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
+            "profile: {} launches, {:.3} s inside launches, {:.3} s from the first launch to the end\n\
+             observers (recorder, progress) on the inference thread: {:.3} s; their finish (queued work): {:.3} s; \
+             recorder waiting for device digests: {:.3} s\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
             self.totals.values().map(|v| v.0).sum::<u64>(),
             sum.as_secs_f64(),
             wall.as_secs_f64(),
+            self.observers.as_secs_f64(),
+            finishing.as_secs_f64(),
+            DIGEST_WAIT_NS.load(Ordering::Relaxed) as f64 / 1e9,
             "phase",
             "stage",
             "route",
@@ -47,32 +76,5 @@ impl Profile {
             );
         }
         s
-    }
-}
-
-impl LaunchObserver for Profile {
-    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), String> {
-        self.start.get_or_insert_with(Instant::now);
-        Ok(())
-    }
-
-    fn end(&mut self, info: &LaunchInfo, _: &[Tensor], d: Duration) -> Result<(), String> {
-        let phase = if info.phase == Phase::Prefill {
-            "prefill"
-        } else {
-            "decode"
-        };
-        let e = self
-            .totals
-            .entry((phase, info.stage.name().to_string(), info.route.to_string()))
-            .or_default();
-        e.0 += 1;
-        e.1 += d;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), String> {
-        eprint!("{}", self.report());
-        Ok(())
     }
 }

@@ -222,7 +222,15 @@ impl Worker {
             dtype: t.dtype,
             shape: t.shape.iter().map(|&d| d as u64).collect(),
             len: d.len as u64,
-            hash: d.digest.wait()?,
+            hash: {
+                let t = std::time::Instant::now();
+                let h = d.digest.wait()?;
+                crate::launch::profile::DIGEST_WAIT_NS.fetch_add(
+                    t.elapsed().as_nanos() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                h
+            },
             storage: Storage::HashOnly,
         })
     }
