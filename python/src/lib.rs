@@ -10,7 +10,7 @@ use greta::capture::{
     ModelDesc, TensorIn, TensorOut,
 };
 use greta::launch::{DType, Phase};
-use greta::replay::Source;
+use greta::analysis::Source;
 use greta::tape::{Launch, Storage, TapeReader, TensorRef};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::create_exception;

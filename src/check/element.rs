@@ -3,7 +3,7 @@
 //! first output, and the two are compared element by element (index, both values). A difference that does
 //! not come back on the rerun is reported as such.
 
-use crate::diff::{Compare, compare};
+use crate::analysis::{Compare, compare};
 use crate::launch::{DType, LaunchInfo, LaunchObserver, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -226,7 +226,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-fn fmt_cmp(c: &Option<crate::diff::Compare>) -> String {
+fn fmt_cmp(c: &Option<crate::analysis::Compare>) -> String {
     match c {
         Some(c) => format!(
             "{:<6} {:>10.2e} {:>10.2e} {:>8}",

@@ -3,7 +3,7 @@
 use super::Outcome;
 use super::ls::open;
 use crate::inspect::npy;
-use crate::replay::{Source, hex};
+use crate::analysis::{Source, hex};
 use anyhow::Context;
 use std::path::PathBuf;
 
@@ -57,7 +57,7 @@ fn head_bytes(
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let l = t.launch(a.seq)?;
-    let problems = crate::replay::sanity::launch_problems(&l);
+    let problems = crate::analysis::sanity::launch_problems(&l);
     if !problems.is_empty() {
         anyhow::bail!(
             "launch {} cannot be exported: {} (run `greta verify`)",
@@ -116,9 +116,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 b.stage_name()
             );
         }
-        let ins = crate::replay::exec::inputs(&src, &l)?;
+        let ins = crate::analysis::exec::inputs(&src, &l)?;
         let cpu = crate::backend::cpu::CpuBackend::new(0);
-        let d = crate::replay::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
+        let d = crate::analysis::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
         for (sname, st) in [("qk", &d.qk), ("softmax", &d.softmax), ("pv", &d.pv)] {
             let name = format!("derived_{sname}.npy");
             let bytes = st.to_host_bytes().map_err(anyhow::Error::msg)?;

@@ -238,7 +238,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 "launches": s.launches,
                 "bytes": s.bytes,
                 "raw_bytes": s.raw_bytes,
-                "fingerprint": crate::replay::hex(&s.fingerprint),
+                "fingerprint": crate::analysis::hex(&s.fingerprint),
                 "prompt_ids": g.prompt_ids,
                 "generated_ids": g.generated_ids,
                 "text": text,
@@ -255,7 +255,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             s.launches,
             s.bytes as f64 / 1e6,
             s.raw_bytes as f64 / 1e6,
-            &crate::replay::hex(&s.fingerprint)[..16]
+            &crate::analysis::hex(&s.fingerprint)[..16]
         );
     }
     Ok(Outcome::Same)

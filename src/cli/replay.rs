@@ -9,7 +9,8 @@ use crate::launch::{Phase, Route, Stage};
 use crate::replay::inherited::{Key, f64_outputs};
 use crate::replay::report::merge;
 use crate::replay::report::replay_sub;
-use crate::replay::{ReplayOptions, Source, substage};
+use crate::analysis::{Source, substage};
+use crate::replay::ReplayOptions;
 use crate::tape::Storage;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -74,7 +75,7 @@ pub struct Args {
     allow_model_mismatch: bool,
 }
 
-fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
+fn fmt_c(c: &Option<crate::analysis::Compare>) -> String {
     match c {
         Some(c) => format!("{:>6} {:>9.2e} {:>9.2e}", c.max_ulp, c.max_abs, c.mae),
         None => format!("{:>6} {:>9} {:>9}", "-", "-", "-"),
@@ -126,7 +127,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // A model the user names must be the recorded one (issue 14: a same-shape other model gave
     // wrong inherited errors with exit 0).
     if let (Some(m), false) = (&a.model, a.allow_model_mismatch) {
-        crate::replay::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
+        crate::analysis::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
     }
     let src = Source::new(&t, a.model.as_deref()).allow_model_mismatch(a.allow_model_mismatch);
     let opts = ReplayOptions {
@@ -156,7 +157,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .collect::<Result<Vec<_>, _>>()?;
     // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
     for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
-        let problems = crate::replay::sanity::launch_problems(l);
+        let problems = crate::analysis::sanity::launch_problems(l);
         if !problems.is_empty() {
             bail!(
                 "launch {} cannot be replayed: {} (run `greta verify`)",
@@ -197,7 +198,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
         if !a.allow_model_mismatch && foreign.is_none() {
-            crate::replay::source::model_matches(&t, &model_path)
+            crate::analysis::source::model_matches(&t, &model_path)
                 .map_err(anyhow::Error::msg)
                 .context("the f64 whole-model run needs the recorded model (--model)")?;
         }
@@ -236,7 +237,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 .filter_map(|(r, f)| {
                     let rb = src.bytes(r).ok()?;
                     let fb = f.host_bytes()?.as_slice().to_vec();
-                    Some(crate::diff::compare(r.dtype, &rb, f.dtype, &fb, &r.shape))
+                    Some(crate::analysis::compare(r.dtype, &rb, f.dtype, &fb, &r.shape))
                 })
                 .collect();
             if !cs.is_empty() {
@@ -423,7 +424,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 h.compare.mae
             )?;
         }
-        if let Some(w) = crate::diff::heads::worst(&r.by_head) {
+        if let Some(w) = crate::analysis::heads::worst(&r.by_head) {
             writeln!(
                 o,
                 "       worst head: {}{}",

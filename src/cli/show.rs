@@ -2,8 +2,9 @@
 
 use super::Outcome;
 use super::ls::open;
-use crate::inspect::stats::{Stats, stats, values};
-use crate::replay::{Source, hex};
+use crate::analysis::values;
+use crate::inspect::stats::{Stats, stats};
+use crate::analysis::{Source, hex};
 use crate::tape::{Storage, TensorRef};
 use std::io::Write;
 use std::path::PathBuf;
@@ -167,9 +168,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 b.stage_name()
             );
         }
-        let ins = crate::replay::exec::inputs(&src, &l)?;
+        let ins = crate::analysis::exec::inputs(&src, &l)?;
         let cpu = crate::backend::cpu::CpuBackend::new(0);
-        let d = crate::replay::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
+        let d = crate::analysis::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
         for (name, t) in [("qk", &d.qk), ("softmax", &d.softmax), ("pv", &d.pv)] {
             let bytes = t.to_host_bytes().map_err(anyhow::Error::msg)?;
             let v = values(t.dtype, &bytes).unwrap_or_default();
@@ -177,7 +178,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let (extra_json, extra_text) = extra_rows(&extra, a.values);
-    let problems = crate::replay::sanity::launch_problems(&l);
+    let problems = crate::analysis::sanity::launch_problems(&l);
     // ERROR lines (an unreadable tensor, a launch that breaks its contract) exit 1, never 0.
     let outcome = if problems.is_empty() && !ins.iter().chain(&outs).any(|s| s.error) {
         Outcome::Same
