@@ -11,7 +11,7 @@ use crate::engine::{Engine, generate};
 use crate::inspect::manifest::{Manifest, manifest};
 use crate::launch::Launcher;
 use crate::record::{Capture, RecordOptions, Recorder};
-use crate::tape::{ModelIdentity, TapeHeader, TapeReader};
+use crate::tape::{ModelIdentity, Producer, RunInfo, TapeHeader, TapeReader};
 use anyhow::{Context, bail};
 use std::cell::RefCell;
 use std::io::Write;
@@ -120,21 +120,30 @@ fn one_run(
     if let Some(x) = extra {
         launcher.observe(x);
     }
-    let header = TapeHeader {
+    // The runs' tapes are compared with each other, so their headers hold nothing that differs between
+    // two identical runs: no time, no config text, no provenance (as before TapeHeader::new: issue 12).
+    let model = ModelIdentity {
+        path: path.display().to_string(),
+        size: p.model.gguf.file_size(),
+        blake3: opts.model_blake3.clone(),
+    };
+    let producer = Producer {
         greta_version: env!("CARGO_PKG_VERSION").into(),
-        model: ModelIdentity {
-            path: path.display().to_string(),
-            size: p.model.gguf.file_size(),
-            blake3: opts.model_blake3.clone(),
-        },
         backend: p.backend.name().into(),
         device: p.backend.device(),
+        kernel_hashes: Vec::new(),
+        engine: None,
+        provenance: None,
+    };
+    let run = RunInfo {
+        prompt_tokens: p.prompt.clone(),
         routes: opts.routes.clone(),
         threads: threads as u32,
-        prompt_tokens: p.prompt.clone(),
+        capture: String::new(),
         options_json: serde_json::json!({ "max_tokens": a.max_tokens }).to_string(),
-        ..TapeHeader::default()
+        created_unix: 0,
     };
+    let header = TapeHeader::new(model, String::new(), producer, run);
     let lines = Rc::new(RefCell::new(Vec::new()));
     let tape = dir.join(format!("run{i}.tape"));
     let summary = if recorded {

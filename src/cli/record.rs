@@ -6,7 +6,9 @@ use crate::engine::{Engine, generate};
 use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
 use crate::record::fault::Fault;
 use crate::record::{Capture, Durability, RecordOptions, Recorder, Selector};
-use crate::tape::{ModelIdentity, Shuffle, TapeHeader, WriterOptions};
+use crate::tape::{
+    ModelIdentity, Producer, RunInfo, Shuffle, TapeHeader, WriterOptions, unix_now,
+};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -146,26 +148,26 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let header = TapeHeader {
+    let model = ModelIdentity {
+        path: std::fs::canonicalize(&path)
+            .unwrap_or(path.clone())
+            .display()
+            .to_string(),
+        size: p.model.gguf.file_size(),
+        blake3: file_blake3(&path)?,
+    };
+    let producer = Producer {
         greta_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: ModelIdentity {
-            path: std::fs::canonicalize(&path)
-                .unwrap_or(path.clone())
-                .display()
-                .to_string(),
-            size: p.model.gguf.file_size(),
-            blake3: file_blake3(&path)?,
-        },
-        model_config_json: serde_json::to_string(&p.model.config)?,
         backend: p.backend.name().to_string(),
         device: p.backend.device(),
+        kernel_hashes: p.backend.kernel_hashes(),
+        engine: None,
+        provenance: Some(crate::tape::Provenance::current()),
+    };
+    let run = RunInfo {
+        prompt_tokens: p.prompt.clone(),
         routes: p.policy.describe(),
         threads: a.model.threads as u32,
-        prompt_tokens: p.prompt.clone(),
-        kernel_hashes: p.backend.kernel_hashes(),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
         capture: format!("{} {}", a.capture, select.describe())
             .trim()
             .to_string(),
@@ -178,9 +180,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "stop": p.opts.stop,
         })
         .to_string(),
-        provenance: Some(crate::tape::Provenance::current()),
-        engine: None,
+        created_unix: unix_now(),
     };
+    let config = serde_json::to_string(&p.model.config)?;
+    let header = TapeHeader::new(model, config, producer, run);
     let opts = RecordOptions {
         capture,
         select,
