@@ -363,8 +363,7 @@ fn main() {
     let (tw, wlen) = best(o.reps, || {
         let p = dir.path().join("tp.tape");
         let s = Instant::now();
-        let mut w =
-            TapeWriter::create(&p, &blank_header(), WriterOptions::default()).unwrap();
+        let mut w = TapeWriter::create(&p, &blank_header(), WriterOptions::default()).unwrap();
         w.put_tensor(&data, 4).unwrap();
         let sum = w.finish().unwrap();
         (s.elapsed().as_secs_f64(), sum.bytes)

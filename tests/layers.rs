@@ -166,5 +166,8 @@ fn scanner_sees_every_spelling() {
                // use crate::cli::run;\n";
     let mut n = names(src);
     n.sort();
-    assert_eq!(n, ["analysis", "diff", "inspect", "record", "replay", "tape"]);
+    assert_eq!(
+        n,
+        ["analysis", "diff", "inspect", "record", "replay", "tape"]
+    );
 }

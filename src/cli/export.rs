@@ -2,8 +2,8 @@
 
 use super::Outcome;
 use super::ls::open;
-use crate::inspect::npy;
 use crate::analysis::{Source, hex};
+use crate::inspect::npy;
 use anyhow::Context;
 use std::path::PathBuf;
 

@@ -6,9 +6,7 @@ use crate::engine::{Engine, generate};
 use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
 use crate::record::fault::Fault;
 use crate::record::{Capture, Durability, RecordOptions, Recorder, Selector};
-use crate::tape::{
-    ModelIdentity, Producer, RunInfo, Shuffle, TapeHeader, WriterOptions, unix_now,
-};
+use crate::tape::{ModelIdentity, Producer, RunInfo, Shuffle, TapeHeader, WriterOptions, unix_now};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,13 +4,13 @@
 use super::Outcome;
 use super::common::{load_model, make_backend, parse_opt};
 use super::ls::open;
+use crate::analysis::{Source, substage};
 use crate::diff::plot;
 use crate::launch::{Phase, Route, Stage};
+use crate::replay::ReplayOptions;
 use crate::replay::inherited::{Key, f64_outputs};
 use crate::replay::report::merge;
 use crate::replay::report::replay_sub;
-use crate::analysis::{Source, substage};
-use crate::replay::ReplayOptions;
 use crate::tape::Storage;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -237,7 +237,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 .filter_map(|(r, f)| {
                     let rb = src.bytes(r).ok()?;
                     let fb = f.host_bytes()?.as_slice().to_vec();
-                    Some(crate::analysis::compare(r.dtype, &rb, f.dtype, &fb, &r.shape))
+                    Some(crate::analysis::compare(
+                        r.dtype, &rb, f.dtype, &fb, &r.shape,
+                    ))
                 })
                 .collect();
             if !cs.is_empty() {

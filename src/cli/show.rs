@@ -3,8 +3,8 @@
 use super::Outcome;
 use super::ls::open;
 use crate::analysis::values;
-use crate::inspect::stats::{Stats, stats};
 use crate::analysis::{Source, hex};
+use crate::inspect::stats::{Stats, stats};
 use crate::tape::{Storage, TensorRef};
 use std::io::Write;
 use std::path::PathBuf;
