@@ -151,7 +151,7 @@ fn one_run(
             capture: Capture::Hashes,
             ..RecordOptions::default()
         };
-        let (rec, s) = Recorder::start(&tape, header.clone(), ro).map_err(anyhow::Error::msg)?;
+        let (rec, s) = Recorder::start(&tape, header.clone(), ro)?;
         launcher.observe(Box::new(rec));
         Some(s)
     } else {

@@ -3,7 +3,7 @@
 use super::Outcome;
 use super::common::{ModelArgs, model_path, parse_opt, prepare};
 use crate::engine::{Engine, generate};
-use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
+use crate::launch::{LaunchInfo, LaunchObserver, Launcher, ObserverError, Phase, Stage, Tensor};
 use crate::record::fault::Fault;
 use crate::record::{Capture, Durability, RecordOptions, Recorder, Selector};
 use crate::tape::{ModelIdentity, Producer, RunInfo, Shuffle, TapeHeader, WriterOptions, unix_now};
@@ -61,17 +61,17 @@ pub struct Args {
 struct Progress(indicatif::ProgressBar);
 
 impl LaunchObserver for Progress {
-    fn begin(&mut self, info: &LaunchInfo, _inputs: &[&Tensor]) -> Result<(), String> {
+    fn begin(&mut self, info: &LaunchInfo, _inputs: &[&Tensor]) -> Result<(), ObserverError> {
         if info.stage == Stage::Embed {
             self.0.set_message(info.phase.to_string());
         }
         self.0.inc(1);
         Ok(())
     }
-    fn end(&mut self, _: &LaunchInfo, _: &[Tensor], _: Duration) -> Result<(), String> {
+    fn end(&mut self, _: &LaunchInfo, _: &[Tensor], _: Duration) -> Result<(), ObserverError> {
         Ok(())
     }
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), ObserverError> {
         self.0.finish_and_clear();
         Ok(())
     }
@@ -207,7 +207,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         },
         ..RecordOptions::default()
     };
-    let (recorder, summary) = Recorder::start(&out, header, opts).map_err(anyhow::Error::msg)?;
+    let (recorder, summary) = Recorder::start(&out, header, opts)?;
     let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
     if let Some(f) = fault {
         launcher.hook(f.hook());
@@ -224,8 +224,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .lock()
         .expect("summary lock")
         .take()
-        .unwrap_or_else(|| Err("the recorder did not finish".into()))
-        .map_err(anyhow::Error::msg)?;
+        .unwrap_or(Err(crate::record::RecordError::NoSummary))?;
     let text = p
         .tokenizer
         .as_ref()

@@ -25,19 +25,25 @@ pub struct LaunchInfo {
     pub foreign: Option<std::sync::Arc<super::ForeignLaunch>>,
 }
 
+/// Why an observer stopped the run: the observer's own typed error, boxed. launch/ is the lowest layer
+/// and cannot name the recorder's `record::RecordError`; the recorder returns that, and a caller who
+/// needs to match on it downcasts (`error.downcast_ref::<RecordError>()`). A plain message converts
+/// with `.into()`.
+pub type ObserverError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Sees every launch: its inputs before the kernel runs and its outputs after. The recorder is one.
 pub trait LaunchObserver {
     /// Called before the kernel runs. An error aborts the run (nothing is computed unseen).
-    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String>;
+    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), ObserverError>;
     /// Called after the kernel ran, with its outputs and wall time.
     fn end(
         &mut self,
         info: &LaunchInfo,
         outputs: &[Tensor],
         duration: Duration,
-    ) -> Result<(), String>;
+    ) -> Result<(), ObserverError>;
     /// Called once when the run is over (flush, write the footer).
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), ObserverError> {
         Ok(())
     }
 }
@@ -60,12 +66,13 @@ pub enum LaunchError {
         source: BackendError,
     },
     /// An observer (the recorder) failed.
-    #[error("recording launch {seq}: {msg}")]
+    #[error("recording launch {seq}: {error}")]
     Observer {
         /// Launch number.
         seq: u64,
-        /// What went wrong.
-        msg: String,
+        /// What went wrong (the recorder's is a `record::RecordError`). In the message, not chained as
+        /// `source()`, so `{e:#}` prints it once.
+        error: ObserverError,
     },
 }
 
@@ -169,7 +176,10 @@ impl Launcher {
         self.seq += 1;
         for o in &mut self.observers {
             o.begin(&info, inputs)
-                .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+                .map_err(|error| LaunchError::Observer {
+                    seq: info.seq,
+                    error,
+                })?;
         }
         if self.crash_at == Some(info.seq) {
             std::process::abort();
@@ -191,7 +201,10 @@ impl Launcher {
         }
         for o in &mut self.observers {
             o.end(&info, &outputs, dt)
-                .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+                .map_err(|error| LaunchError::Observer {
+                    seq: info.seq,
+                    error,
+                })?;
         }
         Ok(outputs)
     }
@@ -199,8 +212,10 @@ impl Launcher {
     /// Tells observers the run is over.
     pub fn finish(&mut self) -> Result<(), LaunchError> {
         for o in &mut self.observers {
-            o.finish()
-                .map_err(|msg| LaunchError::Observer { seq: self.seq, msg })?;
+            o.finish().map_err(|error| LaunchError::Observer {
+                seq: self.seq,
+                error,
+            })?;
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The recorder's worker thread: hashes, chunks, deduplicates and writes what the inference thread queued.
 
 use super::budget::ByteBudget;
-use super::{Capture, RecordOptions};
+use super::{Capture, RecordError, RecordOptions};
 use crate::launch::{DType, LaunchInfo, Origin, Tensor};
 use crate::tape::{
     Hash, LaunchBegin, LaunchEnd, Record, RowSpan, Storage, TapeSummary, TapeWriter, TensorRef,
@@ -107,7 +107,7 @@ impl Worker {
     }
 
     /// Runs until the channel closes (then finishes the tape) or an abort/error.
-    pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, String> {
+    pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, RecordError> {
         for job in rx {
             match job {
                 Job::Begin {
@@ -136,25 +136,21 @@ impl Worker {
                 }
                 Job::Abort => {
                     if let Some(w) = self.writer.as_mut() {
-                        w.flush().map_err(|e| e.to_string())?;
+                        w.flush()?;
                     }
-                    return Err(
-                        "the run stopped before it completed; the tape is left incomplete".into(),
-                    );
+                    return Err(RecordError::Aborted);
                 }
             }
         }
-        self.writer
+        Ok(self
+            .writer
             .take()
-            .ok_or("tape already finished")?
-            .finish()
-            .map_err(|e| e.to_string())
+            .ok_or(RecordError::TapeFinished)?
+            .finish()?)
     }
 
-    fn w(&mut self) -> Result<&mut TapeWriter, String> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| "tape already finished".to_string())
+    fn w(&mut self) -> Result<&mut TapeWriter, RecordError> {
+        self.writer.as_mut().ok_or(RecordError::TapeFinished)
     }
 
     fn store(
@@ -163,14 +159,10 @@ impl Worker {
         role: &str,
         hash: Hash,
         payload: bool,
-    ) -> Result<TensorRef, String> {
+    ) -> Result<TensorRef, RecordError> {
         let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
         let storage = if payload {
-            Storage::Chunks(
-                self.w()?
-                    .put_tensor(bytes, elem_size(t.dtype))
-                    .map_err(|e| e.to_string())?,
-            )
+            Storage::Chunks(self.w()?.put_tensor(bytes, elem_size(t.dtype))?)
         } else {
             Storage::HashOnly
         };
@@ -184,7 +176,7 @@ impl Worker {
         })
     }
 
-    fn input_ref(&mut self, t: &Tensor, role: &str) -> Result<TensorRef, String> {
+    fn input_ref(&mut self, t: &Tensor, role: &str) -> Result<TensorRef, RecordError> {
         if let Some(p) = self.produced.get(&t.id).cloned() {
             // Capture-once: the unchanged output of an earlier launch is referenced, not stored again;
             // unless its bytes were not stored (it was outside the selection) and this launch needs them.
@@ -228,10 +220,12 @@ impl Worker {
             let hash = match self.weights.get(&t.id) {
                 Some(h) => *h,
                 None => {
-                    let bytes = t
-                        .host_bytes()
-                        .map(|b| b.as_slice())
-                        .ok_or("weight not on the host")?;
+                    let bytes = t.host_bytes().map(|b| b.as_slice()).ok_or_else(|| {
+                        RecordError::WeightNotOnHost {
+                            role: role.to_string(),
+                            name: name.to_string(),
+                        }
+                    })?;
                     let h = *blake3::hash(bytes).as_bytes();
                     self.weights.insert(t.id, h);
                     h
@@ -258,7 +252,12 @@ impl Worker {
         self.store(t, role, hash, payload)
     }
 
-    fn begin(&mut self, info: &LaunchInfo, inputs: &[Tensor], _ack: bool) -> Result<(), String> {
+    fn begin(
+        &mut self,
+        info: &LaunchInfo,
+        inputs: &[Tensor],
+        _ack: bool,
+    ) -> Result<(), RecordError> {
         self.payload = self.opts.capture == Capture::Full && self.opts.select.matches(info);
         self.in_flight
             .insert(info.seq, (self.payload, output_roles(info)));
@@ -270,7 +269,7 @@ impl Worker {
             .iter()
             .enumerate()
             .map(|(i, t)| self.input_ref(t, roles.get(i).copied().unwrap_or("in")))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RecordError>>()?;
         let rec = Record::Begin(LaunchBegin {
             seq: info.seq,
             phase: info.phase,
@@ -286,9 +285,9 @@ impl Worker {
         });
         let durable = self.opts.durability == super::Durability::EveryLaunch;
         let w = self.w()?;
-        w.put_record(&rec).map_err(|e| e.to_string())?;
+        w.put_record(&rec)?;
         if durable {
-            w.flush().map_err(|e| e.to_string())?;
+            w.flush()?;
         }
         Ok(())
     }
@@ -299,11 +298,11 @@ impl Worker {
         outputs: &[Tensor],
         duration: Duration,
         given: Option<Vec<String>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         let (payload, roles) = self
             .in_flight
             .remove(&seq)
-            .ok_or_else(|| format!("launch {seq} ended without a begin"))?;
+            .ok_or(RecordError::EndWithoutBegin(seq))?;
         let roles = given.unwrap_or(roles);
         let mut refs = Vec::with_capacity(outputs.len());
         for (i, t) in outputs.iter().enumerate() {
@@ -327,7 +326,7 @@ impl Worker {
             outputs: refs,
             duration_ns: duration.as_nanos() as u64,
         });
-        self.w()?.put_record(&rec).map_err(|e| e.to_string())?;
+        self.w()?.put_record(&rec)?;
         Ok(())
     }
 }
