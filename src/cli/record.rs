@@ -17,17 +17,17 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// What to store: full (tensor bytes, replayable) or hashes (determinism checks).
-    #[arg(long, default_value = "full", value_parser = super::common::valid::<crate::record::Capture>)]
-    pub capture: String,
+    #[arg(long, default_value = "full")]
+    pub capture: Capture,
     /// Store payloads only for these phases (comma-separated: prefill,decode0,...).
-    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Phase>)]
-    pub phases: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Vec<Phase>,
     /// Store payloads only for these layers.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<u32>,
     /// Store payloads only for these stages.
-    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Stage>)]
-    pub stages: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<Stage>,
     /// Copy model weights into the tape instead of referencing them by GGUF name and hash.
     #[arg(long)]
     pub embed_weights: bool,
@@ -37,15 +37,16 @@ pub struct Args {
     /// Decode step 0 re-runs the last prompt token at its own position (for diff --prefill-vs-decode).
     #[arg(long)]
     pub probe_last_token: bool,
-    /// Perturb one output element: phase=P,layer=L,stage=S,index=I,ulps=U.
-    #[arg(long)]
+    /// Perturb one output element: phase=P,layer=L,stage=S,index=I,ulps=U. Checked when parsed; kept as
+    /// given, for the tape header.
+    #[arg(long, value_parser = super::common::valid::<Fault>)]
     pub inject_fault: Option<String>,
     /// zstd level of the tape's frames (negative: zstd's fast levels).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub zstd_level: i32,
     /// Byte-plane shuffle of float chunks before zstd: on (smaller) or off (faster).
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub shuffle: String,
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub shuffle: OnOff,
     /// Output tape [default: recordings/<model>-<time>.tape].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -55,6 +56,15 @@ pub struct Args {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An on/off switch on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Shows progress on a terminal (indicatif draws nothing when stderr is not one).
@@ -87,29 +97,19 @@ pub fn file_blake3(path: &Path) -> anyhow::Result<String> {
     Ok(blake3::hash(&map).to_hex().to_string())
 }
 
-/// Parses the payload selectors.
-pub fn selector(a: &Args) -> anyhow::Result<Selector> {
-    Ok(Selector {
-        phases: a
-            .phases
-            .iter()
-            .map(|p| p.parse::<Phase>())
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?,
+/// The payload selectors.
+pub fn selector(a: &Args) -> Selector {
+    Selector {
+        phases: a.phases.clone(),
         layers: a.layers.clone(),
-        stages: a
-            .stages
-            .iter()
-            .map(|s| s.parse::<Stage>())
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?,
-    })
+        stages: a.stages.clone(),
+    }
 }
 
 /// Runs `greta record`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
-    let select = selector(&a)?;
+    let capture = a.capture;
+    let select = selector(&a);
     let fault: Option<Fault> = parse_opt(&a.inject_fault)?;
     // Checked before the run, not after it.
     if let Some(o) = &a.out {
@@ -193,10 +193,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         },
         writer: WriterOptions {
             zstd_level: a.zstd_level,
-            shuffle: match a.shuffle.as_str() {
-                "on" => Shuffle::ByElement,
-                "off" => Shuffle::Off,
-                other => bail!("--shuffle `{other}`: valid values are on, off"),
+            shuffle: match a.shuffle {
+                OnOff::On => Shuffle::ByElement,
+                OnOff::Off => Shuffle::Off,
             },
             ..WriterOptions::default()
         },

@@ -2,11 +2,11 @@
 //! Exit 0 when every replay on the recorded route is bit-exact, 1 when one is not, 2 on error.
 
 use super::Outcome;
-use super::common::{load_model, make_backend, parse_opt};
-use super::ls::open;
+use super::common::open;
+use super::common::{HeadSel, LaunchSel, load_model, make_backend};
 use crate::analysis::{Source, substage};
 use crate::diff::plot;
-use crate::launch::{Phase, Route, Stage};
+use crate::launch::{Route, Stage};
 use crate::replay::ReplayOptions;
 use crate::replay::inherited::{Key, f64_outputs};
 use crate::replay::report::merge;
@@ -24,35 +24,25 @@ pub struct Args {
     /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
-    /// Select by phase (prefill, decode0, ...).
-    #[arg(long)]
-    phase: Option<String>,
-    /// Select by layer.
-    #[arg(long)]
-    layer: Option<u32>,
-    /// Select by stage. `qk`, `softmax` and `pv` also select fused `attn` launches, whose sub-stages are
-    /// derived from the recorded inputs (route `fused→manual`).
-    #[arg(long)]
-    stage: Option<String>,
-    /// Restrict figures to query head H's slice (repeatable, or a range like 0-3); KV stages use the KV
-    /// head H reads (grouped-query attention, docs/STAGES.md).
-    #[arg(long)]
-    head: Vec<String>,
+    #[command(flatten)]
+    sel: LaunchSel,
+    #[command(flatten)]
+    heads: HeadSel,
     /// One row per head (max ULP, max abs, MAE) under each launch.
     #[arg(long)]
     by_head: bool,
     /// Backend to replay on: cpu or hip [default: the backend the tape was recorded on].
-    #[arg(long)]
+    #[arg(long, value_parser = ["cpu", "hip"])]
     backend: Option<String>,
     /// Replay on this route (variant/precision, e.g. gemm_tiled/f32) instead of the recorded one.
     #[arg(long)]
-    route: Option<String>,
+    route: Option<Route>,
     /// Every route available for the op, each against the recorded output and the f64 reference.
     #[arg(long)]
     all_routes: bool,
     /// Local error (f64 CPU reference on the exact recorded inputs) and inherited error (f64 run of the
     /// whole model) side by side. Only `f64` is accepted.
-    #[arg(long)]
+    #[arg(long, value_parser = ["f64"])]
     reference: Option<String>,
     /// Also run the engine's own kernel for each launch from this plugin (a shared library exporting
     /// `greta_kernel_<stage>`, include/greta_plugin.h) and compare it bit for bit with the recording.
@@ -85,15 +75,9 @@ fn fmt_c(c: &Option<crate::analysis::Compare>) -> String {
 /// Runs `greta replay`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
-    if let Some(r) = &a.reference {
-        if r != "f64" {
-            bail!("--reference `{r}`: only f64 is available");
-        }
-    }
-    let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage = super::stage_sel::parse(&t, &a.stage)?;
-    let route: Option<Route> = parse_opt(&a.route)?;
-    let heads = crate::launch::heads::parse_all(&a.head)?;
+    let stage = super::stage_sel::parse(&t, &a.sel.stage)?;
+    let route = a.route;
+    let heads = a.heads.heads()?;
     // (seq, derived sub-stage): qk/softmax/pv also select fused attn launches.
     let pick = |e: &crate::tape::IndexEntry| -> Option<Option<Stage>> {
         match &stage {
@@ -116,8 +100,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         None => t
             .entries()
             .filter_map(|e| e.ok())
-            .filter(|e| phase.is_none_or(|p| e.phase == p))
-            .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
+            .filter(|e| a.sel.phase_layer(e))
             .filter_map(|e| pick(&e).map(|sub| (e.seq, sub)))
             .collect(),
     };

@@ -1,7 +1,7 @@
 //! `greta show`: one launch whole — params, route, tensors, hashes, value statistics.
 
 use super::Outcome;
-use super::ls::open;
+use super::common::open;
 use crate::analysis::values;
 use crate::analysis::{Source, hex};
 use crate::inspect::stats::{Stats, stats};
@@ -25,10 +25,8 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Also show query head H's slice of each per-head output (repeatable, or a range like 0-3; KV
-    /// stages take the KV head that H reads, docs/STAGES.md).
-    #[arg(long)]
-    head: Vec<String>,
+    #[command(flatten)]
+    heads: super::common::HeadSel,
     /// On a fused attention launch, also show qk, softmax and pv derived from its recorded inputs on the
     /// CPU manual route (f32; `fused→manual`, not recorded).
     #[arg(long)]
@@ -143,7 +141,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .flat_map(|e| &e.outputs)
         .map(|r| show_tensor(&src, r, a.values, true))
         .collect();
-    let heads = crate::launch::heads::parse_all(&a.head)?;
+    let heads = a.heads.heads()?;
     if !heads.is_empty() && crate::launch::heads::side(b.stage).is_none() {
         anyhow::bail!("--head: stage {} has no heads", b.stage_name());
     }

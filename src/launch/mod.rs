@@ -17,7 +17,7 @@ mod foreign;
 mod gather;
 pub mod heads;
 mod launcher;
-mod names;
+pub(crate) mod names;
 mod params;
 mod route;
 mod stage;

@@ -1,5 +1,6 @@
 //! One mechanism for the enums whose names are greta's vocabulary ([`Stage`](super::Stage),
-//! [`Variant`](super::Variant), [`Precision`](super::Precision), [`DType`](super::DType)): the
+//! [`Variant`](super::Variant), [`Precision`](super::Precision), [`DType`](super::DType), and the
+//! option values [`RouteMode`](super::RouteMode) and `record::Capture`): the
 //! [`named!`](named) macro declares the enum and generates its name table, `ALL`, `name()`, `names()`,
 //! `Display` and a `FromStr` whose error lists the valid names. Before, each of the four had its own
 //! hand-written copy, and they had drifted (one error listed the names, another did not).
@@ -59,7 +60,7 @@ macro_rules! named {
         impl std::str::FromStr for $T {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
-                let key = named!(@key s $(, $ci)?);
+                let key = $crate::launch::names::named!(@key s $(, $ci)?);
                 $($(
                     if $uparse && key == $uname {
                         return Ok($T::$uvar);

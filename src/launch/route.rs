@@ -175,14 +175,16 @@ pub enum RouteError {
     },
 }
 
-/// Which default rule is in force.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum RouteMode {
-    /// Shape-dependent routes, like a production engine.
-    #[default]
-    Default,
-    /// Batch-invariant routes: a row's result does not depend on how many rows share the launch.
-    Invariant,
+named! {
+    /// Which default rule is in force (`--routes`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+    pub enum RouteMode ("route rule", "route rules") {
+        /// Shape-dependent routes, like a production engine.
+        #[default]
+        Default = "default",
+        /// Batch-invariant routes: a row's result does not depend on how many rows share the launch.
+        Invariant = "invariant",
+    }
 }
 
 /// The rule that picks a route for each launch, plus the routes forced by the user.

@@ -35,25 +35,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use worker::{Job, Worker};
 
-/// What to store besides hashes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Capture {
-    /// Tensor bytes of selected launches (replayable), hashes of all.
-    Full,
-    /// Hashes only (determinism checks, manifests).
-    Hashes,
-}
-
-impl std::str::FromStr for Capture {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "full" => Ok(Capture::Full),
-            "hashes" => Ok(Capture::Hashes),
-            _ => Err(format!(
-                "unknown capture `{s}`: valid values are full, hashes"
-            )),
-        }
+crate::launch::names::named! {
+    /// What to store besides hashes (`--capture`; the header's `capture` starts with its name).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum Capture ("capture", "captures") {
+        /// Tensor bytes of selected launches (replayable), hashes of all.
+        Full = "full",
+        /// Hashes only (determinism checks, manifests).
+        Hashes = "hashes",
     }
 }
 
