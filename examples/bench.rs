@@ -156,11 +156,32 @@ fn activation_bytes(t: &TapeReader, limit: usize) -> Vec<u8> {
     out
 }
 
+/// A header that says nothing: the benchmarks measure chunks and frames.
+fn blank_header() -> TapeHeader {
+    let producer = greta::tape::Producer {
+        greta_version: String::new(),
+        backend: String::new(),
+        device: String::new(),
+        kernel_hashes: Vec::new(),
+        engine: None,
+        provenance: None,
+    };
+    let run = greta::tape::RunInfo {
+        prompt_tokens: Vec::new(),
+        routes: Vec::new(),
+        threads: 0,
+        capture: String::new(),
+        options_json: String::new(),
+        created_unix: 0,
+    };
+    TapeHeader::new(Default::default(), String::new(), producer, run)
+}
+
 /// A synthetic tape of about `bytes` bytes: `launches` launches each with one fresh f32 tensor.
 fn synthetic_tape(path: &Path, bytes: usize, launches: u64) {
     use greta::launch::{DType, Params, Phase, Precision, Route, Stage, Variant};
     use greta::tape::{LaunchBegin, LaunchEnd, Record, TensorRef};
-    let mut w = TapeWriter::create(path, &TapeHeader::default(), WriterOptions::default()).unwrap();
+    let mut w = TapeWriter::create(path, &blank_header(), WriterOptions::default()).unwrap();
     let per = (bytes as u64 / launches) as usize / 4 * 4;
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for seq in 0..launches {
@@ -342,8 +363,7 @@ fn main() {
     let (tw, wlen) = best(o.reps, || {
         let p = dir.path().join("tp.tape");
         let s = Instant::now();
-        let mut w =
-            TapeWriter::create(&p, &TapeHeader::default(), WriterOptions::default()).unwrap();
+        let mut w = TapeWriter::create(&p, &blank_header(), WriterOptions::default()).unwrap();
         w.put_tensor(&data, 4).unwrap();
         let sum = w.finish().unwrap();
         (s.elapsed().as_secs_f64(), sum.bytes)

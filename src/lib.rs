@@ -4,14 +4,20 @@
 //! the recorder writes every launch's inputs, outputs, route and parameters to a tape ([`tape`]); any
 //! launch can then be replayed in isolation on any backend or route and diffed bit for bit.
 //!
-//! Modules, top to bottom (imports point down; docs/ARCHITECTURE.md):
-//! - `cli`: clap arguments and the commands; `check`: determinism runs and golden manifests;
-//! - `replay`, `diff`, `inspect`: re-execution, comparison, and tape views (ls/show/verify/export);
-//! - `engine`: the llama forward pass (prefill, decode, KV cache) through [`launch::Launcher`];
-//!   `capture`: the front door for other engines' launches (C ABI in capi/, Python in python/);
-//! - `backend` (cpu, hip): where kernels run; `record`: the recorder worker;
-//! - `model` (GGUF, dequantisation, tokenizer) and `tape` (the file format);
-//! - `launch`: the shared vocabulary (stages, routes, tensors, params) and the `Backend` trait.
+//! Modules, top to bottom (imports point down, checked by tests/layers.rs; docs/ARCHITECTURE.md):
+//! - [`cli`]: clap arguments and the commands;
+//! - [`check`]: determinism runs and golden manifests;
+//! - [`replay`], [`diff`], [`inspect`]: re-execution reports, comparisons (tape vs tape, prefill vs
+//!   decode), and tape views (ls/show/verify/export); side by side, none imports another;
+//! - [`analysis`]: what those three share: the launch [`analysis::Source`], value decoding, comparison
+//!   metrics, per-head comparison, re-execution of one launch, fused-attention sub-stages, layout sanity;
+//! - [`engine`]: the llama forward pass (prefill, decode, KV cache) through [`launch::Launcher`];
+//!   [`capture`]: the front door for other engines' launches (C ABI in capi/, Python in python/);
+//! - [`backend`] (cpu, hip): where kernels run; [`record`]: the recorder (a launch observer and its
+//!   worker thread);
+//! - [`model`] (GGUF, dequantisation, tokenizer) and [`tape`] (the file format);
+//! - [`launch`]: the shared vocabulary (stages, routes, tensors, params), the `Backend` trait and the
+//!   launcher.
 #![deny(missing_docs)]
 
 pub mod analysis;

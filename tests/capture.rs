@@ -400,7 +400,7 @@ fn diff_foreign_against_greta_tape() {
     let ft = d.path().join("foreign.tape");
     let rec =
         CaptureRecorder::create(&ft, header_with_model(&model), CaptureOptions::default()).unwrap();
-    let src = greta::replay::Source::new(&t, None);
+    let src = greta::analysis::Source::new(&t, None);
     for e in t.entries() {
         let l = t.launch(e.unwrap().seq).unwrap();
         let b = &l.begin;

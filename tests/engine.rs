@@ -5,8 +5,8 @@ use crate::util::*;
 use greta::backend::cpu::CpuBackend;
 use greta::engine::{Engine, GenOptions, Model, generate};
 use greta::launch::{
-    LaunchInfo, LaunchObserver, Launcher, Phase, Precision, RouteMode, RoutePolicy, Stage, Tensor,
-    Variant,
+    LaunchInfo, LaunchObserver, Launcher, ObserverError, Phase, Precision, RouteMode, RoutePolicy,
+    Stage, Tensor, Variant,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,10 +25,15 @@ pub struct Seen {
 struct Watch(Rc<RefCell<Vec<Seen>>>);
 
 impl LaunchObserver for Watch {
-    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), String> {
+    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), ObserverError> {
         Ok(())
     }
-    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], _: Duration) -> Result<(), String> {
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        _: Duration,
+    ) -> Result<(), ObserverError> {
         let values = match (outputs[0].as_f32(), outputs[0].as_f64()) {
             _ if info.stage != Stage::LmHead => vec![],
             (Some(v), _) => v.iter().map(|&x| x as f64).collect(),

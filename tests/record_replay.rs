@@ -109,7 +109,7 @@ fn round_trip_every_tensor_and_commands_agree() {
     let l = r.launch(seq).unwrap();
     assert_eq!(
         show["outputs"][0]["blake3"],
-        greta::replay::hex(&l.end.as_ref().unwrap().outputs[0].hash)
+        greta::analysis::hex(&l.end.as_ref().unwrap().outputs[0].hash)
     );
     assert_eq!(show["route"], "gemv/f32");
     let ex = d.path().join("ex");

@@ -60,26 +60,28 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn header() -> TapeHeader {
-    TapeHeader {
+    let model = ModelIdentity {
+        path: "m.gguf".into(),
+        size: 123,
+        blake3: "ab".into(),
+    };
+    let producer = Producer {
         greta_version: "0.1.0".into(),
-        model: ModelIdentity {
-            path: "m.gguf".into(),
-            size: 123,
-            blake3: "ab".into(),
-        },
-        model_config_json: "{\"n_layers\":2}".into(),
         backend: "cpu".into(),
         device: "test".into(),
+        kernel_hashes: vec![("rmsnorm_f32".into(), "00".into())],
+        engine: None,
+        provenance: None,
+    };
+    let run = RunInfo {
+        prompt_tokens: vec![1, 2, 3],
         routes: vec!["precision=f32".into()],
         threads: 1,
-        prompt_tokens: vec![1, 2, 3],
-        kernel_hashes: vec![("rmsnorm_f32".into(), "00".into())],
-        created_unix: 1_700_000_000,
         capture: "full".into(),
         options_json: "{}".into(),
-        provenance: None,
-        engine: None,
-    }
+        created_unix: 1_700_000_000,
+    };
+    TapeHeader::new(model, "{\"n_layers\":2}".into(), producer, run)
 }
 
 /// What a test tape holds, to compare against.

@@ -9,6 +9,13 @@
 use crate::error::{Error, GretaStatus};
 use std::ffi::c_void;
 
+/// Copies `n` bytes at device pointer `ptr` to the host, after the work queued on `stream`.
+///
+/// # Safety
+/// With the `hip` feature: `ptr` is NULL only when `n` is 0, else a device allocation of at least `n`
+/// bytes on the current device; `stream` is a valid HIP stream (or NULL: the default stream) on which
+/// the producer of those bytes was queued, and the allocation is not freed before this returns. Without
+/// the feature nothing is dereferenced (it returns `GRETA_NO_GPU_SUPPORT`).
 #[cfg(not(feature = "hip"))]
 pub unsafe fn copy_to_host(
     _ptr: *const c_void,
@@ -35,6 +42,13 @@ unsafe extern "C" {
     fn hipGetErrorString(e: i32) -> *const std::ffi::c_char;
 }
 
+/// Copies `n` bytes at device pointer `ptr` to the host, after the work queued on `stream`.
+///
+/// # Safety
+/// With the `hip` feature: `ptr` is NULL only when `n` is 0, else a device allocation of at least `n`
+/// bytes on the current device; `stream` is a valid HIP stream (or NULL: the default stream) on which
+/// the producer of those bytes was queued, and the allocation is not freed before this returns. Without
+/// the feature nothing is dereferenced (it returns `GRETA_NO_GPU_SUPPORT`).
 #[cfg(feature = "hip")]
 pub unsafe fn copy_to_host(
     ptr: *const c_void,

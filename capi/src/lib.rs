@@ -11,7 +11,6 @@
 //!   its buffers as soon as a call returns. Hashing and compression run on greta's worker thread.
 //!
 //! The calls map one to one onto [`greta::capture::CaptureRecorder`].
-#![allow(clippy::missing_safety_doc)] // greta.h documents every pointer's contract.
 
 #[macro_use]
 mod macros;
@@ -91,8 +90,11 @@ pub struct GretaHeader(CaptureHeader);
 /// Opaque recorder (`greta_recorder`).
 pub struct GretaRecorder(CaptureRecorder);
 
-/// A caller string. SAFETY (for callers of this fn): `p` is null or a NUL-terminated string that
-/// stays valid for the call, as greta.h requires.
+/// A caller string (NULL is an error naming `what`).
+///
+/// # Safety
+/// `p` is NULL or points at a NUL-terminated string that stays valid and unmodified for `'a` (the
+/// call), as greta.h requires.
 unsafe fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
     if p.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
@@ -104,6 +106,9 @@ unsafe fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
 }
 
 /// An optional caller string (NULL = none).
+///
+/// # Safety
+/// As [`cstr`]: `p` is NULL or a NUL-terminated string valid for `'a`.
 unsafe fn opt_cstr<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
     if p.is_null() {
         Ok(None)
@@ -114,6 +119,10 @@ unsafe fn opt_cstr<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, 
 }
 
 /// A caller array of `n` elements (NULL allowed when `n` is 0).
+///
+/// # Safety
+/// When `n > 0`, `p` is NULL or points at `n` initialised, properly aligned `T`s that stay valid and
+/// are not written for `'a`.
 unsafe fn slice<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], Error> {
     if n == 0 {
         return Ok(&[]);
@@ -125,11 +134,21 @@ unsafe fn slice<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], Err
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
+/// A caller's out-pointer or mutable handle (NULL is an error naming `what`).
+///
+/// # Safety
+/// `p` is NULL or points at a valid, aligned `T` (a handle from this library, or a caller's out
+/// variable) that nothing else reads or writes for `'a`.
 unsafe fn mut_ref<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, Error> {
     // SAFETY: a handle from this library (or NULL, refused), not shared mutably across threads.
     unsafe { p.as_mut() }.ok_or_else(|| Error::invalid(format!("{what} is NULL")))
 }
 
+/// The recorder behind a handle (NULL is an error).
+///
+/// # Safety
+/// `p` is NULL or a handle returned by `greta_recorder_new` and not yet passed to
+/// `greta_recorder_free` (shared use from several threads is fine: the recorder is `Sync`).
 unsafe fn recorder<'a>(p: *const GretaRecorder) -> Result<&'a CaptureRecorder, Error> {
     // SAFETY: a handle from `greta_recorder_new` not yet freed; shared use is fine (Sync).
     unsafe { p.as_ref() }
@@ -144,6 +163,10 @@ fn dtype(d: c_int, role: &str) -> Result<DType, Error> {
         .ok_or_else(|| Error::invalid(format!("`{role}`: unknown dtype {d}")))
 }
 
+/// A tensor's shape as sizes (a negative dimension is an error).
+///
+/// # Safety
+/// `t.shape` is NULL with `t.ndim == 0`, or points at `t.ndim` readable `int64_t` valid for the call.
 unsafe fn shape(t: &GretaTensor, role: &str) -> Result<Vec<usize>, Error> {
     // SAFETY: `shape` points at `ndim` int64 per the header.
     let s = unsafe { slice(t.shape, t.ndim, "shape") }?;
@@ -156,6 +179,11 @@ unsafe fn shape(t: &GretaTensor, role: &str) -> Result<Vec<usize>, Error> {
 }
 
 /// The bytes of a host or device tensor, copied.
+///
+/// # Safety
+/// For `GRETA_HOST`, `t.data` points at `t.nbytes` readable bytes (NULL allowed when 0); for
+/// `GRETA_DEVICE`, `t.data` is a device allocation of at least `t.nbytes` bytes whose contents are
+/// final once the work queued on `t.stream` before this call has run (see `device::copy_to_host`).
 unsafe fn tensor_bytes(t: &GretaTensor, role: &str) -> Result<Vec<u8>, Error> {
     match t.kind {
         // SAFETY: `data` points at `nbytes` readable host bytes per the header.
@@ -173,6 +201,12 @@ unsafe fn tensor_bytes(t: &GretaTensor, role: &str) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// A launch input as the capture API takes it.
+///
+/// # Safety
+/// `t` follows greta.h's `greta_tensor` contract for its kind: `role` (and `weight_name` for a weight)
+/// NUL-terminated strings, and for host or device tensors the conditions of [`shape`] and
+/// [`tensor_bytes`].
 unsafe fn input(t: &GretaTensor) -> Result<(String, TensorIn), Error> {
     // SAFETY (all blocks below): pointer contracts of greta_tensor in greta.h.
     let role = unsafe { cstr(t.role, "tensor role") }?.to_string();
@@ -189,6 +223,11 @@ unsafe fn input(t: &GretaTensor) -> Result<(String, TensorIn), Error> {
     Ok((role, tin))
 }
 
+/// A launch output as the capture API takes it.
+///
+/// # Safety
+/// As [`input`] for a host or device tensor: `role` NUL-terminated, and the conditions of [`shape`] and
+/// [`tensor_bytes`].
 unsafe fn output(t: &GretaTensor) -> Result<(String, TensorOut), Error> {
     // SAFETY (all blocks below): pointer contracts of greta_tensor in greta.h.
     let role = unsafe { cstr(t.role, "tensor role") }?.to_string();
@@ -201,6 +240,12 @@ unsafe fn output(t: &GretaTensor) -> Result<(String, TensorOut), Error> {
     Ok((role, out))
 }
 
+/// A launch description.
+///
+/// # Safety
+/// `d` is NULL or points at a `greta_launch_desc` valid for the call whose `phase`, `stage` and `route`
+/// are NUL-terminated strings and whose `params` holds `n_params` entries (NULL when 0), each with
+/// NUL-terminated strings, as greta.h states.
 unsafe fn desc(d: *const GretaLaunchDesc) -> Result<LaunchDesc, Error> {
     // SAFETY: `d` points at a greta_launch_desc per the header; its strings and params likewise.
     let d = unsafe { d.as_ref() }.ok_or_else(|| Error::invalid("launch desc is NULL"))?;
@@ -283,6 +328,9 @@ ffi_fn! {
 }
 
 /// Frees a header (NULL is a no-op).
+///
+/// # Safety
+/// `h` is NULL or a header from `greta_header_new` that has not been freed; it must not be used after.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn greta_header_free(h: *mut GretaHeader) {
     if !h.is_null() {
@@ -327,6 +375,11 @@ ffi_fn! {
     }
 }
 
+/// The End record of launch `seq`: converts `outputs` and writes their ids to `ids_out`.
+///
+/// # Safety
+/// `outputs` holds `n` `greta_tensor`s meeting [`output`]'s conditions (NULL when `n` is 0), and
+/// `ids_out` is NULL or points at `n` writable `uint64_t` not otherwise accessed during the call.
 unsafe fn end_into(
     r: &CaptureRecorder,
     seq: u64,
@@ -385,6 +438,10 @@ ffi_fn! {
 }
 
 /// Frees a recorder (NULL is a no-op). Without `greta_recorder_close` the tape stays `.incomplete`.
+///
+/// # Safety
+/// `rec` is NULL or a recorder from `greta_recorder_new` that has not been freed, with no call on it
+/// running in another thread; it must not be used after.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn greta_recorder_free(rec: *mut GretaRecorder) {
     if !rec.is_null() {

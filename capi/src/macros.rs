@@ -7,6 +7,12 @@
 macro_rules! ffi_fn {
     ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),* $(,)?) $body:block) => {
         $(#[$m])*
+        ///
+        /// # Safety
+        /// Every pointer argument is NULL (refused with `GRETA_INVALID_ARGUMENT` where a value is
+        /// required) or valid for the whole call as include/greta.h states for this function: strings
+        /// NUL-terminated, arrays holding the given number of elements, out-pointers writable, handles
+        /// returned by their `_new` and not yet freed. A panic inside is caught, never unwound into C.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $t),*) -> $crate::error::GretaStatus {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(

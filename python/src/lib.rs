@@ -5,12 +5,12 @@
 //! The recorder's calls release the GIL while greta copies and queues the tensors (hashing and
 //! compression run on greta's worker thread), so other Python threads keep running.
 
+use greta::analysis::Source;
 use greta::capture::{
     CaptureError, CaptureHeader, CaptureOptions, CaptureRecorder, Durability, LaunchDesc,
     ModelDesc, TensorIn, TensorOut,
 };
 use greta::launch::{DType, Phase};
-use greta::replay::Source;
 use greta::tape::{Launch, Storage, TapeReader, TensorRef};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::create_exception;

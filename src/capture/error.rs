@@ -39,11 +39,17 @@ pub enum CaptureError {
     },
     /// The recorder (worker, tape writer) failed; the tape is left `.incomplete`.
     #[error("recorder: {0}")]
-    Recorder(String),
+    Recorder(crate::record::RecordError),
     /// The recorder was closed.
     #[error("the recorder is closed")]
     Closed,
     /// This build cannot do it (e.g. device tensors without the `hip` feature).
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl From<crate::record::RecordError> for CaptureError {
+    fn from(e: crate::record::RecordError) -> CaptureError {
+        CaptureError::Recorder(e)
+    }
 }

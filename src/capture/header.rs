@@ -2,7 +2,7 @@
 
 use super::CaptureError;
 use crate::model::gguf::Gguf;
-use crate::tape::{EngineInfo, ModelIdentity, TapeHeader};
+use crate::tape::{EngineInfo, ModelIdentity, Producer, RunInfo, TapeHeader, unix_now};
 use std::path::PathBuf;
 
 /// The model a foreign engine ran.
@@ -86,25 +86,30 @@ impl CaptureHeader {
                 gguf = Some(g);
             }
         }
-        let header = TapeHeader {
+        let producer = Producer {
             greta_version: env!("CARGO_PKG_VERSION").to_string(),
-            model,
-            model_config_json: config,
             // Empty: not a greta backend (replay then defaults to the CPU); the engine is below.
             backend: String::new(),
             device: self.device.clone(),
-            prompt_tokens: self.prompt_tokens.clone(),
-            created_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            capture: "full".into(),
-            options_json: "{}".into(),
+            // Another engine's kernels: greta compiled none.
+            kernel_hashes: Vec::new(),
             engine: Some(EngineInfo {
                 name: self.engine.clone(),
                 version: self.engine_version.clone(),
             }),
-            ..TapeHeader::default()
+            // The engine's own build is its business; the header's engine names it.
+            provenance: None,
         };
+        let run = RunInfo {
+            prompt_tokens: self.prompt_tokens.clone(),
+            // Routes are per launch (the engine's kernel names), not a policy.
+            routes: Vec::new(),
+            threads: 0,
+            capture: "full".into(),
+            options_json: "{}".into(),
+            created_unix: unix_now(),
+        };
+        let header = TapeHeader::new(model, config, producer, run);
         Ok((header, gguf))
     }
 }

@@ -3,11 +3,10 @@
 use super::launch::check_len;
 use super::{CaptureError, CaptureHeader, LaunchDesc, TensorIn, TensorOut};
 use crate::launch::{
-    Bytes, DType, ForeignLaunch, LaunchInfo, LaunchObserver, Origin, Precision, Route, Tensor,
-    TensorData, Variant,
+    Bytes, DType, ForeignLaunch, LaunchInfo, Origin, Precision, Route, Tensor, TensorData, Variant,
 };
 use crate::model::gguf::Gguf;
-use crate::record::{Durability, RecordOptions, Recorder, Summary};
+use crate::record::{Durability, RecordError, RecordOptions, Recorder, Summary};
 use crate::tape::{TapeSummary, WriterOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -81,7 +80,7 @@ impl CaptureRecorder {
             writer: opts.writer,
             ..RecordOptions::default()
         };
-        let (rec, summary) = Recorder::start(path, th, ro).map_err(CaptureError::Recorder)?;
+        let (rec, summary) = Recorder::start(path, th, ro)?;
         Ok(CaptureRecorder {
             inner: Mutex::new(Inner {
                 rec: Some(rec),
@@ -106,7 +105,7 @@ impl CaptureRecorder {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, CaptureError> {
         self.inner
             .lock()
-            .map_err(|_| CaptureError::Recorder("a thread panicked while recording".into()))
+            .map_err(|_| CaptureError::Recorder(RecordError::Poisoned))
     }
 
     /// Writes the Begin record of a launch (before the engine runs its kernel) and returns its seq.
@@ -154,7 +153,7 @@ impl CaptureRecorder {
         };
         let refs: Vec<&Tensor> = tensors.iter().collect();
         let rec = inner.rec.as_mut().ok_or(CaptureError::Closed)?;
-        rec.begin(&info, &refs).map_err(CaptureError::Recorder)?;
+        rec.begin_launch(&info, &refs)?;
         inner.next_seq += 1;
         inner
             .in_flight
@@ -213,8 +212,7 @@ impl CaptureRecorder {
             Arc::make_mut(f).output_roles = roles;
         }
         let rec = inner.rec.as_mut().ok_or(CaptureError::Closed)?;
-        rec.end(&info, &tensors, dt)
-            .map_err(CaptureError::Recorder)?;
+        rec.end_launch(&info, &tensors, dt)?;
         for (id, t) in ids.iter().zip(&tensors) {
             inner.ids.insert(
                 *id,
@@ -249,14 +247,10 @@ impl CaptureRecorder {
     pub fn close(&self) -> Result<TapeSummary, CaptureError> {
         let mut g = self.lock()?;
         let mut rec = g.rec.take().ok_or(CaptureError::Closed)?;
-        let r = rec.finish();
+        let r = rec.finish_tape();
         let summary = g.summary.lock().ok().and_then(|mut s| s.take());
-        r.map_err(CaptureError::Recorder)?;
-        match summary {
-            Some(Ok(s)) => Ok(s),
-            Some(Err(e)) => Err(CaptureError::Recorder(e)),
-            None => Err(CaptureError::Recorder("no summary from the worker".into())),
-        }
+        r?;
+        Ok(summary.unwrap_or(Err(RecordError::NoSummary))?)
     }
 
     /// [`CaptureRecorder::close`], consuming the recorder.

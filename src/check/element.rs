@@ -3,8 +3,8 @@
 //! first output, and the two are compared element by element (index, both values). A difference that does
 //! not come back on the rerun is reported as such.
 
-use crate::diff::{Compare, compare};
-use crate::launch::{DType, LaunchInfo, LaunchObserver, Tensor};
+use crate::analysis::{Compare, compare};
+use crate::launch::{DType, LaunchInfo, LaunchObserver, ObserverError, Tensor};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,10 +21,15 @@ pub struct KeepOutput {
 }
 
 impl LaunchObserver for KeepOutput {
-    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), String> {
+    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), ObserverError> {
         Ok(())
     }
-    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], _: Duration) -> Result<(), String> {
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        _: Duration,
+    ) -> Result<(), ObserverError> {
         if info.seq == self.seq {
             if let Some(t) = outputs.first() {
                 let b = t.to_host_bytes()?.to_vec();

@@ -1,7 +1,7 @@
 //! Running the same configuration several times and comparing manifests.
 
 use crate::inspect::manifest::{Manifest, ManifestLaunch, fingerprint};
-use crate::launch::{LaunchInfo, LaunchObserver, Tensor};
+use crate::launch::{LaunchInfo, LaunchObserver, ObserverError, Tensor};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -84,10 +84,15 @@ pub fn compare_manifests(a: &Manifest, b: &Manifest) -> Option<Mismatch> {
 pub struct HashObserver(pub Rc<RefCell<Vec<ManifestLaunch>>>);
 
 impl LaunchObserver for HashObserver {
-    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), String> {
+    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), ObserverError> {
         Ok(())
     }
-    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], _: Duration) -> Result<(), String> {
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        _: Duration,
+    ) -> Result<(), ObserverError> {
         let outputs = outputs
             .iter()
             .map(|t| {

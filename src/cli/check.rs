@@ -9,9 +9,9 @@ use crate::check::runs::{HashObserver, manifest_of};
 use crate::check::{Mismatch, compare_manifests};
 use crate::engine::{Engine, generate};
 use crate::inspect::manifest::{Manifest, manifest};
-use crate::launch::Launcher;
+use crate::launch::{Launcher, Precision, RouteMode};
 use crate::record::{Capture, RecordOptions, Recorder};
-use crate::tape::{ModelIdentity, TapeHeader, TapeReader};
+use crate::tape::{ModelIdentity, Producer, RunInfo, TapeHeader};
 use anyhow::{Context, bail};
 use std::cell::RefCell;
 use std::io::Write;
@@ -44,18 +44,18 @@ pub struct Args {
     /// Thread counts the runs cycle through.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
-    /// Backend.
-    #[arg(long, default_value = "cpu")]
+    /// Backend: cpu or hip.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "hip"])]
     backend: String,
     /// Route family precision.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: Precision,
     /// Forced routes OP=VARIANT.
     #[arg(long = "route", value_name = "OP=VARIANT")]
     route: Vec<String>,
     /// Route rule: default or invariant.
     #[arg(long = "routes", default_value = "default")]
-    routes: String,
+    routes: RouteMode,
     /// Compare against this golden manifest.
     #[arg(long)]
     golden: Option<PathBuf>,
@@ -67,7 +67,7 @@ pub struct Args {
     json: bool,
     /// Perturb the last recorded run (phase=P,layer=L,stage=S,index=I,ulps=U): checks that `check` finds
     /// and names a non-deterministic element. For testing greta itself.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, value_parser = super::common::valid::<crate::record::fault::Fault>)]
     inject_fault: Option<String>,
 }
 
@@ -80,9 +80,9 @@ fn model_args(a: &Args, threads: usize) -> ModelArgs {
         max_tokens: a.max_tokens,
         ignore_eos: true,
         backend: a.backend.clone(),
-        precision: a.precision.clone(),
+        precision: a.precision,
         route: a.route.clone(),
-        routes: a.routes.clone(),
+        routes: a.routes,
         threads,
     }
 }
@@ -120,21 +120,30 @@ fn one_run(
     if let Some(x) = extra {
         launcher.observe(x);
     }
-    let header = TapeHeader {
+    // The runs' tapes are compared with each other, so their headers hold nothing that differs between
+    // two identical runs: no time, no config text, no provenance (as before TapeHeader::new: issue 12).
+    let model = ModelIdentity {
+        path: path.display().to_string(),
+        size: p.model.gguf.file_size(),
+        blake3: opts.model_blake3.clone(),
+    };
+    let producer = Producer {
         greta_version: env!("CARGO_PKG_VERSION").into(),
-        model: ModelIdentity {
-            path: path.display().to_string(),
-            size: p.model.gguf.file_size(),
-            blake3: opts.model_blake3.clone(),
-        },
         backend: p.backend.name().into(),
         device: p.backend.device(),
+        kernel_hashes: Vec::new(),
+        engine: None,
+        provenance: None,
+    };
+    let run = RunInfo {
+        prompt_tokens: p.prompt.clone(),
         routes: opts.routes.clone(),
         threads: threads as u32,
-        prompt_tokens: p.prompt.clone(),
+        capture: String::new(),
         options_json: serde_json::json!({ "max_tokens": a.max_tokens }).to_string(),
-        ..TapeHeader::default()
+        created_unix: 0,
     };
+    let header = TapeHeader::new(model, String::new(), producer, run);
     let lines = Rc::new(RefCell::new(Vec::new()));
     let tape = dir.join(format!("run{i}.tape"));
     let summary = if recorded {
@@ -142,7 +151,7 @@ fn one_run(
             capture: Capture::Hashes,
             ..RecordOptions::default()
         };
-        let (rec, s) = Recorder::start(&tape, header.clone(), ro).map_err(anyhow::Error::msg)?;
+        let (rec, s) = Recorder::start(&tape, header.clone(), ro)?;
         launcher.observe(Box::new(rec));
         Some(s)
     } else {
@@ -153,7 +162,7 @@ fn one_run(
     generate(&mut engine, &p.prompt, &p.opts)?;
     drop(engine);
     let m = match summary {
-        Some(_) => manifest(&TapeReader::open(&tape)?)?,
+        Some(_) => manifest(&super::common::open(&tape)?)?,
         None => {
             let base = Manifest {
                 model: serde_json::json!({"path": header.model.path, "size": header.model.size, "blake3": header.model.blake3}),
@@ -296,9 +305,9 @@ fn from_golden(a: &mut Args, gp: &Path) -> anyhow::Result<()> {
     let given: Vec<&str> = [
         (a.max_tokens != 8, "--max-tokens"),
         (a.backend != "cpu", "--backend"),
-        (a.precision != "f32", "--precision"),
+        (a.precision != Precision::F32, "--precision"),
         (!a.route.is_empty(), "--route"),
-        (a.routes != "default", "--routes"),
+        (a.routes != RouteMode::Default, "--routes"),
         (a.chat, "--chat"),
     ]
     .into_iter()
@@ -323,8 +332,8 @@ fn from_golden(a: &mut Args, gp: &Path) -> anyhow::Result<()> {
     a.tokens = Some(r.tokens);
     a.max_tokens = r.max_tokens;
     a.backend = r.backend;
-    a.precision = r.precision;
-    a.routes = r.routes;
+    a.precision = r.precision.parse().map_err(anyhow::Error::msg)?;
+    a.routes = r.routes.parse().map_err(anyhow::Error::msg)?;
     a.route = r.route;
     Ok(())
 }
@@ -337,7 +346,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .golden
             .as_ref()
             .context("checking a tape needs --golden FILE")?;
-        let t = TapeReader::open(tp).with_context(|| format!("opening tape {}", tp.display()))?;
+        let t = super::common::open(tp)?;
         let h = t.header();
         let extra: serde_json::Value = serde_json::from_str(&h.options_json).unwrap_or_default();
         let opts = GoldenOptions {

@@ -1,11 +1,17 @@
-//! Arguments shared by the commands that run the model (run, record, check), and their resolution into
-//! real objects: the model, the prompt's token ids, the backend and the route policy.
+//! Arguments shared between commands, and their resolution into real objects: the model arguments of
+//! the commands that run the model (run, record, check: model, prompt, backend, route policy), the launch
+//! selection of the commands that read tapes (ls, replay, diff: [`LaunchSel`]; show, replay, diff,
+//! export: [`HeadSel`]), and [`open`], the one way a command opens a tape.
+//!
+//! Enum-like values are parsed by clap with their type's `FromStr` (`--precision`, `--routes`,
+//! `--phase`, ...), so a typo is a usage error (exit 2) before any model or tape is opened.
 
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::engine::{GenOptions, Model};
-use crate::launch::{Precision, RouteMode, RoutePolicy};
+use crate::launch::{Phase, Precision, RouteMode, RoutePolicy};
 use crate::model::tokenizer::{Tokenizer, vocab_from_gguf};
+use crate::tape::TapeReader;
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,14 +44,14 @@ pub struct ModelArgs {
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "hip"])]
     pub backend: String,
     /// CPU route family: f32 (fast) or f64 (reference).
-    #[arg(long, default_value = "f32", value_parser = valid::<crate::launch::Precision>)]
-    pub precision: String,
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// Force one op's route: OP=VARIANT, OP one of matmul, attention or a stage name (repeatable).
     #[arg(long = "route", value_name = "OP=VARIANT")]
     pub route: Vec<String>,
     /// Route rule: default (shape-dependent, like production engines) or invariant (batch-invariant).
-    #[arg(long = "routes", default_value = "default", value_parser = ["default", "invariant"])]
-    pub routes: String,
+    #[arg(long = "routes", default_value = "default")]
+    pub routes: RouteMode,
     /// CPU threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -107,18 +113,14 @@ pub fn make_backend(name: &str, threads: usize) -> anyhow::Result<Arc<dyn Backen
 
 /// Builds the route policy from --precision, --routes and --route.
 pub fn make_policy(a: &ModelArgs) -> anyhow::Result<RoutePolicy> {
-    let precision: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
+    let precision = a.precision;
     if precision == Precision::F16 {
         bail!(
             "--precision f16 is not a model-wide route: force it per op with --route attention=... on the GPU"
         );
     }
     let mut policy = RoutePolicy::new(precision);
-    policy.mode = match a.routes.as_str() {
-        "default" => RouteMode::Default,
-        "invariant" => RouteMode::Invariant,
-        other => bail!("unknown --routes `{other}`: valid values are default, invariant"),
-    };
+    policy.mode = a.routes;
     for r in &a.route {
         policy.force(r)?;
     }
@@ -196,6 +198,63 @@ pub fn text_ids<'a>(t: &Tokenizer, ids: &'a [u32]) -> &'a [u32] {
         Some((&last, rest)) if t.is_end_of_generation(last) => rest,
         _ => ids,
     }
+}
+
+/// Which launches of a tape: by phase, layer and stage (ls, replay, diff). Each filter is optional.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LaunchSel {
+    /// Only this phase (prefill, decode0, ...).
+    #[arg(long)]
+    pub phase: Option<Phase>,
+    /// Only this layer.
+    #[arg(long)]
+    pub layer: Option<u32>,
+    /// Only this stage: one of greta's, or (ls, replay) a name another engine gave its launches on this
+    /// tape. In replay and diff, `qk`, `softmax` and `pv` also select fused `attn` launches, whose
+    /// sub-stages are derived from the recorded inputs (route `fused→manual`).
+    #[arg(long)]
+    pub stage: Option<String>,
+}
+
+impl LaunchSel {
+    /// Whether entry `e` passes the phase and layer filters (the stage is matched by the caller:
+    /// [`super::stage_sel`]).
+    pub fn phase_layer(&self, e: &crate::tape::IndexEntry) -> bool {
+        self.phase.is_none_or(|p| e.phase == p) && self.layer.is_none_or(|l| e.layer == Some(l))
+    }
+}
+
+/// Which attention heads (show, replay, diff, export).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HeadSel {
+    /// Query head H (repeatable, or a range like 0-3): replay and diff restrict their figures to its
+    /// slice, show and export add its slice of each per-head output (export: `output{i}_head{H}.npy`).
+    /// KV stages use the KV head H reads (grouped-query attention, docs/STAGES.md).
+    #[arg(long)]
+    pub head: Vec<String>,
+}
+
+impl HeadSel {
+    /// The selected query heads, sorted, without repeats (empty: all).
+    pub fn heads(&self) -> anyhow::Result<Vec<usize>> {
+        Ok(crate::launch::heads::parse_all(&self.head)?)
+    }
+}
+
+/// Opens a tape for any command, with one error that names the file (empty files, directories and
+/// FIFOs are named as such by the reader), warning on stderr when the tape was truncated.
+pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
+    let t = TapeReader::open(path).with_context(|| format!("opening tape {}", path.display()))?;
+    if let Some(tr) = t.truncation() {
+        eprintln!(
+            "warning: {} is truncated at byte {} ({}); reading the {} launches before it",
+            path.display(),
+            tr.offset,
+            tr.reason,
+            t.len()
+        );
+    }
+    Ok(t)
 }
 
 /// Parses an optional command-line value with its type's `FromStr` (whose error is the message).

@@ -2,11 +2,11 @@
 //! position K first differ from prefill's row K inside one tape. Exit 0 same, 1 different, 2 error.
 
 use super::Outcome;
-use super::common::{make_backend, parse_opt};
-use super::ls::open;
+use super::common::open;
+use super::common::{HeadSel, LaunchSel, make_backend, parse_opt};
 use crate::diff::substages::{self, StageDiffRow};
 use crate::diff::{plot, pvd, tapes};
-use crate::launch::{Phase, Stage};
+use crate::launch::Stage;
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,26 +33,18 @@ pub struct Args {
     /// Print every stage and launch, not only the summary.
     #[arg(long)]
     all: bool,
-    /// Only this layer (--prefill-vs-decode, or with --stage on two tapes).
-    #[arg(long)]
-    layer: Option<u32>,
-    /// Only this phase (two tapes with --stage).
-    #[arg(long)]
-    phase: Option<String>,
-    /// Only this stage; `qk`, `softmax` and `pv` are derived from fused `attn` launches where a side has
-    /// no such launch (route `fused→manual`).
-    #[arg(long)]
-    stage: Option<String>,
-    /// Restrict figures to query head H's slice (repeatable, or a range like 0-3); KV stages use the KV
-    /// head H reads (grouped-query attention, docs/STAGES.md).
-    #[arg(long)]
-    head: Vec<String>,
+    // --layer: with --prefill-vs-decode, or with --stage on two tapes; --phase: with --stage on two
+    // tapes; --stage: one of greta's stages (two tapes are aligned by greta's vocabulary).
+    #[command(flatten)]
+    sel: LaunchSel,
+    #[command(flatten)]
+    heads: HeadSel,
     /// With --prefill-vs-decode and --layer: one row per attention sub-stage (q, k, v, qk, softmax, pv,
     /// attn_out).
     #[arg(long)]
     substages: bool,
     /// Backend that derives sub-stages of fused launches: cpu or hip [default: the tape's backend].
-    #[arg(long)]
+    #[arg(long, value_parser = ["cpu", "hip"])]
     backend: Option<String>,
 }
 
@@ -64,8 +56,9 @@ fn layer(l: Option<u32>) -> String {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let ta = open(&a.a)?;
     let mut o = std::io::stdout().lock();
-    let heads = crate::launch::heads::parse_all(&a.head)?;
-    let stage: Option<Stage> = parse_opt(&a.stage)?;
+    let heads = a.heads.heads()?;
+    // Only greta's stages: two tapes are aligned by greta's vocabulary.
+    let stage: Option<Stage> = parse_opt(&a.sel.stage)?;
     let backend = || {
         let h = &ta.header().backend;
         make_backend(
@@ -83,7 +76,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             bail!("--prefill-vs-decode compares inside one tape: give only one");
         }
         let mut r = pvd::prefill_vs_decode(&ta, a.row)?;
-        if let Some(l) = a.layer {
+        if let Some(l) = a.sel.layer {
             r.rows.retain(|x| x.layer == Some(l));
         }
         if let Some(s) = stage {
@@ -93,7 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         if stage.is_some() || !heads.is_empty() {
             substages::refine(&ta, &mut r, &heads, backend()?.as_ref())
                 .map_err(anyhow::Error::msg)?;
-        } else if a.layer.is_some() {
+        } else if a.sel.layer.is_some() {
             r.first_divergence = r
                 .rows
                 .iter()
@@ -143,12 +136,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     };
     let tb = open(bp)?;
     if let Some(st) = stage {
-        let phase: Option<Phase> = parse_opt(&a.phase)?;
-        let rows = substages::stage_diff(&ta, &tb, phase, a.layer, st, &heads, backend()?.as_ref())
-            .map_err(anyhow::Error::msg)?;
+        let rows = substages::stage_diff(
+            &ta,
+            &tb,
+            a.sel.phase,
+            a.sel.layer,
+            st,
+            &heads,
+            backend()?.as_ref(),
+        )
+        .map_err(anyhow::Error::msg)?;
         return stage_table(&mut o, &rows, a.json);
     }
-    if !heads.is_empty() || a.phase.is_some() || a.layer.is_some() {
+    if !heads.is_empty() || a.sel.phase.is_some() || a.sel.layer.is_some() {
         bail!("--head, --phase and --layer on two tapes need --stage");
     }
     let d = tapes::diff(&ta, &tb)?;
@@ -226,7 +226,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-fn fmt_cmp(c: &Option<crate::diff::Compare>) -> String {
+fn fmt_cmp(c: &Option<crate::analysis::Compare>) -> String {
     match c {
         Some(c) => format!(
             "{:<6} {:>10.2e} {:>10.2e} {:>8}",
@@ -287,7 +287,7 @@ fn substage_table(
     if !a.prefill_vs_decode || a.b.is_some() {
         bail!("--substages is a --prefill-vs-decode table of one tape");
     }
-    let Some(l) = a.layer else {
+    let Some(l) = a.sel.layer else {
         bail!("--substages needs --layer")
     };
     let t = substages::table(ta, a.row, l, heads, backend).map_err(anyhow::Error::msg)?;

@@ -1,9 +1,9 @@
 //! `greta export`: one launch's inputs and outputs as .npy files plus a JSON description.
 
 use super::Outcome;
-use super::ls::open;
+use super::common::open;
+use crate::analysis::{Source, hex};
 use crate::inspect::npy;
-use crate::replay::{Source, hex};
 use anyhow::Context;
 use std::path::PathBuf;
 
@@ -20,10 +20,8 @@ pub struct Args {
     /// Model file for weights referenced by name [default: the path in the tape header].
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Also write query head H's slice of each per-head output (repeatable, or a range like 0-3; KV
-    /// stages take the KV head that H reads, docs/STAGES.md) as `output{i}_head{H}.npy`.
-    #[arg(long)]
-    head: Vec<String>,
+    #[command(flatten)]
+    heads: super::common::HeadSel,
     /// On a fused attention launch, also write the sub-stages qk, softmax and pv derived from its
     /// recorded inputs on the CPU manual route (f32; `fused→manual`, not recorded) as `derived_*.npy`.
     #[arg(long)]
@@ -57,7 +55,7 @@ fn head_bytes(
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
     let l = t.launch(a.seq)?;
-    let problems = crate::replay::sanity::launch_problems(&l);
+    let problems = crate::analysis::sanity::launch_problems(&l);
     if !problems.is_empty() {
         anyhow::bail!(
             "launch {} cannot be exported: {} (run `greta verify`)",
@@ -70,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut files = Vec::new();
     let mut left_out = Vec::new();
     let b = &l.begin;
-    let heads = crate::launch::heads::parse_all(&a.head)?;
+    let heads = a.heads.heads()?;
     if !heads.is_empty() && crate::launch::heads::side(b.stage).is_none() {
         anyhow::bail!(
             "--head: stage {} has no heads (per-head stages: q_proj, k_proj, v_proj, rope_q, rope_k, kv_write, qk, softmax, pv, attn)",
@@ -116,9 +114,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 b.stage_name()
             );
         }
-        let ins = crate::replay::exec::inputs(&src, &l)?;
+        let ins = crate::analysis::exec::inputs(&src, &l)?;
         let cpu = crate::backend::cpu::CpuBackend::new(0);
-        let d = crate::replay::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
+        let d = crate::analysis::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
         for (sname, st) in [("qk", &d.qk), ("softmax", &d.softmax), ("pv", &d.pv)] {
             let name = format!("derived_{sname}.npy");
             let bytes = st.to_host_bytes().map_err(anyhow::Error::msg)?;

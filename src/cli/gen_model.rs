@@ -10,10 +10,10 @@ use std::path::PathBuf;
 pub struct Args {
     /// Shape preset: tiny, smollm2, llama3-8b.
     #[arg(long)]
-    preset: String,
+    preset: Preset,
     /// Weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k (Q4_K_M-style mix with Q6_K), q6_k.
     #[arg(long, default_value = "q4_1")]
-    dtype: String,
+    dtype: DType,
     /// PRNG seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -27,8 +27,7 @@ pub struct Args {
 
 /// Runs `greta gen-model`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let preset: Preset = a.preset.parse().map_err(anyhow::Error::msg)?;
-    let dtype: DType = a.dtype.parse().map_err(anyhow::Error::msg)?;
+    let (preset, dtype) = (a.preset, a.dtype);
     if a.out.is_dir() {
         anyhow::bail!("--out {} is a directory; give a file name", a.out.display());
     }

@@ -1,10 +1,7 @@
 //! `greta ls`: one line per launch, from the tape's index (no record frames decoded).
 
 use super::Outcome;
-use super::common::parse_opt;
-use crate::launch::Phase;
-use crate::tape::TapeReader;
-use anyhow::Context;
+use super::common::{LaunchSel, open};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -13,45 +10,21 @@ use std::path::PathBuf;
 pub struct Args {
     /// The tape.
     tape: PathBuf,
-    /// Only this phase (prefill, decode0, ...).
-    #[arg(long)]
-    phase: Option<String>,
-    /// Only this layer.
-    #[arg(long)]
-    layer: Option<u32>,
-    /// Only this stage.
-    #[arg(long)]
-    stage: Option<String>,
+    #[command(flatten)]
+    sel: LaunchSel,
     /// JSON array instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-/// Opens a tape, warning on stderr when it was truncated.
-pub fn open(path: &std::path::Path) -> anyhow::Result<TapeReader> {
-    let t = TapeReader::open(path).with_context(|| format!("opening tape {}", path.display()))?;
-    if let Some(tr) = t.truncation() {
-        eprintln!(
-            "warning: {} is truncated at byte {} ({}); reading the {} launches before it",
-            path.display(),
-            tr.offset,
-            tr.reason,
-            t.len()
-        );
-    }
-    Ok(t)
-}
-
 /// Runs `greta ls`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
-    let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage = super::stage_sel::parse(&t, &a.stage)?;
+    let stage = super::stage_sel::parse(&t, &a.sel.stage)?;
     let all = t.entries().collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<_> = all
         .into_iter()
-        .filter(|e| phase.is_none_or(|p| e.phase == p))
-        .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
+        .filter(|e| a.sel.phase_layer(e))
         .filter(|e| stage.as_ref().is_none_or(|s| s.matches(&t, e)))
         .collect();
     // A foreign launch's stage and route names are in its begin record, not in the index.

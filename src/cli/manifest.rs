@@ -1,7 +1,7 @@
 //! `greta manifest`: the JSON hash manifest of a tape and its run fingerprint.
 
 use super::Outcome;
-use super::ls::open;
+use super::common::open;
 use crate::inspect::manifest::manifest;
 use std::io::Write;
 use std::path::PathBuf;

@@ -102,3 +102,53 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::GenModel(a) => gen_model::run(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (duplicate ids from flattened groups, bad defaults) run only in
+    /// debug builds; this runs them in every test build.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Enum-like values are typed by clap: a typo is a usage error, whatever the command.
+    #[test]
+    fn enum_like_values_are_parsed_by_clap() {
+        for args in [
+            &["greta", "ls", "t.tape", "--phase", "decod0"][..],
+            &["greta", "replay", "t.tape", "--route", "gemv/f17"][..],
+            &["greta", "replay", "t.tape", "--reference", "f32"][..],
+            &["greta", "diff", "a.tape", "b.tape", "--phase", "pre"][..],
+            &["greta", "diff", "a.tape", "--backend", "cuda"][..],
+            &["greta", "check", "--precision", "f17"][..],
+            &["greta", "check", "--routes", "x"][..],
+            &[
+                "greta",
+                "gen-model",
+                "--preset",
+                "tiny",
+                "--dtype",
+                "q5",
+                "--out",
+                "m.gguf",
+            ][..],
+            &["greta", "gen-model", "--preset", "huge", "--out", "m.gguf"][..],
+        ] {
+            let e = Cli::try_parse_from(args).expect_err(&format!("{args:?}"));
+            use clap::error::ErrorKind::{InvalidValue, ValueValidation};
+            assert!(
+                matches!(e.kind(), InvalidValue | ValueValidation),
+                "{args:?}: {e}"
+            );
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+        let ok = Cli::try_parse_from([
+            "greta", "ls", "t.tape", "--phase", "decode3", "--layer", "2",
+        ]);
+        assert!(ok.is_ok());
+    }
+}

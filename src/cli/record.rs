@@ -3,10 +3,10 @@
 use super::Outcome;
 use super::common::{ModelArgs, model_path, parse_opt, prepare};
 use crate::engine::{Engine, generate};
-use crate::launch::{LaunchInfo, LaunchObserver, Launcher, Phase, Stage, Tensor};
+use crate::launch::{LaunchInfo, LaunchObserver, Launcher, ObserverError, Phase, Stage, Tensor};
 use crate::record::fault::Fault;
 use crate::record::{Capture, Durability, RecordOptions, Recorder, Selector};
-use crate::tape::{ModelIdentity, Shuffle, TapeHeader, WriterOptions};
+use crate::tape::{ModelIdentity, Producer, RunInfo, Shuffle, TapeHeader, WriterOptions, unix_now};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,17 +17,17 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     /// What to store: full (tensor bytes, replayable) or hashes (determinism checks).
-    #[arg(long, default_value = "full", value_parser = super::common::valid::<crate::record::Capture>)]
-    pub capture: String,
+    #[arg(long, default_value = "full")]
+    pub capture: Capture,
     /// Store payloads only for these phases (comma-separated: prefill,decode0,...).
-    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Phase>)]
-    pub phases: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Vec<Phase>,
     /// Store payloads only for these layers.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<u32>,
     /// Store payloads only for these stages.
-    #[arg(long, value_delimiter = ',', value_parser = super::common::valid::<crate::launch::Stage>)]
-    pub stages: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<Stage>,
     /// Copy model weights into the tape instead of referencing them by GGUF name and hash.
     #[arg(long)]
     pub embed_weights: bool,
@@ -37,15 +37,16 @@ pub struct Args {
     /// Decode step 0 re-runs the last prompt token at its own position (for diff --prefill-vs-decode).
     #[arg(long)]
     pub probe_last_token: bool,
-    /// Perturb one output element: phase=P,layer=L,stage=S,index=I,ulps=U.
-    #[arg(long)]
+    /// Perturb one output element: phase=P,layer=L,stage=S,index=I,ulps=U. Checked when parsed; kept as
+    /// given, for the tape header.
+    #[arg(long, value_parser = super::common::valid::<Fault>)]
     pub inject_fault: Option<String>,
     /// zstd level of the tape's frames (negative: zstd's fast levels).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub zstd_level: i32,
     /// Byte-plane shuffle of float chunks before zstd: on (smaller) or off (faster).
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub shuffle: String,
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub shuffle: OnOff,
     /// Output tape [default: recordings/<model>-<time>.tape].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -57,21 +58,30 @@ pub struct Args {
     pub json: bool,
 }
 
+/// An on/off switch on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// Shows progress on a terminal (indicatif draws nothing when stderr is not one).
 struct Progress(indicatif::ProgressBar);
 
 impl LaunchObserver for Progress {
-    fn begin(&mut self, info: &LaunchInfo, _inputs: &[&Tensor]) -> Result<(), String> {
+    fn begin(&mut self, info: &LaunchInfo, _inputs: &[&Tensor]) -> Result<(), ObserverError> {
         if info.stage == Stage::Embed {
             self.0.set_message(info.phase.to_string());
         }
         self.0.inc(1);
         Ok(())
     }
-    fn end(&mut self, _: &LaunchInfo, _: &[Tensor], _: Duration) -> Result<(), String> {
+    fn end(&mut self, _: &LaunchInfo, _: &[Tensor], _: Duration) -> Result<(), ObserverError> {
         Ok(())
     }
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), ObserverError> {
         self.0.finish_and_clear();
         Ok(())
     }
@@ -92,29 +102,19 @@ pub fn file_blake3(path: &Path) -> anyhow::Result<String> {
         .to_string())
 }
 
-/// Parses the payload selectors.
-pub fn selector(a: &Args) -> anyhow::Result<Selector> {
-    Ok(Selector {
-        phases: a
-            .phases
-            .iter()
-            .map(|p| p.parse::<Phase>())
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?,
+/// The payload selectors.
+pub fn selector(a: &Args) -> Selector {
+    Selector {
+        phases: a.phases.clone(),
         layers: a.layers.clone(),
-        stages: a
-            .stages
-            .iter()
-            .map(|s| s.parse::<Stage>())
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?,
-    })
+        stages: a.stages.clone(),
+    }
 }
 
 /// Runs `greta record`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let capture: Capture = a.capture.parse().map_err(anyhow::Error::msg)?;
-    let select = selector(&a)?;
+    let capture = a.capture;
+    let select = selector(&a);
     let fault: Option<Fault> = parse_opt(&a.inject_fault)?;
     // Checked before the run, not after it.
     if let Some(o) = &a.out {
@@ -157,28 +157,28 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let header = TapeHeader {
+    let model = ModelIdentity {
+        path: std::fs::canonicalize(&path)
+            .unwrap_or(path.clone())
+            .display()
+            .to_string(),
+        size: p.model.gguf.file_size(),
+        blake3: model_hash
+            .join()
+            .map_err(|_| anyhow::anyhow!("hashing the model file panicked"))??,
+    };
+    let producer = Producer {
         greta_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: ModelIdentity {
-            path: std::fs::canonicalize(&path)
-                .unwrap_or(path.clone())
-                .display()
-                .to_string(),
-            size: p.model.gguf.file_size(),
-            blake3: model_hash
-                .join()
-                .map_err(|_| anyhow::anyhow!("hashing the model file panicked"))??,
-        },
-        model_config_json: serde_json::to_string(&p.model.config)?,
         backend: p.backend.name().to_string(),
         device: p.backend.device(),
+        kernel_hashes: p.backend.kernel_hashes(),
+        engine: None,
+        provenance: Some(crate::tape::Provenance::current()),
+    };
+    let run = RunInfo {
+        prompt_tokens: p.prompt.clone(),
         routes: p.policy.describe(),
         threads: a.model.threads as u32,
-        prompt_tokens: p.prompt.clone(),
-        kernel_hashes: p.backend.kernel_hashes(),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
         capture: format!("{} {}", a.capture, select.describe())
             .trim()
             .to_string(),
@@ -191,9 +191,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "stop": p.opts.stop,
         })
         .to_string(),
-        provenance: Some(crate::tape::Provenance::current()),
-        engine: None,
+        created_unix: unix_now(),
     };
+    let config = serde_json::to_string(&p.model.config)?;
+    let header = TapeHeader::new(model, config, producer, run);
     let opts = RecordOptions {
         capture,
         select,
@@ -208,10 +209,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             // any count): at 8B, a full capture's payloads are hundreds of MB a layer set.
             threads: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 8)),
             zstd_level: a.zstd_level,
-            shuffle: match a.shuffle.as_str() {
-                "on" => Shuffle::ByElement,
-                "off" => Shuffle::Off,
-                other => bail!("--shuffle `{other}`: valid values are on, off"),
+            shuffle: match a.shuffle {
+                OnOff::On => Shuffle::ByElement,
+                OnOff::Off => Shuffle::Off,
             },
             ..WriterOptions::default()
         },
@@ -222,7 +222,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         },
         ..RecordOptions::default()
     };
-    let (recorder, summary) = Recorder::start(&out, header, opts).map_err(anyhow::Error::msg)?;
+    let (recorder, summary) = Recorder::start(&out, header, opts)?;
     let mut launcher = Launcher::new(p.backend.clone(), p.policy.clone());
     if let Some(f) = fault {
         launcher.hook(f.hook());
@@ -239,8 +239,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .lock()
         .expect("summary lock")
         .take()
-        .unwrap_or_else(|| Err("the recorder did not finish".into()))
-        .map_err(anyhow::Error::msg)?;
+        .unwrap_or(Err(crate::record::RecordError::NoSummary))?;
     let text = p
         .tokenizer
         .as_ref()
@@ -254,7 +253,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 "launches": s.launches,
                 "bytes": s.bytes,
                 "raw_bytes": s.raw_bytes,
-                "fingerprint": crate::replay::hex(&s.fingerprint),
+                "fingerprint": crate::analysis::hex(&s.fingerprint),
                 "prompt_ids": g.prompt_ids,
                 "generated_ids": g.generated_ids,
                 "text": text,
@@ -271,7 +270,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             s.launches,
             s.bytes as f64 / 1e6,
             s.raw_bytes as f64 / 1e6,
-            &crate::replay::hex(&s.fingerprint)[..16]
+            &crate::analysis::hex(&s.fingerprint)[..16]
         );
     }
     Ok(Outcome::Same)

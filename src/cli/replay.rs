@@ -2,14 +2,15 @@
 //! Exit 0 when every replay on the recorded route is bit-exact, 1 when one is not, 2 on error.
 
 use super::Outcome;
-use super::common::{load_model, make_backend, parse_opt};
-use super::ls::open;
+use super::common::open;
+use super::common::{HeadSel, LaunchSel, load_model, make_backend};
+use crate::analysis::{Source, substage};
 use crate::diff::plot;
-use crate::launch::{Phase, Route, Stage};
+use crate::launch::{Route, Stage};
+use crate::replay::ReplayOptions;
 use crate::replay::inherited::{Key, f64_outputs};
 use crate::replay::report::merge;
 use crate::replay::report::replay_sub;
-use crate::replay::{ReplayOptions, Source, substage};
 use crate::tape::Storage;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -23,35 +24,25 @@ pub struct Args {
     /// Replay this launch [default, with no --phase/--layer/--stage either: every launch of the tape].
     #[arg(long)]
     seq: Option<u64>,
-    /// Select by phase (prefill, decode0, ...).
-    #[arg(long)]
-    phase: Option<String>,
-    /// Select by layer.
-    #[arg(long)]
-    layer: Option<u32>,
-    /// Select by stage. `qk`, `softmax` and `pv` also select fused `attn` launches, whose sub-stages are
-    /// derived from the recorded inputs (route `fused→manual`).
-    #[arg(long)]
-    stage: Option<String>,
-    /// Restrict figures to query head H's slice (repeatable, or a range like 0-3); KV stages use the KV
-    /// head H reads (grouped-query attention, docs/STAGES.md).
-    #[arg(long)]
-    head: Vec<String>,
+    #[command(flatten)]
+    sel: LaunchSel,
+    #[command(flatten)]
+    heads: HeadSel,
     /// One row per head (max ULP, max abs, MAE) under each launch.
     #[arg(long)]
     by_head: bool,
     /// Backend to replay on: cpu or hip [default: the backend the tape was recorded on].
-    #[arg(long)]
+    #[arg(long, value_parser = ["cpu", "hip"])]
     backend: Option<String>,
     /// Replay on this route (variant/precision, e.g. gemm_tiled/f32) instead of the recorded one.
     #[arg(long)]
-    route: Option<String>,
+    route: Option<Route>,
     /// Every route available for the op, each against the recorded output and the f64 reference.
     #[arg(long)]
     all_routes: bool,
     /// Local error (f64 CPU reference on the exact recorded inputs) and inherited error (f64 run of the
     /// whole model) side by side. Only `f64` is accepted.
-    #[arg(long)]
+    #[arg(long, value_parser = ["f64"])]
     reference: Option<String>,
     /// Also run the engine's own kernel for each launch from this plugin (a shared library exporting
     /// `greta_kernel_<stage>`, include/greta_plugin.h) and compare it bit for bit with the recording.
@@ -74,7 +65,7 @@ pub struct Args {
     allow_model_mismatch: bool,
 }
 
-fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
+fn fmt_c(c: &Option<crate::analysis::Compare>) -> String {
     match c {
         Some(c) => format!("{:>6} {:>9.2e} {:>9.2e}", c.max_ulp, c.max_abs, c.mae),
         None => format!("{:>6} {:>9} {:>9}", "-", "-", "-"),
@@ -84,15 +75,9 @@ fn fmt_c(c: &Option<crate::diff::Compare>) -> String {
 /// Runs `greta replay`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let t = open(&a.tape)?;
-    if let Some(r) = &a.reference {
-        if r != "f64" {
-            bail!("--reference `{r}`: only f64 is available");
-        }
-    }
-    let phase: Option<Phase> = parse_opt(&a.phase)?;
-    let stage = super::stage_sel::parse(&t, &a.stage)?;
-    let route: Option<Route> = parse_opt(&a.route)?;
-    let heads = crate::launch::heads::parse_all(&a.head)?;
+    let stage = super::stage_sel::parse(&t, &a.sel.stage)?;
+    let route = a.route;
+    let heads = a.heads.heads()?;
     // (seq, derived sub-stage): qk/softmax/pv also select fused attn launches.
     let pick = |e: &crate::tape::IndexEntry| -> Option<Option<Stage>> {
         match &stage {
@@ -115,8 +100,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         None => t
             .entries()
             .filter_map(|e| e.ok())
-            .filter(|e| phase.is_none_or(|p| e.phase == p))
-            .filter(|e| a.layer.is_none_or(|l| e.layer == Some(l)))
+            .filter(|e| a.sel.phase_layer(e))
             .filter_map(|e| pick(&e).map(|sub| (e.seq, sub)))
             .collect(),
     };
@@ -126,7 +110,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     // A model the user names must be the recorded one (issue 14: a same-shape other model gave
     // wrong inherited errors with exit 0).
     if let (Some(m), false) = (&a.model, a.allow_model_mismatch) {
-        crate::replay::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
+        crate::analysis::source::model_matches(&t, m).map_err(anyhow::Error::msg)?;
     }
     let src = Source::new(&t, a.model.as_deref()).allow_model_mismatch(a.allow_model_mismatch);
     let opts = ReplayOptions {
@@ -156,7 +140,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .collect::<Result<Vec<_>, _>>()?;
     // Another engine's launches are judged one by one (replay_one notes what greta cannot run).
     for l in launches.iter().filter(|l| l.begin.foreign.is_none()) {
-        let problems = crate::replay::sanity::launch_problems(l);
+        let problems = crate::analysis::sanity::launch_problems(l);
         if !problems.is_empty() {
             bail!(
                 "launch {} cannot be replayed: {} (run `greta verify`)",
@@ -197,7 +181,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(&t.header().model.path));
         if !a.allow_model_mismatch && foreign.is_none() {
-            crate::replay::source::model_matches(&t, &model_path)
+            crate::analysis::source::model_matches(&t, &model_path)
                 .map_err(anyhow::Error::msg)
                 .context("the f64 whole-model run needs the recorded model (--model)")?;
         }
@@ -236,7 +220,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 .filter_map(|(r, f)| {
                     let rb = src.bytes(r).ok()?;
                     let fb = f.host_bytes()?.as_slice().to_vec();
-                    Some(crate::diff::compare(r.dtype, &rb, f.dtype, &fb, &r.shape))
+                    Some(crate::analysis::compare(
+                        r.dtype, &rb, f.dtype, &fb, &r.shape,
+                    ))
                 })
                 .collect();
             if !cs.is_empty() {
@@ -423,7 +409,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 h.compare.mae
             )?;
         }
-        if let Some(w) = crate::diff::heads::worst(&r.by_head) {
+        if let Some(w) = crate::analysis::heads::worst(&r.by_head) {
             writeln!(
                 o,
                 "       worst head: {}{}",

@@ -1,9 +1,10 @@
 //! `greta show`: one launch whole — params, route, tensors, hashes, value statistics.
 
 use super::Outcome;
-use super::ls::open;
-use crate::inspect::stats::{Stats, stats, values};
-use crate::replay::{Source, hex};
+use super::common::open;
+use crate::analysis::values;
+use crate::analysis::{Source, hex};
+use crate::inspect::stats::{Stats, stats};
 use crate::tape::{Storage, TensorRef};
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,10 +25,8 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Also show query head H's slice of each per-head output (repeatable, or a range like 0-3; KV
-    /// stages take the KV head that H reads, docs/STAGES.md).
-    #[arg(long)]
-    head: Vec<String>,
+    #[command(flatten)]
+    heads: super::common::HeadSel,
     /// On a fused attention launch, also show qk, softmax and pv derived from its recorded inputs on the
     /// CPU manual route (f32; `fused→manual`, not recorded).
     #[arg(long)]
@@ -142,7 +141,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .flat_map(|e| &e.outputs)
         .map(|r| show_tensor(&src, r, a.values, true))
         .collect();
-    let heads = crate::launch::heads::parse_all(&a.head)?;
+    let heads = a.heads.heads()?;
     if !heads.is_empty() && crate::launch::heads::side(b.stage).is_none() {
         anyhow::bail!("--head: stage {} has no heads", b.stage_name());
     }
@@ -167,9 +166,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 b.stage_name()
             );
         }
-        let ins = crate::replay::exec::inputs(&src, &l)?;
+        let ins = crate::analysis::exec::inputs(&src, &l)?;
         let cpu = crate::backend::cpu::CpuBackend::new(0);
-        let d = crate::replay::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
+        let d = crate::analysis::substage::derive(&l, &ins, &cpu, crate::launch::Precision::F32)?;
         for (name, t) in [("qk", &d.qk), ("softmax", &d.softmax), ("pv", &d.pv)] {
             let bytes = t.to_host_bytes().map_err(anyhow::Error::msg)?;
             let v = values(t.dtype, &bytes).unwrap_or_default();
@@ -177,7 +176,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let (extra_json, extra_text) = extra_rows(&extra, a.values);
-    let problems = crate::replay::sanity::launch_problems(&l);
+    let problems = crate::analysis::sanity::launch_problems(&l);
     // ERROR lines (an unreadable tensor, a launch that breaks its contract) exit 1, never 0.
     let outcome = if problems.is_empty() && !ins.iter().chain(&outs).any(|s| s.error) {
         Outcome::Same

@@ -2,7 +2,7 @@
 //! Exit 0 clean, 1 problems found, 2 unreadable.
 
 use super::Outcome;
-use super::ls::open;
+use super::common::open;
 use crate::inspect::dataflow;
 use std::io::Write;
 use std::path::PathBuf;

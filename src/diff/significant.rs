@@ -18,7 +18,7 @@
 //! users in docs/DIAGNOSIS.md. Integer outputs (argmax) are not judged: a different token is total, so what
 //! follows it inherits an infinite error.
 
-use super::compare::Compare;
+use crate::analysis::Compare;
 use crate::launch::{DType, Precision};
 use crate::tape::{Storage, TensorRef};
 use serde::Serialize;

@@ -10,13 +10,12 @@
 //! `attn`) — comparing prefill's row K with the decode launch at position K (MAE, max abs, max ULP). On a
 //! tape recorded with default routes decode's attention is fused, so its `qk`, `softmax` and `pv` are
 //! derived from the fused launch's recorded inputs (route `fused→manual`, see
-//! [`crate::replay::substage`]) on the CPU or the given backend.
+//! [`crate::analysis::substage`]) on the CPU or the given backend.
 
-use super::compare::{Compare, compare_values};
+use crate::analysis::compare::{Compare, compare_values};
+use crate::analysis::{Source, exec, substage, values};
 use crate::backend::Backend;
-use crate::inspect::stats::values;
 use crate::launch::{DType, Params, Precision, Stage, heads};
-use crate::replay::{Source, exec, substage};
 
 /// The route prefix of derived values.
 pub const DERIVED: &str = substage::DERIVED_ROUTE;

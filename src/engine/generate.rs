@@ -24,7 +24,7 @@ pub struct Generation {
     pub prompt_ids: Vec<u32>,
     /// Generated tokens, in order.
     pub generated_ids: Vec<u32>,
-    /// What prefill predicted for the next token (equals generated_ids[0] unless probing).
+    /// What prefill predicted for the next token (equals `generated_ids[0]` unless probing).
     pub prefill_next: u32,
     /// Seconds in prefill.
     pub prefill_s: f64,

@@ -69,7 +69,7 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 continue;
             }
         };
-        for what in crate::replay::sanity::launch_problems(&l) {
+        for what in crate::analysis::sanity::launch_problems(&l) {
             out.problems.push(Problem { seq: e.seq, what });
         }
         let b = &l.begin;

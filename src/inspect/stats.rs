@@ -1,6 +1,5 @@
 //! Summary statistics of a tensor's values, for `greta show`.
 
-pub use crate::analysis::values::values;
 use serde::Serialize;
 
 /// Statistics over the finite values, plus counts of the non-finite ones.

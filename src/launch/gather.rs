@@ -46,7 +46,7 @@ pub fn gather_layout(parts: &[(&Tensor, usize, usize)]) -> Result<GatherLayout, 
     })
 }
 
-/// [`Backend::gather_rows`] on host tensors.
+/// [`Backend::gather_rows`](super::Backend::gather_rows) on host tensors.
 pub fn gather_rows_host(parts: &[(&Tensor, usize, usize)]) -> Result<Tensor, BackendError> {
     let g = gather_layout(parts)?;
     let mut bytes = Vec::with_capacity(g.rows * g.row_bytes);

@@ -25,19 +25,25 @@ pub struct LaunchInfo {
     pub foreign: Option<std::sync::Arc<super::ForeignLaunch>>,
 }
 
+/// Why an observer stopped the run: the observer's own typed error, boxed. launch/ is the lowest layer
+/// and cannot name the recorder's `record::RecordError`; the recorder returns that, and a caller who
+/// needs to match on it downcasts (`error.downcast_ref::<RecordError>()`). A plain message converts
+/// with `.into()`.
+pub type ObserverError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Sees every launch: its inputs before the kernel runs and its outputs after. The recorder is one.
 pub trait LaunchObserver {
     /// Called before the kernel runs. An error aborts the run (nothing is computed unseen).
-    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String>;
+    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), ObserverError>;
     /// Called after the kernel ran, with its outputs and wall time.
     fn end(
         &mut self,
         info: &LaunchInfo,
         outputs: &[Tensor],
         duration: Duration,
-    ) -> Result<(), String>;
+    ) -> Result<(), ObserverError>;
     /// Called once when the run is over (flush, write the footer).
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), ObserverError> {
         Ok(())
     }
 }
@@ -60,12 +66,13 @@ pub enum LaunchError {
         source: BackendError,
     },
     /// An observer (the recorder) failed.
-    #[error("recording launch {seq}: {msg}")]
+    #[error("recording launch {seq}: {error}")]
     Observer {
         /// Launch number.
         seq: u64,
-        /// What went wrong.
-        msg: String,
+        /// What went wrong (the recorder's is a `record::RecordError`). In the message, not chained as
+        /// `source()`, so `{e:#}` prints it once.
+        error: ObserverError,
     },
 }
 
@@ -176,7 +183,10 @@ impl Launcher {
         let t_obs = Instant::now();
         for o in &mut self.observers {
             o.begin(&info, inputs)
-                .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+                .map_err(|error| LaunchError::Observer {
+                    seq: info.seq,
+                    error,
+                })?;
         }
         let mut observed = t_obs.elapsed();
         if self.crash_at == Some(info.seq) {
@@ -200,7 +210,10 @@ impl Launcher {
         let t_obs = Instant::now();
         for o in &mut self.observers {
             o.end(&info, &outputs, dt)
-                .map_err(|msg| LaunchError::Observer { seq: info.seq, msg })?;
+                .map_err(|error| LaunchError::Observer {
+                    seq: info.seq,
+                    error,
+                })?;
         }
         observed += t_obs.elapsed();
         if let Some(p) = &mut self.profile {
@@ -213,8 +226,10 @@ impl Launcher {
     pub fn finish(&mut self) -> Result<(), LaunchError> {
         let t = Instant::now();
         for o in &mut self.observers {
-            o.finish()
-                .map_err(|msg| LaunchError::Observer { seq: self.seq, msg })?;
+            o.finish().map_err(|error| LaunchError::Observer {
+                seq: self.seq,
+                error,
+            })?;
         }
         if let Some(p) = self.profile.take() {
             eprint!("{}", p.report(t.elapsed()));

@@ -17,38 +17,46 @@
 //! - every other stage: `direct` (one kernel, whose per-row result never depends on the row count).
 //! - precision: the policy's precision (`f32` or `f64` on the CPU; `f16` accumulation is a GPU attention route).
 
+use super::names::named;
 use super::stage::Stage;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// A kernel variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Variant {
-    /// Matmul, one row at a time; each output is one dot product with a fixed 8-lane reduction.
-    Gemv,
-    /// Matmul over row tiles with the reduction split in K-blocks (another summation order than gemv).
-    GemmTiled,
-    /// Matmul over row tiles with exactly gemv's per-row reduction order: batch-invariant.
-    GemmInvariant,
-    /// Attention as three launches: qk, softmax, pv.
-    Manual,
-    /// Attention as one launch with an online softmax over key blocks (flash-decoding).
-    Fused,
-    /// The single variant of non-matmul, non-attention stages.
-    Direct,
-    /// Another engine's own kernel (open capture): its name is in the launch's
-    /// [`Foreign`](crate::launch::Foreign) record. greta cannot run it; not in [`Variant::ALL`].
-    Engine,
-    // New variants go last: tapes store a variant by its index in this enum (serde), so the order of
-    // the ones above is part of the tape format.
-    /// Matmul as llama.cpp-style engines decode: activations quantised to Q8_1 blocks of 32, integer dot
-    /// products with the weight's quants per block, blocks scaled and summed in f32 (kernels/q8.cu).
-    GemvQ8,
-    /// Matmul on matrix cores (tensor cores / MFMA): f16 inputs, f32 accumulation per k-slice of 16
-    /// (kernels/mma.cu). Batch-invariant; the CPU's emulation of it is close, not bit-exact.
-    GemmMma,
+named! {
+    /// A kernel variant.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Variant ("route variant", "variants") {
+        /// Matmul, one row at a time; each output is one dot product with a fixed 8-lane reduction.
+        Gemv = "gemv",
+        /// Matmul over row tiles with the reduction split in K-blocks (another summation order than gemv).
+        GemmTiled = "gemm_tiled",
+        /// Matmul over row tiles with exactly gemv's per-row reduction order: batch-invariant.
+        GemmInvariant = "gemm_invariant",
+        /// Attention as three launches: qk, softmax, pv.
+        Manual = "manual",
+        /// Attention as one launch with an online softmax over key blocks (flash-decoding).
+        Fused = "fused",
+        /// The single variant of non-matmul, non-attention stages.
+        Direct = "direct",
+    }
+    unlisted {
+        /// Another engine's own kernel (open capture): its name is in the launch's
+        /// [`Foreign`](crate::launch::Foreign) record. greta cannot run it; not in [`Variant::ALL`], and
+        /// `engine` does not parse as a route.
+        Engine = "engine" => false,
+    }
+    later {
+        /// Matmul as llama.cpp-style engines decode: activations quantised to Q8_1 blocks of 32, integer
+        /// dot products with the weight's quants per block, blocks scaled and summed in f32
+        /// (kernels/q8.cu). Tape format 4.
+        GemvQ8 = "gemv_q8",
+        /// Matmul on matrix cores (tensor cores / MFMA): f16 inputs, f32 accumulation per k-slice of 16
+        /// (kernels/mma.cu). Batch-invariant; the CPU's emulation of it is close, not bit-exact. Tape
+        /// format 4.
+        GemmMma = "gemm_mma",
+    }
 }
 
 /// The op family a stage belongs to, for `--route FAMILY=VARIANT`.
@@ -110,97 +118,18 @@ impl Variant {
             s => OpFamily::of(s).variants(),
         }
     }
-
-    /// Every variant.
-    pub const ALL: &'static [Variant] = &[
-        Variant::Gemv,
-        Variant::GemmTiled,
-        Variant::GemmInvariant,
-        Variant::GemvQ8,
-        Variant::GemmMma,
-        Variant::Manual,
-        Variant::Fused,
-        Variant::Direct,
-    ];
-
-    /// Name on the command line, on the tape and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Variant::Gemv => "gemv",
-            Variant::GemmTiled => "gemm_tiled",
-            Variant::GemmInvariant => "gemm_invariant",
-            Variant::GemvQ8 => "gemv_q8",
-            Variant::GemmMma => "gemm_mma",
-            Variant::Manual => "manual",
-            Variant::Fused => "fused",
-            Variant::Direct => "direct",
-            Variant::Engine => "engine",
-        }
-    }
 }
 
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Variant {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Variant::ALL
-            .iter()
-            .copied()
-            .find(|v| v.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
-                format!(
-                    "unknown route variant `{s}`: valid variants are {}",
-                    names.join(", ")
-                )
-            })
-    }
-}
-
-/// Arithmetic precision of a route: what the kernel computes and accumulates in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Precision {
-    /// f64 everywhere: the reference.
-    F64,
-    /// f32 arithmetic and accumulation: the fast path.
-    F32,
-    /// f16 accumulation (GPU attention route); storage stays f32.
-    F16,
-}
-
-impl Precision {
-    /// Name on the command line and tape.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F64 => "f64",
-            Precision::F32 => "f32",
-            Precision::F16 => "f16",
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "f64" => Ok(Precision::F64),
-            "f32" => Ok(Precision::F32),
-            "f16" => Ok(Precision::F16),
-            _ => Err(format!(
-                "unknown precision `{s}`: valid precisions are f64, f32, f16"
-            )),
-        }
+named! {
+    /// Arithmetic precision of a route: what the kernel computes and accumulates in.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Precision ("precision", "precisions") {
+        /// f64 everywhere: the reference.
+        F64 = "f64",
+        /// f32 arithmetic and accumulation: the fast path.
+        F32 = "f32",
+        /// f16 accumulation (GPU attention route); storage stays f32.
+        F16 = "f16",
     }
 }
 
@@ -265,14 +194,16 @@ pub enum RouteError {
     },
 }
 
-/// Which default rule is in force.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum RouteMode {
-    /// Shape-dependent routes, like a production engine.
-    #[default]
-    Default,
-    /// Batch-invariant routes: a row's result does not depend on how many rows share the launch.
-    Invariant,
+named! {
+    /// Which default rule is in force (`--routes`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+    pub enum RouteMode ("route rule", "route rules") {
+        /// Shape-dependent routes, like a production engine.
+        #[default]
+        Default = "default",
+        /// Batch-invariant routes: a row's result does not depend on how many rows share the launch.
+        Invariant = "invariant",
+    }
 }
 
 /// The rule that picks a route for each launch, plus the routes forced by the user.

@@ -1,5 +1,6 @@
 //! Phases and stages: the names used everywhere (CLI, tape, JSON, docs), from DESIGN.md's vocabulary.
 
+use super::names::named;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -39,78 +40,65 @@ impl FromStr for Phase {
     }
 }
 
-macro_rules! stages {
-    ($( $(#[$doc:meta])* $var:ident = $name:literal ),* $(,)?) => {
-        /// One kind of kernel launch in the forward pass (per layer unless noted as global).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum Stage {
-            $( $(#[$doc])* $var, )*
-            /// A stage greta does not know, recorded by another engine (open capture). Its name is in
-            /// the launch's [`Foreign`](crate::launch::Foreign) record; greta keeps, lists and diffs it by
-            /// hash but has no kernel or reference for it. Not in [`Stage::ALL`].
-            Other,
-        }
-
-        impl Stage {
-            /// Every stage, in forward-pass order.
-            pub const ALL: &'static [Stage] = &[ $( Stage::$var ),* ];
-            /// The stage's name as used on the command line, on the tape and in JSON.
-            pub fn name(self) -> &'static str {
-                match self { $( Stage::$var => $name, )* Stage::Other => "other" }
-            }
-        }
-    };
-}
-
-stages! {
-    /// Global: token ids to embedding rows.
-    Embed = "embed",
-    /// RMSNorm before attention.
-    AttnNorm = "attn_norm",
-    /// Query projection.
-    QProj = "q_proj",
-    /// Key projection.
-    KProj = "k_proj",
-    /// Value projection.
-    VProj = "v_proj",
-    /// Fused q/k/v projection (when a route fuses them).
-    QkvProj = "qkv_proj",
-    /// Rotary embedding of queries.
-    RopeQ = "rope_q",
-    /// Rotary embedding of keys.
-    RopeK = "rope_k",
-    /// Write of this launch's key and value rows into the KV cache.
-    KvWrite = "kv_write",
-    /// Attention scores q·k (scaled, causally masked).
-    Qk = "qk",
-    /// Row softmax of the scores.
-    Softmax = "softmax",
-    /// Probabilities times values.
-    Pv = "pv",
-    /// Fused attention (qk, softmax and pv in one launch).
-    Attn = "attn",
-    /// Attention output projection.
-    OProj = "o_proj",
-    /// Residual add after attention.
-    AttnResidual = "attn_residual",
-    /// RMSNorm before the FFN.
-    FfnNorm = "ffn_norm",
-    /// FFN gate projection.
-    Gate = "gate",
-    /// FFN up projection.
-    Up = "up",
-    /// silu(gate) * up.
-    Swiglu = "swiglu",
-    /// FFN down projection.
-    Down = "down",
-    /// Residual add after the FFN.
-    FfnResidual = "ffn_residual",
-    /// Global: RMSNorm after the last layer.
-    FinalNorm = "final_norm",
-    /// Global: logits from the last hidden row.
-    LmHead = "lm_head",
-    /// Global: greedy sampling.
-    Argmax = "argmax",
+named! {
+    /// One kind of kernel launch in the forward pass (per layer unless noted as global).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum Stage ("stage", "stages") {
+        /// Global: token ids to embedding rows.
+        Embed = "embed",
+        /// RMSNorm before attention.
+        AttnNorm = "attn_norm",
+        /// Query projection.
+        QProj = "q_proj",
+        /// Key projection.
+        KProj = "k_proj",
+        /// Value projection.
+        VProj = "v_proj",
+        /// Fused q/k/v projection (when a route fuses them).
+        QkvProj = "qkv_proj",
+        /// Rotary embedding of queries.
+        RopeQ = "rope_q",
+        /// Rotary embedding of keys.
+        RopeK = "rope_k",
+        /// Write of this launch's key and value rows into the KV cache.
+        KvWrite = "kv_write",
+        /// Attention scores q·k (scaled, causally masked).
+        Qk = "qk",
+        /// Row softmax of the scores.
+        Softmax = "softmax",
+        /// Probabilities times values.
+        Pv = "pv",
+        /// Fused attention (qk, softmax and pv in one launch).
+        Attn = "attn",
+        /// Attention output projection.
+        OProj = "o_proj",
+        /// Residual add after attention.
+        AttnResidual = "attn_residual",
+        /// RMSNorm before the FFN.
+        FfnNorm = "ffn_norm",
+        /// FFN gate projection.
+        Gate = "gate",
+        /// FFN up projection.
+        Up = "up",
+        /// silu(gate) * up.
+        Swiglu = "swiglu",
+        /// FFN down projection.
+        Down = "down",
+        /// Residual add after the FFN.
+        FfnResidual = "ffn_residual",
+        /// Global: RMSNorm after the last layer.
+        FinalNorm = "final_norm",
+        /// Global: logits from the last hidden row.
+        LmHead = "lm_head",
+        /// Global: greedy sampling.
+        Argmax = "argmax",
+    }
+    unlisted {
+        /// A stage greta does not know, recorded by another engine (open capture). Its name is in
+        /// the launch's [`Foreign`](crate::launch::Foreign) record; greta keeps, lists and diffs it by
+        /// hash but has no kernel or reference for it. Not in [`Stage::ALL`]; `--stage other` parses.
+        Other = "other" => true,
+    }
 }
 
 impl Stage {
@@ -170,29 +158,6 @@ impl Stage {
             Stage::KvWrite => &["k_rows", "v_rows"],
             _ => &["out"],
         }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Stage {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "other" {
-            return Ok(Stage::Other);
-        }
-        Stage::ALL
-            .iter()
-            .copied()
-            .find(|st| st.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Stage::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown stage `{s}`: valid stages are {}", names.join(", "))
-            })
     }
 }
 

@@ -4,35 +4,38 @@
 //! produced it to a later launch keeps its id, so the recorder knows it already hashed (and stored) those
 //! bytes and records a reference to the producer instead of hashing and copying them again.
 
+use super::names::named;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Element type of a tensor. Quantized types are GGML block formats (weights only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum DType {
-    /// IEEE binary32.
-    F32,
-    /// IEEE binary64.
-    F64,
-    /// IEEE binary16.
-    F16,
-    /// bfloat16.
-    BF16,
-    /// Signed 32-bit integer (token ids).
-    I32,
-    /// GGML Q8_0: blocks of 32, one f16 scale.
-    Q8_0,
-    /// GGML Q4_0: blocks of 32, one f16 scale.
-    Q4_0,
-    /// GGML Q4_1: blocks of 32, f16 scale and min.
-    Q4_1,
-    /// GGML Q4_K: super-blocks of 256.
-    Q4K,
-    /// GGML Q6_K: super-blocks of 256.
-    Q6K,
+named! {
+    /// Element type of a tensor. Quantized types are GGML block formats (weights only). Names parse
+    /// case-insensitively (`F32`, `Q4_K`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum DType ("dtype", "dtypes", ignore_case) {
+        /// IEEE binary32.
+        F32 = "f32",
+        /// IEEE binary64.
+        F64 = "f64",
+        /// IEEE binary16.
+        F16 = "f16",
+        /// bfloat16.
+        BF16 = "bf16",
+        /// Signed 32-bit integer (token ids).
+        I32 = "i32",
+        /// GGML Q8_0: blocks of 32, one f16 scale.
+        Q8_0 = "q8_0",
+        /// GGML Q4_0: blocks of 32, one f16 scale.
+        Q4_0 = "q4_0",
+        /// GGML Q4_1: blocks of 32, f16 scale and min.
+        Q4_1 = "q4_1",
+        /// GGML Q4_K: super-blocks of 256.
+        Q4K = "q4_k",
+        /// GGML Q6_K: super-blocks of 256.
+        Q6K = "q6_k",
+    }
 }
 
 impl DType {
@@ -71,52 +74,9 @@ impl DType {
         (n / be).checked_mul(bb)
     }
 
-    /// Name used on the tape, in JSON and in .npy exports.
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F64 => "f64",
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::I32 => "i32",
-            DType::Q8_0 => "q8_0",
-            DType::Q4_0 => "q4_0",
-            DType::Q4_1 => "q4_1",
-            DType::Q4K => "q4_k",
-            DType::Q6K => "q6_k",
-        }
-    }
-
     /// True for the GGML block formats.
     pub fn is_quantized(self) -> bool {
         self.block().0 > 1
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for DType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let all = [
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I32,
-            DType::Q8_0,
-            DType::Q4_0,
-            DType::Q4_1,
-            DType::Q4K,
-            DType::Q6K,
-        ];
-        all.into_iter()
-            .find(|d| d.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown dtype `{s}`"))
     }
 }
 

@@ -20,13 +20,15 @@
 //! outputs after the kernel finished); a test checks that output hashes with and without recording match.
 
 mod budget;
+mod error;
 pub mod fault;
 mod select;
 mod worker;
 
+pub use error::RecordError;
 pub use select::Selector;
 
-use crate::launch::{LaunchInfo, LaunchObserver, Tensor, TensorData};
+use crate::launch::{LaunchInfo, LaunchObserver, ObserverError, Tensor, TensorData};
 use crate::tape::{TapeHeader, TapeSummary, WriterOptions};
 use budget::ByteBudget;
 use std::path::{Path, PathBuf};
@@ -36,25 +38,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use worker::{Job, Worker};
 
-/// What to store besides hashes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Capture {
-    /// Tensor bytes of selected launches (replayable), hashes of all.
-    Full,
-    /// Hashes only (determinism checks, manifests).
-    Hashes,
-}
-
-impl std::str::FromStr for Capture {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "full" => Ok(Capture::Full),
-            "hashes" => Ok(Capture::Hashes),
-            _ => Err(format!(
-                "unknown capture `{s}`: valid values are full, hashes"
-            )),
-        }
+crate::launch::names::named! {
+    /// What to store besides hashes (`--capture`; the header's `capture` starts with its name).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum Capture ("capture", "captures") {
+        /// Tensor bytes of selected launches (replayable), hashes of all.
+        Full = "full",
+        /// Hashes only (determinism checks, manifests).
+        Hashes = "hashes",
     }
 }
 
@@ -101,7 +92,7 @@ impl Default for RecordOptions {
 }
 
 /// The result of a recording, available after the launcher's `finish`.
-pub type Summary = Arc<Mutex<Option<Result<TapeSummary, String>>>>;
+pub type Summary = Arc<Mutex<Option<Result<TapeSummary, RecordError>>>>;
 
 /// The observer half of a recorder: attach it to a launcher.
 pub struct Recorder {
@@ -109,7 +100,7 @@ pub struct Recorder {
     acks: Receiver<u64>,
     budget: Arc<ByteBudget>,
     durability: Durability,
-    handle: Option<JoinHandle<Result<TapeSummary, String>>>,
+    handle: Option<JoinHandle<Result<TapeSummary, RecordError>>>,
     summary: Summary,
     path: PathBuf,
     capture: Capture,
@@ -130,10 +121,13 @@ impl Recorder {
         path: &Path,
         header: TapeHeader,
         opts: RecordOptions,
-    ) -> Result<(Recorder, Summary), String> {
+    ) -> Result<(Recorder, Summary), RecordError> {
         let writer =
             crate::tape::TapeWriter::create_with(path, &header, opts.writer.clone(), opts.existing)
-                .map_err(|e| format!("creating tape {}: {e}", path.display()))?;
+                .map_err(|error| RecordError::Create {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
         let (tx, rx) = mpsc::sync_channel::<Job>(1024);
         let (ack_tx, acks) = mpsc::channel();
         let budget = Arc::new(ByteBudget::new(opts.max_inflight));
@@ -143,7 +137,7 @@ impl Recorder {
         let handle = std::thread::Builder::new()
             .name("greta-recorder".into())
             .spawn(move || w.run(rx))
-            .map_err(|e| format!("starting the recorder thread: {e}"))?;
+            .map_err(RecordError::Thread)?;
         let summary: Summary = Arc::new(Mutex::new(None));
         let rec = Recorder {
             tx: Some(tx),
@@ -163,7 +157,7 @@ impl Recorder {
 
     /// Takes `n` bytes of budget for a job about to be queued. When that has to wait for the worker, the
     /// pending batch goes out first (the worker can only give back budget for jobs it has).
-    fn acquire(&mut self, n: usize) -> Result<(), String> {
+    fn acquire(&mut self, n: usize) -> Result<(), RecordError> {
         if !self.budget.try_acquire(n) {
             self.flush()?;
             self.budget.acquire(n);
@@ -174,7 +168,10 @@ impl Recorder {
     /// Queues a job for the worker: jobs wait in a batch of up to [`BATCH`] jobs or [`BATCH_BYTES`]
     /// bytes, so the worker is woken once per batch, not per launch; a durable job goes out at once, with
     /// the batch before it, in order.
-    fn queue(&mut self, job: Job, bytes: usize) -> Result<(), String> {
+    fn queue(&mut self, job: Job, bytes: usize) -> Result<(), RecordError> {
+        if self.tx.is_none() {
+            return Err(RecordError::Finished);
+        }
         self.pending.push(job);
         self.pending_bytes += bytes;
         if self.durability == Durability::EveryLaunch
@@ -187,7 +184,7 @@ impl Recorder {
     }
 
     /// Hands the pending batch to the worker.
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<(), RecordError> {
         self.pending_bytes = 0;
         match self.pending.len() {
             0 => Ok(()),
@@ -202,88 +199,30 @@ impl Recorder {
         }
     }
 
-    fn send(&mut self, job: Job) -> Result<(), String> {
-        let tx = self.tx.as_ref().ok_or("recorder already finished")?;
+    fn send(&mut self, job: Job) -> Result<(), RecordError> {
+        let tx = self.tx.as_ref().ok_or(RecordError::Finished)?;
         if tx.send(job).is_err() {
             // The worker stopped: report why.
-            return Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| "recorder worker stopped".into()));
+            return Err(self.join().err().unwrap_or(RecordError::WorkerStopped));
         }
         Ok(())
     }
 
-    fn join(&mut self) -> Result<TapeSummary, String> {
+    fn join(&mut self) -> Result<TapeSummary, RecordError> {
         self.tx = None;
         match self.handle.take() {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err("recorder worker panicked".into())),
-            None => Err("recorder already finished".into()),
+            Some(h) => h.join().unwrap_or(Err(RecordError::WorkerPanicked)),
+            None => Err(RecordError::Finished),
         }
     }
-}
 
-/// A device tensor whose bytes stay on the device: its digest is being computed there, `len` is its size.
-pub struct Digested {
-    /// The digest, when the device has it.
-    pub digest: crate::launch::PendingDigest,
-    /// Bytes of the tensor.
-    pub len: usize,
-}
-
-/// For a device tensor whose bytes are not needed (hashes only): an empty host placeholder (same id,
-/// dtype, shape, origin) and its digest started on the device. None when the backend cannot hash there
-/// (the caller copies the bytes).
-fn digest_on_device(t: &Tensor) -> Result<Option<(Tensor, Digested)>, String> {
-    let TensorData::Device(d) = &t.data else {
-        return Ok(None);
-    };
-    let Some(p) = d.digest() else {
-        return Ok(None);
-    };
-    let placeholder = Tensor {
-        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
-        ..t.clone()
-    };
-    Ok(Some((
-        placeholder,
-        Digested {
-            digest: p?,
-            len: d.len(),
-        },
-    )))
-}
-
-/// Host copies of tensors for the worker: shared host bytes, or device bytes copied now.
-fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, String> {
-    ts.iter()
-        .map(|t| match &t.data {
-            TensorData::Host(_) => Ok((*t).clone()),
-            TensorData::Device(d) => {
-                let bytes = d.to_host()?;
-                let mut h =
-                    Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
-                h.id = t.id;
-                Ok(h)
-            }
-        })
-        .collect()
-}
-
-/// Bytes the queue keeps alive that would otherwise be freed: host tensors other than model weights
-/// (weights live as long as the model, whether or not the recorder holds them, so they take no budget;
-/// counting them made every matmul wait for the worker).
-fn bytes_of(ts: &[Tensor]) -> usize {
-    ts.iter()
-        .filter(|t| !matches!(t.origin, crate::launch::Origin::Weight(_)))
-        .map(|t| t.host_bytes().map_or(0, |b| b.as_slice().len()))
-        .sum()
-}
-
-impl LaunchObserver for Recorder {
-    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), String> {
+    /// Queues launch `info`'s Begin record with its `inputs` (copying device inputs the worker does not
+    /// know yet); with [`Durability::EveryLaunch`], waits until the record is in the file.
+    pub fn begin_launch(
+        &mut self,
+        info: &LaunchInfo,
+        inputs: &[&Tensor],
+    ) -> Result<(), RecordError> {
         // Device inputs the worker already knows (by id) are not copied again.
         let payload = self.capture == Capture::Full && self.select.matches(info);
         let mut digests = Vec::with_capacity(inputs.len());
@@ -322,20 +261,18 @@ impl LaunchObserver for Recorder {
         )?;
         if wait && self.acks.recv().is_err() {
             // The worker stopped (a write failed): report its error, as without --sync.
-            return Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| "recorder worker stopped".into()));
+            return Err(self.join().err().unwrap_or(RecordError::WorkerStopped));
         }
         Ok(())
     }
 
-    fn end(
+    /// Queues launch `info`'s End record with its `outputs` and kernel wall time.
+    pub fn end_launch(
         &mut self,
         info: &LaunchInfo,
         outputs: &[Tensor],
         duration: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         // Later device inputs with these ids need no copy (unless they need bytes that were not stored).
         let stored = self.capture == Capture::Full && self.select.matches(info);
         let mut outs = Vec::with_capacity(outputs.len());
@@ -370,14 +307,95 @@ impl LaunchObserver for Recorder {
         )
     }
 
-    fn finish(&mut self) -> Result<(), String> {
-        let flushed = self.flush();
-        let r = flushed
-            .and_then(|()| self.join())
-            .map_err(|e| format!("writing tape {}: {e}", self.path.display()));
-        let out = r.as_ref().map(|_| ()).map_err(|e| e.clone());
-        *self.summary.lock().expect("summary lock") = Some(r);
+    /// Waits for the worker to write everything and complete the tape (index, trailer, rename); the
+    /// result is also left in the [`Summary`].
+    pub fn finish_tape(&mut self) -> Result<(), RecordError> {
+        let r = self.flush().and_then(|()| self.join()).map_err(Arc::new);
+        let write = |error: &Arc<RecordError>| RecordError::Write {
+            path: self.path.clone(),
+            error: error.clone(),
+        };
+        let out = r.as_ref().map(|_| ()).map_err(write);
+        *self.summary.lock().expect("summary lock") = Some(r.map_err(|e| write(&e)));
         out
+    }
+}
+
+/// A device tensor whose bytes stay on the device: its digest is being computed there, `len` is its size.
+pub struct Digested {
+    /// The digest, when the device has it.
+    pub digest: crate::launch::PendingDigest,
+    /// Bytes of the tensor.
+    pub len: usize,
+}
+
+/// For a device tensor whose bytes are not needed (hashes only): an empty host placeholder (same id,
+/// dtype, shape, origin) and its digest started on the device. None when the backend cannot hash there
+/// (the caller copies the bytes).
+fn digest_on_device(t: &Tensor) -> Result<Option<(Tensor, Digested)>, RecordError> {
+    let TensorData::Device(d) = &t.data else {
+        return Ok(None);
+    };
+    let Some(p) = d.digest() else {
+        return Ok(None);
+    };
+    let placeholder = Tensor {
+        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
+        ..t.clone()
+    };
+    Ok(Some((
+        placeholder,
+        Digested {
+            digest: p.map_err(RecordError::DeviceDigest)?,
+            len: d.len(),
+        },
+    )))
+}
+
+/// Host copies of tensors for the worker: shared host bytes, or device bytes copied now.
+fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, RecordError> {
+    ts.iter()
+        .map(|t| match &t.data {
+            TensorData::Host(_) => Ok((*t).clone()),
+            TensorData::Device(d) => {
+                let bytes = d.to_host().map_err(RecordError::DeviceCopy)?;
+                let mut h =
+                    Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
+                h.id = t.id;
+                Ok(h)
+            }
+        })
+        .collect()
+}
+
+/// Bytes the queue keeps alive that would otherwise be freed: host tensors other than model weights
+/// (weights live as long as the model, whether or not the recorder holds them, so they take no budget;
+/// counting them made every matmul wait for the worker).
+fn bytes_of(ts: &[Tensor]) -> usize {
+    ts.iter()
+        .filter(|t| !matches!(t.origin, crate::launch::Origin::Weight(_)))
+        .map(|t| t.host_bytes().map_or(0, |b| b.as_slice().len()))
+        .sum()
+}
+
+/// The recorder as the launcher sees it; the typed [`RecordError`] travels boxed inside
+/// [`LaunchError::Observer`](crate::launch::LaunchError::Observer) (downcast it to match on it).
+impl LaunchObserver for Recorder {
+    fn begin(&mut self, info: &LaunchInfo, inputs: &[&Tensor]) -> Result<(), ObserverError> {
+        Ok(self.begin_launch(info, inputs)?)
+    }
+
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        duration: Duration,
+    ) -> Result<(), ObserverError> {
+        Ok(self.end_launch(info, outputs, duration)?)
+    }
+
+    fn finish(&mut self) -> Result<(), ObserverError> {
+        Ok(self.finish_tape()?)
     }
 }
 
@@ -395,5 +413,69 @@ impl Drop for Recorder {
                 let _ = h.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::{Params, Phase, Precision, Route, Stage, Variant};
+    use crate::tape::{ModelIdentity, Producer, RunInfo};
+
+    fn header() -> TapeHeader {
+        let producer = Producer {
+            greta_version: String::new(),
+            backend: "cpu".into(),
+            device: String::new(),
+            kernel_hashes: Vec::new(),
+            engine: None,
+            provenance: None,
+        };
+        let run = RunInfo {
+            prompt_tokens: vec![1],
+            routes: Vec::new(),
+            threads: 1,
+            capture: "full".into(),
+            options_json: "{}".into(),
+            created_unix: 0,
+        };
+        TapeHeader::new(ModelIdentity::default(), String::new(), producer, run)
+    }
+
+    #[test]
+    fn errors_are_typed_and_name_the_tape() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("no/such/dir/t.tape");
+        let e = Recorder::start(&missing, header(), RecordOptions::default()).err();
+        assert!(
+            matches!(&e, Some(RecordError::Create { path, .. }) if path == &missing),
+            "{e:?}"
+        );
+        assert!(e.unwrap().to_string().contains("no/such/dir/t.tape"));
+
+        let (mut rec, summary) =
+            Recorder::start(&d.path().join("t.tape"), header(), RecordOptions::default()).unwrap();
+        rec.finish_tape().unwrap();
+        assert!(matches!(&*summary.lock().unwrap(), Some(Ok(_))));
+        let info = LaunchInfo {
+            seq: 0,
+            phase: Phase::Prefill,
+            stage: Stage::Embed,
+            layer: None,
+            route: Route::new(Variant::Direct, Precision::F32),
+            backend: "cpu".into(),
+            params: Params::default(),
+            foreign: None,
+        };
+        assert!(matches!(
+            rec.begin_launch(&info, &[]),
+            Err(RecordError::Finished)
+        ));
+        // Through the launcher's trait the same error arrives boxed, and downcasts back.
+        let boxed = LaunchObserver::begin(&mut rec, &info, &[]).unwrap_err();
+        assert!(matches!(
+            boxed.downcast_ref::<RecordError>(),
+            Some(RecordError::Finished)
+        ));
     }
 }

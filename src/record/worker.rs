@@ -1,7 +1,7 @@
 //! The recorder's worker thread: hashes, chunks, deduplicates and writes what the inference thread queued.
 
 use super::budget::ByteBudget;
-use super::{Capture, RecordOptions};
+use super::{Capture, RecordError, RecordOptions};
 use crate::launch::{DType, LaunchInfo, Origin, Tensor};
 use crate::tape::{
     Hash, LaunchBegin, LaunchEnd, Record, RowSpan, Storage, TapeSummary, TapeWriter, TensorRef,
@@ -125,19 +125,19 @@ impl Worker {
     }
 
     /// Runs until the channel closes (then finishes the tape) or an abort/error.
-    pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, String> {
+    pub fn run(&mut self, rx: Receiver<Job>) -> Result<TapeSummary, RecordError> {
         for job in rx {
             self.step(job)?;
         }
-        self.writer
+        Ok(self
+            .writer
             .take()
-            .ok_or("tape already finished")?
-            .finish()
-            .map_err(|e| e.to_string())
+            .ok_or(RecordError::TapeFinished)?
+            .finish()?)
     }
 
     /// One job (a batch in order); an abort flushes what there is and ends the run with an error.
-    fn step(&mut self, job: Job) -> Result<(), String> {
+    fn step(&mut self, job: Job) -> Result<(), RecordError> {
         match job {
             Job::Begin {
                 info,
@@ -172,20 +172,16 @@ impl Worker {
             }
             Job::Abort => {
                 if let Some(w) = self.writer.as_mut() {
-                    w.flush().map_err(|e| e.to_string())?;
+                    w.flush()?;
                 }
-                return Err(
-                    "the run stopped before it completed; the tape is left incomplete".into(),
-                );
+                return Err(RecordError::Aborted);
             }
         }
         Ok(())
     }
 
-    fn w(&mut self) -> Result<&mut TapeWriter, String> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| "tape already finished".to_string())
+    fn w(&mut self) -> Result<&mut TapeWriter, RecordError> {
+        self.writer.as_mut().ok_or(RecordError::TapeFinished)
     }
 
     fn store(
@@ -194,14 +190,10 @@ impl Worker {
         role: &str,
         hash: Hash,
         payload: bool,
-    ) -> Result<TensorRef, String> {
+    ) -> Result<TensorRef, RecordError> {
         let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
         let storage = if payload {
-            Storage::Chunks(
-                self.w()?
-                    .put_tensor(bytes, elem_size(t.dtype))
-                    .map_err(|e| e.to_string())?,
-            )
+            Storage::Chunks(self.w()?.put_tensor(bytes, elem_size(t.dtype))?)
         } else {
             Storage::HashOnly
         };
@@ -216,7 +208,7 @@ impl Worker {
     }
 
     /// The reference of a tensor digested on the device: its hash, no bytes.
-    fn digested_ref(t: &Tensor, role: &str, d: super::Digested) -> Result<TensorRef, String> {
+    fn digested_ref(t: &Tensor, role: &str, d: super::Digested) -> Result<TensorRef, RecordError> {
         Ok(TensorRef {
             role: role.to_string(),
             dtype: t.dtype,
@@ -224,7 +216,7 @@ impl Worker {
             len: d.len as u64,
             hash: {
                 let t = std::time::Instant::now();
-                let h = d.digest.wait()?;
+                let h = d.digest.wait().map_err(RecordError::DeviceDigest)?;
                 crate::launch::profile::DIGEST_WAIT_NS.fetch_add(
                     t.elapsed().as_nanos() as u64,
                     std::sync::atomic::Ordering::Relaxed,
@@ -240,7 +232,7 @@ impl Worker {
         t: &Tensor,
         role: &str,
         digest: Option<super::Digested>,
-    ) -> Result<TensorRef, String> {
+    ) -> Result<TensorRef, RecordError> {
         if let Some(p) = self.produced.get(&t.id).cloned() {
             // Capture-once: the unchanged output of an earlier launch is referenced, not stored again;
             // unless its bytes were not stored (it was outside the selection) and this launch needs them.
@@ -290,10 +282,12 @@ impl Worker {
                     h
                 }
                 None => {
-                    let bytes = t
-                        .host_bytes()
-                        .map(|b| b.as_slice())
-                        .ok_or("weight not on the host")?;
+                    let bytes = t.host_bytes().map(|b| b.as_slice()).ok_or_else(|| {
+                        RecordError::WeightNotOnHost {
+                            role: role.to_string(),
+                            name: name.to_string(),
+                        }
+                    })?;
                     // Weights are large (hundreds of MB at 8B): hashed on all cores (same digest).
                     let h = *blake3::Hasher::new()
                         .update_rayon(bytes)
@@ -333,7 +327,7 @@ impl Worker {
         inputs: &[Tensor],
         mut digests: Vec<Option<super::Digested>>,
         _ack: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         self.payload = self.opts.capture == Capture::Full && self.opts.select.matches(info);
         self.in_flight
             .insert(info.seq, (self.payload, output_roles(info)));
@@ -348,7 +342,7 @@ impl Worker {
                 let d = digests.get_mut(i).and_then(Option::take);
                 self.input_ref(t, roles.get(i).copied().unwrap_or("in"), d)
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RecordError>>()?;
         let rec = Record::Begin(LaunchBegin {
             seq: info.seq,
             phase: info.phase,
@@ -364,9 +358,9 @@ impl Worker {
         });
         let durable = self.opts.durability == super::Durability::EveryLaunch;
         let w = self.w()?;
-        w.put_record(&rec).map_err(|e| e.to_string())?;
+        w.put_record(&rec)?;
         if durable {
-            w.flush().map_err(|e| e.to_string())?;
+            w.flush()?;
         }
         Ok(())
     }
@@ -378,11 +372,11 @@ impl Worker {
         mut digests: Vec<Option<super::Digested>>,
         duration: Duration,
         given: Option<Vec<String>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         let (payload, roles) = self
             .in_flight
             .remove(&seq)
-            .ok_or_else(|| format!("launch {seq} ended without a begin"))?;
+            .ok_or(RecordError::EndWithoutBegin(seq))?;
         let roles = given.unwrap_or(roles);
         let mut refs = Vec::with_capacity(outputs.len());
         for (i, t) in outputs.iter().enumerate() {
@@ -411,7 +405,7 @@ impl Worker {
             outputs: refs,
             duration_ns: duration.as_nanos() as u64,
         });
-        self.w()?.put_record(&rec).map_err(|e| e.to_string())?;
+        self.w()?.put_record(&rec)?;
         Ok(())
     }
 }

@@ -7,7 +7,8 @@ use crate::analysis::Source;
 use crate::backend::cpu::CpuBackend;
 use crate::engine::{Engine, Model};
 use crate::launch::{
-    LaunchInfo, LaunchObserver, Launcher, Phase, Precision, RoutePolicy, Stage, Tensor,
+    LaunchInfo, LaunchObserver, Launcher, ObserverError, Phase, Precision, RoutePolicy, Stage,
+    Tensor,
 };
 use crate::tape::TapeReader;
 use std::cell::RefCell;
@@ -27,10 +28,15 @@ struct Capture {
 }
 
 impl LaunchObserver for Capture {
-    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), String> {
+    fn begin(&mut self, _: &LaunchInfo, _: &[&Tensor]) -> Result<(), ObserverError> {
         Ok(())
     }
-    fn end(&mut self, info: &LaunchInfo, outputs: &[Tensor], _: Duration) -> Result<(), String> {
+    fn end(
+        &mut self,
+        info: &LaunchInfo,
+        outputs: &[Tensor],
+        _: Duration,
+    ) -> Result<(), ObserverError> {
         let k = (info.phase, info.layer, info.stage);
         if self.want.contains(&k) {
             self.got.borrow_mut().insert(k, outputs.to_vec());

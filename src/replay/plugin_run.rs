@@ -1,10 +1,10 @@
 //! One launch through a plugin kernel: the recorded inputs in, the recorded outputs' shapes out, compared
 //! with the recorded outputs and with greta's f64 reference on the same inputs.
 
-use super::Source;
-use super::exec::{Recorded, against, execute, inputs, recorded};
 use super::plugin::{OutputSpec, Plugin};
 use super::report::{MatrixCell, merge};
+use crate::analysis::Source;
+use crate::analysis::exec::{Recorded, against, execute, inputs, recorded};
 use crate::backend::cpu::CpuBackend;
 use crate::launch::Tensor;
 use crate::tape::Launch;

@@ -2,17 +2,32 @@
 //! against the f64 reference on the exact recorded inputs, the inherited error against an f64 run of the
 //! whole model, and optionally the route matrix.
 
-use super::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
-use super::substage::{self, DERIVED_ROUTE, DerivedInfo};
+use crate::analysis::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
+use crate::analysis::heads::{HeadRow, Side, by_head, compare_heads};
+use crate::analysis::substage::{self, DERIVED_ROUTE};
 use crate::analysis::{Compare, FirstDiff};
 use crate::analysis::{Source, hex, values};
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
-use crate::diff::heads::{HeadRow, Side, by_head, compare_heads};
 use crate::launch::{Precision, Route, Stage};
 use crate::tape::Launch;
 use serde::Serialize;
 use std::sync::Arc;
+
+/// What a replay row of a derived sub-stage adds.
+#[derive(Clone, Debug, Serialize)]
+pub struct DerivedInfo {
+    /// The fused launch the sub-stage was derived from.
+    pub from_seq: u64,
+    /// Always [`DERIVED_ROUTE`].
+    pub route: String,
+    /// Backend and route the manual sub-stages ran on.
+    pub computed_on: String,
+    /// blake3 of the derived sub-stage's output.
+    pub hash: String,
+    /// pv only: the derived pv against the fused launch's recorded output (fused ≠ manual shows here).
+    pub vs_fused: Option<Compare>,
+}
 
 /// Folds several outputs' comparisons into one (worst case of each figure).
 pub fn merge(cs: &[Compare]) -> Compare {
@@ -258,8 +273,8 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
         if o.route.is_none() {
             row.replay_route = "-".into();
         }
-        let mut problems = super::sanity::launch_problems(l);
-        problems.extend(super::sanity::contract_problem(l));
+        let mut problems = crate::analysis::sanity::launch_problems(l);
+        problems.extend(crate::analysis::sanity::contract_problem(l));
         if !problems.is_empty() {
             row.replay_route = "-".into();
             row.note = Some(format!(

@@ -145,8 +145,9 @@ fn variant_of(c: u8) -> Option<Variant> {
 }
 
 fn precision_of(c: u8) -> Option<Precision> {
-    [Precision::F64, Precision::F32, Precision::F16]
-        .into_iter()
+    Precision::ALL
+        .iter()
+        .copied()
         .find(|&p| precision_code(p) == c)
 }
 

@@ -19,10 +19,27 @@
 //! - a hash chain over the records: the last hash fingerprints the run and any damage shows.
 //!
 //! ```
-//! use greta::tape::{TapeHeader, TapeReader, TapeWriter, WriterOptions};
+//! use greta::tape::{ModelIdentity, Producer, RunInfo, TapeHeader, TapeReader, TapeWriter, WriterOptions};
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("run.tape");
-//! let mut w = TapeWriter::create(&path, &TapeHeader::default(), WriterOptions::default()).unwrap();
+//! let producer = Producer {
+//!     greta_version: env!("CARGO_PKG_VERSION").into(),
+//!     backend: "cpu".into(),
+//!     device: "doc".into(),
+//!     kernel_hashes: vec![],
+//!     engine: None,
+//!     provenance: None,
+//! };
+//! let run = RunInfo {
+//!     prompt_tokens: vec![1, 2],
+//!     routes: vec!["precision=f32".into()],
+//!     threads: 1,
+//!     capture: "full".into(),
+//!     options_json: "{}".into(),
+//!     created_unix: 0,
+//! };
+//! let header = TapeHeader::new(ModelIdentity::default(), "{}".into(), producer, run);
+//! let mut w = TapeWriter::create(&path, &header, WriterOptions::default()).unwrap();
 //! let chunks = w.put_tensor(&[0u8; 1000], 4).unwrap();
 //! assert_eq!(chunks.len(), 1);
 //! let summary = w.finish().unwrap();
@@ -51,8 +68,8 @@ pub use index::{IndexEntry, RecordLoc};
 pub use provenance::Provenance;
 pub use reader::{TapeReader, Truncation};
 pub use record::{
-    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Record, RowSpan, Storage,
-    TapeHeader, TensorRef,
+    EngineInfo, Hash, Launch, LaunchBegin, LaunchEnd, ModelIdentity, Producer, Record, RowSpan,
+    RunInfo, Storage, TapeHeader, TensorRef, unix_now,
 };
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;

@@ -5,7 +5,7 @@
 //! routes, options) — only then do equal outputs merely show that the run is repeatable — and to show what
 //! differs otherwise.
 
-use super::record::{EngineInfo, ModelIdentity, TapeHeader};
+use super::record::{EngineInfo, ModelIdentity, Producer, RunInfo, TapeHeader};
 use serde::{Deserialize, Serialize};
 
 /// The build that recorded a tape.
@@ -105,22 +105,24 @@ pub(crate) struct TapeHeaderV2 {
 
 impl From<TapeHeaderV2> for TapeHeader {
     fn from(h: TapeHeaderV2) -> TapeHeader {
-        TapeHeader {
+        // Version 2 had no provenance.
+        let producer = Producer {
             greta_version: h.greta_version,
-            model: h.model,
-            model_config_json: h.model_config_json,
             backend: h.backend,
             device: h.device,
-            routes: h.routes,
-            threads: h.threads,
-            prompt_tokens: h.prompt_tokens,
             kernel_hashes: h.kernel_hashes,
-            created_unix: h.created_unix,
-            capture: h.capture,
-            options_json: h.options_json,
             engine: h.engine,
             provenance: None,
-        }
+        };
+        let run = RunInfo {
+            prompt_tokens: h.prompt_tokens,
+            routes: h.routes,
+            threads: h.threads,
+            capture: h.capture,
+            options_json: h.options_json,
+            created_unix: h.created_unix,
+        };
+        TapeHeader::new(h.model, h.model_config_json, producer, run)
     }
 }
 
@@ -170,10 +172,8 @@ mod tests {
             decode_header(&v2, 3).is_err(),
             "a v2 payload is not a v3 header"
         );
-        let h2 = TapeHeader {
-            provenance: Some(Provenance::current()),
-            ..h
-        };
+        let mut h2 = h;
+        h2.provenance = Some(Provenance::current());
         let b = super::super::record::encode(&h2).unwrap();
         assert_eq!(decode_header(&b, 3).unwrap(), h2);
         let p = h2.provenance.unwrap();

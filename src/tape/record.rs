@@ -24,7 +24,11 @@ pub struct ModelIdentity {
 }
 
 /// What a run was: everything needed to interpret (and redo) its launches. Stored once, in the first frame.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+///
+/// Built with [`TapeHeader::new`] only, from [`Producer`] and [`RunInfo`], which have no `Default`: a
+/// field added here must be added there, and every producer of tapes (record, check, capture) then fails
+/// to compile until it says what the field is, instead of silently writing an empty value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TapeHeader {
     /// `CARGO_PKG_VERSION` of the greta that recorded.
     pub greta_version: String,
@@ -55,6 +59,91 @@ pub struct TapeHeader {
     /// The build that recorded (format version 3; None when read from an older tape, or when the
     /// producer did not say).
     pub provenance: Option<super::provenance::Provenance>,
+}
+
+/// Who wrote a tape: the greta build, the backend and device, and the engine when it is not greta's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Producer {
+    /// `CARGO_PKG_VERSION` of the greta that recorded (`env!("CARGO_PKG_VERSION")` for this build).
+    pub greta_version: String,
+    /// Backend name (`cpu`, `hip`; empty for another engine's launches).
+    pub backend: String,
+    /// Device description.
+    pub device: String,
+    /// (kernel name, source hash) of every compiled kernel.
+    pub kernel_hashes: Vec<(String, String)>,
+    /// The engine that recorded, when it is not greta (open capture).
+    pub engine: Option<EngineInfo>,
+    /// The build that recorded (None when the producer does not say).
+    pub provenance: Option<super::provenance::Provenance>,
+}
+
+/// What was run: the prompt, the routes and options in force, and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunInfo {
+    /// The prompt's token ids.
+    pub prompt_tokens: Vec<u32>,
+    /// Routes in force, e.g. `["precision=f32", "matmul=gemv"]`.
+    pub routes: Vec<String>,
+    /// CPU threads.
+    pub threads: u32,
+    /// `full` or `hashes`, plus selectors.
+    pub capture: String,
+    /// Anything else the recorder wants to keep (CLI options), as JSON.
+    pub options_json: String,
+    /// Unix time the recording started ([`unix_now`]; 0 where the header must not depend on the clock).
+    pub created_unix: u64,
+}
+
+/// Seconds since the Unix epoch now (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TapeHeader {
+    /// The header of a run of `model` (whose config, as JSON text, is `model_config_json`) written by
+    /// `producer`. The one constructor: every field comes from an argument.
+    pub fn new(
+        model: ModelIdentity,
+        model_config_json: String,
+        producer: Producer,
+        run: RunInfo,
+    ) -> TapeHeader {
+        let Producer {
+            greta_version,
+            backend,
+            device,
+            kernel_hashes,
+            engine,
+            provenance,
+        } = producer;
+        let RunInfo {
+            prompt_tokens,
+            routes,
+            threads,
+            capture,
+            options_json,
+            created_unix,
+        } = run;
+        TapeHeader {
+            greta_version,
+            model,
+            model_config_json,
+            backend,
+            device,
+            routes,
+            threads,
+            prompt_tokens,
+            kernel_hashes,
+            created_unix,
+            capture,
+            options_json,
+            engine,
+            provenance,
+        }
+    }
 }
 
 /// Another engine that wrote a tape through greta's capture API (C ABI, Python, Rust).

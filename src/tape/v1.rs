@@ -6,7 +6,8 @@
 //! are those shapes, frozen, and their conversion (the new fields are None). Never change them.
 
 use super::record::{
-    EngineInfo, LaunchBegin, LaunchEnd, ModelIdentity, Record, TapeHeader, TensorRef,
+    EngineInfo, LaunchBegin, LaunchEnd, ModelIdentity, Producer, Record, RunInfo, TapeHeader,
+    TensorRef,
 };
 use crate::launch::{Params, Phase, Route, Stage};
 use serde::Deserialize;
@@ -30,22 +31,24 @@ pub(crate) struct TapeHeaderV1 {
 
 impl From<TapeHeaderV1> for TapeHeader {
     fn from(h: TapeHeaderV1) -> TapeHeader {
-        TapeHeader {
+        // Version 1 had neither an engine (open capture came in version 2) nor provenance (3).
+        let producer = Producer {
             greta_version: h.greta_version,
-            model: h.model,
-            model_config_json: h.model_config_json,
             backend: h.backend,
             device: h.device,
-            routes: h.routes,
-            threads: h.threads,
-            prompt_tokens: h.prompt_tokens,
             kernel_hashes: h.kernel_hashes,
-            created_unix: h.created_unix,
-            capture: h.capture,
-            options_json: h.options_json,
             engine: None::<EngineInfo>,
             provenance: None,
-        }
+        };
+        let run = RunInfo {
+            prompt_tokens: h.prompt_tokens,
+            routes: h.routes,
+            threads: h.threads,
+            capture: h.capture,
+            options_json: h.options_json,
+            created_unix: h.created_unix,
+        };
+        TapeHeader::new(h.model, h.model_config_json, producer, run)
     }
 }
 

@@ -598,6 +598,27 @@ mod tests {
     use crate::tape::frame::{FRAME_HEADER_LEN, FrameHeader};
     use crate::tape::trailer::PREAMBLE_LEN;
 
+    /// A header that says nothing: these tests are about chunks and frames.
+    fn blank() -> TapeHeader {
+        let producer = crate::tape::Producer {
+            greta_version: String::new(),
+            backend: String::new(),
+            device: String::new(),
+            kernel_hashes: Vec::new(),
+            engine: None,
+            provenance: None,
+        };
+        let run = crate::tape::RunInfo {
+            prompt_tokens: Vec::new(),
+            routes: Vec::new(),
+            threads: 0,
+            capture: String::new(),
+            options_json: String::new(),
+            created_unix: 0,
+        };
+        TapeHeader::new(Default::default(), String::new(), producer, run)
+    }
+
     /// The first chunk frame of a one-tensor tape: (header, file bytes).
     fn first_chunk(bytes: &[u8], es: usize, shuffle: Shuffle) -> (FrameHeader, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
@@ -606,7 +627,7 @@ mod tests {
             shuffle,
             ..WriterOptions::default()
         };
-        let mut w = TapeWriter::create(&path, &TapeHeader::default(), opts).unwrap();
+        let mut w = TapeWriter::create(&path, &blank(), opts).unwrap();
         let hs = w.put_tensor(bytes, es).unwrap();
         assert_eq!(
             hs[0],
@@ -659,7 +680,7 @@ mod tests {
             chunk_size: 1024,
             ..WriterOptions::default()
         };
-        let mut w = TapeWriter::create(&path, &TapeHeader::default(), opts).unwrap();
+        let mut w = TapeWriter::create(&path, &blank(), opts).unwrap();
         let a = vec![7u8; 4096];
         let ha = w.put_tensor(&a, 1).unwrap();
         assert_eq!(ha.len(), 4);
@@ -689,7 +710,7 @@ mod tests {
                 chunk_size: 4096,
                 ..WriterOptions::default()
             };
-            let mut w = TapeWriter::create(&path, &TapeHeader::default(), opts).unwrap();
+            let mut w = TapeWriter::create(&path, &blank(), opts).unwrap();
             let a = w.put_tensor(&data, 4).unwrap();
             let b = w.put_tensor(&data[..100_000], 4).unwrap();
             assert_eq!(&a[..24], &b[..24]);

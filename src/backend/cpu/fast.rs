@@ -239,6 +239,12 @@ mod x86 {
         }};
     }
 
+    /// `dot::dot8_ref` of `a` and `b` over their common length, on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (check with `is_x86_feature_detected!("avx2")`, as
+    /// `enabled` does); executing it otherwise is undefined behaviour. Any slice lengths are
+    /// sound: vector loads stop at the last whole group of 8 of the shorter slice.
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot8(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -261,7 +267,13 @@ mod x86 {
         combine(l)
     }
 
-    /// See [`super::dot4_rows`]. `w.len()` is a multiple of 32 and every x row as long.
+    /// See [`super::dot4_rows`]: four rows `xs` against `w`, covering `w.len() / 32 * 32` elements
+    /// (the caller passes `w.len()` a multiple of 32 for a whole result).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2. Every `xs[r]` must hold at least `w.len() / 32 * 32` elements: the
+    /// rows are read through raw pointers in blocks of 32 up to that length without bounds checks
+    /// ([`super::dot4_rows`] checks `xs[r].len() == w.len()`).
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot4_rows<const BLOCKED: bool>(xs: [&[f32]; 4], w: &[f32], out: &mut [f32; 4]) {
         let nb = w.len() / 32;
@@ -305,6 +317,10 @@ mod x86 {
     }
 
     /// The f64 twin of [`dot4_rows`]: lanes 0..4 and 4..8 in two registers a row.
+    ///
+    /// # Safety
+    /// As [`dot4_rows`]: the CPU must support AVX2, and every `xs[r]` must hold at least
+    /// `w.len() / 32 * 32` elements (read through raw pointers without bounds checks).
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot4_rows_f64<const BLOCKED: bool>(
         xs: [&[f64]; 4],
@@ -357,6 +373,11 @@ mod x86 {
         }
     }
 
+    /// `dot::dot8_f64_ref` of `a` and `b` over their common length, on AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2. Any slice lengths are sound: vector loads stop at the last whole
+    /// group of 8 of the shorter slice.
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot8_f64(a: &[f64], b: &[f64]) -> f64 {
         let n = a.len().min(b.len());
@@ -493,6 +514,13 @@ mod x86 {
     macro_rules! kernels {
         ($f32name:ident, $f64name:ident, $decode:ident, $bb:expr) => {
             /// R weight rows against one f32 activation row; dot8 order, or dot_blocked order if BLOCKED.
+            /// Covers `x.len() / 32` whole blocks (the caller passes `x.len()` a multiple of 32).
+            ///
+            /// # Safety
+            /// The CPU must support AVX2 and F16C. Every `rows[r]` must hold at least
+            #[doc = concat!("`x.len() / 32 * ", stringify!($bb), "` bytes (", stringify!($bb), " bytes a block):")]
+            /// blocks are decoded through raw pointers without bounds checks (`check` in this file asserts
+            /// the exact row length before the safe wrappers call this).
             #[target_feature(enable = "avx2,f16c")]
             pub unsafe fn $f32name<const R: usize, const BLOCKED: bool>(
                 x: &[f32],
@@ -566,6 +594,10 @@ mod x86 {
             }
 
             /// The same for an f64 activation row: weights widened exactly, f64 products and sums.
+            ///
+            /// # Safety
+            /// As the f32 kernel: the CPU must support AVX2 and F16C, and every `rows[r]` must hold at
+            #[doc = concat!("least `x.len() / 32 * ", stringify!($bb), "` bytes (read through raw pointers without bounds checks).")]
             #[target_feature(enable = "avx2,f16c")]
             pub unsafe fn $f64name<const R: usize, const BLOCKED: bool>(
                 x: &[f64],

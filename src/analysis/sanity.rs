@@ -3,6 +3,9 @@
 //! dtype disagree with its byte length, or inputs no backend would accept for the stage. `verify` lists
 //! these; `replay` and `export` refuse such a launch (exit 2) instead of panicking in a kernel or
 //! writing an .npy whose header claims bytes it does not hold.
+//!
+//! In analysis/ because replay (refuses), inspect (`verify` lists) and the CLI (`show`, `export`) all ask
+//! the same question; none of them may import another (docs/ARCHITECTURE.md).
 
 use crate::backend::contract;
 use crate::launch::{Bytes, Origin, Tensor};

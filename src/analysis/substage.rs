@@ -10,13 +10,16 @@
 //! Each sub-stage's local error (`--reference f64`) is the f64 CPU reference of that sub-stage on the same
 //! inputs the derived sub-stage had: qk on the recorded q, K; softmax on the derived scores; pv on the
 //! derived probabilities and the recorded V.
+//!
+//! In analysis/ because replay (`--stage qk`), diff (`--substages`, `--stage` on fused tapes) and the
+//! CLI's `show`/`export --substages` all derive the same sub-stages; none of them may import another
+//! (docs/ARCHITECTURE.md).
 
 use super::exec::ReplayError;
-use crate::analysis::{Compare, compare};
+use super::{Compare, compare};
 use crate::backend::{Backend, BackendError};
 use crate::launch::{Origin, Params, Precision, Route, Stage, Tensor, Variant};
 use crate::tape::Launch;
-use serde::Serialize;
 
 /// What a derived row says about where its values came from.
 pub const DERIVED_ROUTE: &str = "fused→manual";
@@ -161,19 +164,4 @@ pub fn compare_tensors(a: &Tensor, b: &Tensor) -> Compare {
     };
     let shape: Vec<u64> = a.shape.iter().map(|&d| d as u64).collect();
     compare(a.dtype, &bytes(a), b.dtype, &bytes(b), &shape)
-}
-
-/// What a replay row of a derived sub-stage adds.
-#[derive(Clone, Debug, Serialize)]
-pub struct DerivedInfo {
-    /// The fused launch the sub-stage was derived from.
-    pub from_seq: u64,
-    /// Always [`DERIVED_ROUTE`].
-    pub route: String,
-    /// Backend and route the manual sub-stages ran on.
-    pub computed_on: String,
-    /// blake3 of the derived sub-stage's output.
-    pub hash: String,
-    /// pv only: the derived pv against the fused launch's recorded output (fused ≠ manual shows here).
-    pub vs_fused: Option<Compare>,
 }

@@ -1,6 +1,9 @@
 //! Comparisons restricted to attention heads: `--head H` compares only head H's slice of a per-head
 //! stage's output, `--by-head` gives one comparison per head so the worst head stands out. The slicing
 //! rule (and the GQA mapping of query heads to KV heads) is in [`crate::launch::heads`].
+//!
+//! In analysis/ because both `greta replay --head/--by-head` and `greta diff --head` report per-head
+//! figures, and replay must not import diff (docs/ARCHITECTURE.md).
 
 use super::compare::{Compare, compare_values};
 use crate::launch::{DType, Params, Stage, heads};

@@ -1,8 +1,12 @@
 //! Re-executing one recorded launch: resolve its inputs, adapt them to the route's precision, run the
 //! kernel on a backend, compare with what was recorded.
+//!
+//! Lives in analysis/ (not replay/) because `greta replay` is not its only user: the prefill-vs-decode
+//! diff and `show`/`export --substages` resolve a launch's inputs and run sub-stages through the same
+//! code, and diff must not import replay (docs/ARCHITECTURE.md).
 
-use crate::analysis::{Compare, compare};
-use crate::analysis::{Source, SourceError};
+use super::{Compare, compare};
+use super::{Source, SourceError};
 use crate::backend::{Backend, BackendError};
 use crate::launch::{DType, Origin, Precision, Route, Tensor};
 use crate::tape::{Launch, Storage};
