@@ -9,7 +9,10 @@
 //! are bincode of the serde derive, i.e. the variant index, and the index stores fixed codes,
 //! `tape/index.rs`), but some header text does: the header's `routes` (`precision=f32`, `matmul=gemv`)
 //! and foreign launches' descriptions are written with these names, and golden manifests and scripts
-//! print them. Never rename one; add new variants at the end (the serde index is positional).
+//! print them. Never rename one. The serde index is positional, and the unlisted variants are declared
+//! after the listed ones, so a new listed variant shifts `Stage::Other` / `Variant::Engine`: that is a
+//! format version bump (`tape::record`'s `serde_indexes_of_stored_enums_are_pinned` fails until it is
+//! done deliberately).
 //!
 //! Syntax: attributes and `pub enum T ("what", "plural"[, ignore_case]) { Variant = "name", ... }`, then
 //! optionally `unlisted { Variant = "name" => parsed, ... }` for variants that are not in `ALL` (kept

@@ -416,4 +416,23 @@ mod tests {
         bytes.push(0);
         assert!(decode::<u32>(&bytes).is_err());
     }
+
+    /// Records store stages, variants and dtypes by their serde variant index. The enums are declared
+    /// with `launch::names::named!`, which puts the unlisted variants (Stage::Other, Variant::Engine)
+    /// after the listed ones: a variant added to a list shifts them, and older tapes would decode
+    /// wrongly. This pins the indexes; changing one needs a format version bump (docs/ARCHITECTURE.md).
+    #[test]
+    fn serde_indexes_of_stored_enums_are_pinned() {
+        use crate::launch::{Precision, Variant};
+        let idx = |b: Vec<u8>| b[0];
+        assert_eq!(idx(encode(&Stage::Embed).unwrap()), 0);
+        assert_eq!(idx(encode(&Stage::Argmax).unwrap()), 23);
+        assert_eq!(idx(encode(&Stage::Other).unwrap()), 24);
+        assert_eq!(idx(encode(&Variant::Gemv).unwrap()), 0);
+        assert_eq!(idx(encode(&Variant::Direct).unwrap()), 5);
+        assert_eq!(idx(encode(&Variant::Engine).unwrap()), 6);
+        assert_eq!(idx(encode(&Precision::F16).unwrap()), 2);
+        assert_eq!(idx(encode(&DType::F32).unwrap()), 0);
+        assert_eq!(idx(encode(&DType::Q6K).unwrap()), 9);
+    }
 }

@@ -11,12 +11,12 @@
 use super::values::Float;
 use super::{bad, want};
 use crate::backend::BackendError;
-use crate::backend::contract::{AttnGeo, attn_geo};
+use crate::backend::contract::{self, AttnGeo, attn_geo};
 use crate::launch::{Params, Precision, Stage, Tensor};
 use rayon::prelude::*;
 
-/// Default key block of the fused route.
-pub const DEFAULT_KV_BLOCK: usize = 32;
+/// Default key block of the fused route (defined with the contract, which both backends share).
+pub use crate::backend::contract::DEFAULT_KV_BLOCK;
 
 struct Geo {
     n: usize,
@@ -28,8 +28,26 @@ struct Geo {
     scale: f64,
 }
 
+impl Geo {
+    /// The contract's view of this geometry.
+    fn attn(&self) -> AttnGeo {
+        AttnGeo {
+            n: self.n,
+            ctx: self.ctx,
+            h: self.h,
+            hk: self.hk,
+            hd: self.hd,
+            pos: self.pos,
+        }
+    }
+}
+
 /// The shared contract checks, plus the query shape for the stages that take q.
 fn geo(stage: Stage, params: &Params, q: &Tensor, kv: &Tensor) -> Result<Geo, BackendError> {
+    let g = attn_geo(stage, params, kv)?;
+    if !(stage == Stage::Softmax || stage == Stage::Pv) {
+        contract::check_q(stage, q, &g)?;
+    }
     let AttnGeo {
         n,
         ctx,
@@ -37,13 +55,7 @@ fn geo(stage: Stage, params: &Params, q: &Tensor, kv: &Tensor) -> Result<Geo, Ba
         hk,
         hd,
         pos,
-    } = attn_geo(stage, params, kv)?;
-    if q.shape != [n, h * hd] && !(stage == Stage::Softmax || stage == Stage::Pv) {
-        return Err(bad(
-            stage,
-            format!("q has shape {:?}, expected {:?}", q.shape, [n, h * hd]),
-        ));
-    }
+    } = g;
     Ok(Geo {
         n,
         ctx,
@@ -95,10 +107,7 @@ fn manual_t<T: Float>(
         Stage::Softmax => {
             want(stage, inputs, 1)?;
             let t = inputs[0];
-            let ctx = *t
-                .shape
-                .last()
-                .ok_or_else(|| bad(stage, "scores have no shape"))?;
+            let ctx = contract::row_len(stage, t, "scores")?;
             let s = T::of(stage, t)?;
             let mut out = vec![T::ZERO; s.len()];
             out.par_chunks_mut(ctx.max(1))
@@ -110,16 +119,7 @@ fn manual_t<T: Float>(
             want(stage, inputs, 2)?;
             let (pt, vt) = (inputs[0], inputs[1]);
             let g = geo(stage, params, pt, vt)?;
-            if pt.shape != [g.h, g.n, g.ctx] {
-                return Err(bad(
-                    stage,
-                    format!(
-                        "probs have shape {:?}, expected {:?}",
-                        pt.shape,
-                        [g.h, g.n, g.ctx]
-                    ),
-                ));
-            }
+            contract::check_probs(stage, pt, &g.attn())?;
             let (pr, v) = (T::of(stage, pt)?, T::of(stage, vt)?);
             let mut out = vec![T::ZERO; g.n * g.h * g.hd];
             out.par_chunks_mut(g.hd).enumerate().for_each(|(ih, o)| {
@@ -179,22 +179,13 @@ fn fused_t<T: Float>(params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>,
     let stage = Stage::Attn;
     want(stage, inputs, 3)?;
     let g = geo(stage, params, inputs[0], inputs[1])?;
-    if inputs[2].shape != inputs[1].shape {
-        return Err(bad(
-            stage,
-            format!("V has shape {:?}, K {:?}", inputs[2].shape, inputs[1].shape),
-        ));
-    }
+    contract::check_v(stage, inputs[1], inputs[2])?;
     let (q, k, v) = (
         T::of(stage, inputs[0])?,
         T::of(stage, inputs[1])?,
         T::of(stage, inputs[2])?,
     );
-    let blk = if params.kv_block == 0 {
-        DEFAULT_KV_BLOCK
-    } else {
-        params.kv_block as usize
-    };
+    let blk = contract::kv_block(params);
     let scale = T::from_f64(g.scale);
     let mut out = vec![T::ZERO; g.n * g.h * g.hd];
     out.par_chunks_mut(g.hd).enumerate().for_each(|(ih, o)| {

@@ -3,8 +3,8 @@
 
 use super::values::{Float, f32s};
 use super::{bad, want};
-use crate::backend::BackendError;
-use crate::launch::{DType, Params, Precision, Stage, Tensor};
+use crate::backend::{BackendError, contract};
+use crate::launch::{Params, Precision, Stage, Tensor};
 use crate::model::quant;
 use rayon::prelude::*;
 
@@ -27,12 +27,10 @@ fn embed_t<T: Float>(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     let stage = Stage::Embed;
     want(stage, inputs, 2)?;
     let (ids, w) = (inputs[0], inputs[1]);
+    let (vocab, dim) = contract::embed_dims(stage, ids, w)?;
     let ids = ids
         .as_i32()
-        .ok_or_else(|| bad(stage, format!("ids are {}, expected i32", ids.dtype)))?;
-    let &[vocab, dim] = w.shape.as_slice() else {
-        return Err(bad(stage, format!("table has shape {:?}", w.shape)));
-    };
+        .ok_or_else(|| bad(stage, "ids are i32 but not on the host"))?;
     let wb = w
         .host_bytes()
         .ok_or_else(|| bad(stage, "table is not on the host"))?
@@ -44,10 +42,7 @@ fn embed_t<T: Float>(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     let mut out = vec![T::ZERO; ids.len() * dim];
     let mut row = vec![0f32; dim];
     for (i, &id) in ids.iter().enumerate() {
-        let id = usize::try_from(id)
-            .ok()
-            .filter(|&v| v < vocab)
-            .ok_or_else(|| bad(stage, format!("token id {id} out of range (vocab {vocab})")))?;
+        let id = contract::token_row(stage, id, vocab)?;
         quant::dequantize(w.dtype, &wb[id * rb..(id + 1) * rb], &mut row)
             .map_err(|e| bad(stage, e.to_string()))?;
         for (o, &v) in out[i * dim..(i + 1) * dim].iter_mut().zip(&row) {
@@ -74,12 +69,12 @@ fn rmsnorm_t<T: Float>(
 ) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
     let x = T::of(stage, inputs[0])?;
-    let w = weight_f32(stage, inputs[1])?;
-    let dim = w.len();
-    if dim == 0 || inputs[0].shape.last() != Some(&dim) {
+    let dim = contract::norm_dim(stage, inputs[0], inputs[1])?;
+    let w = f32s(stage, inputs[1])?;
+    if w.len() != dim {
         return Err(bad(
             stage,
-            format!("x {:?} vs weight [{dim}]", inputs[0].shape),
+            format!("norm weight holds {} values, its shape {dim}", w.len()),
         ));
     }
     let eps = T::from_f64(params.eps);
@@ -94,16 +89,6 @@ fn rmsnorm_t<T: Float>(
             }
         });
     Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
-}
-
-fn weight_f32(stage: Stage, t: &Tensor) -> Result<&[f32], BackendError> {
-    if t.dtype != DType::F32 {
-        return Err(bad(
-            stage,
-            format!("norm weight is {}, expected f32", t.dtype),
-        ));
-    }
-    f32s(stage, t)
 }
 
 /// RoPE (llama.cpp NORM): adjacent pairs within each head.
@@ -129,8 +114,7 @@ fn rope_t<T: Float>(
     params: &Params,
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>, BackendError> {
-    let crate::backend::contract::RopeGeo { heads, hd, rd, .. } =
-        crate::backend::contract::rope_geo(stage, params, inputs)?;
+    let contract::RopeGeo { heads, hd, rd, .. } = contract::rope_geo(stage, params, inputs)?;
     let x = T::of(stage, inputs[0])?;
     let mut out = x.to_vec();
     let pos0 = params.pos as usize;
@@ -186,15 +170,7 @@ fn zip_t<T: Float>(
     f: fn(T, T) -> T,
 ) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
-    if inputs[0].shape != inputs[1].shape {
-        return Err(bad(
-            stage,
-            format!(
-                "shapes differ: {:?} vs {:?}",
-                inputs[0].shape, inputs[1].shape
-            ),
-        ));
-    }
+    contract::same_shape(stage, inputs[0], inputs[1])?;
     let (a, b) = (T::of(stage, inputs[0])?, T::of(stage, inputs[1])?);
     let out: Vec<T> = a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
@@ -205,10 +181,7 @@ pub fn argmax(inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
     let stage = Stage::Argmax;
     want(stage, inputs, 1)?;
     let t = inputs[0];
-    let v = *t
-        .shape
-        .last()
-        .ok_or_else(|| bad(stage, "logits have no shape"))?;
+    let v = contract::row_len(stage, t, "logits")?;
     let vals: Vec<f64> = match (t.as_f32(), t.as_f64()) {
         (Some(x), _) => x.iter().map(|&a| a as f64).collect(),
         (_, Some(x)) => x.to_vec(),

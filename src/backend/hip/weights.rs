@@ -8,8 +8,7 @@
 //! contraction), so a route on blocks gives what it gave on host-dequantised f32 weights; the self-test
 //! proves it per format and route (`weights_in_blocks`).
 //!
-//! Norm vectors go through [`HipBackend::weight_f32`]: f32 in every GGUF we read, dequantised on the host
-//! if not (a few KB).
+//! Norm vectors go through [`HipBackend::weight_f32`]: f32 (the stage contract, `contract::norm_dim`).
 
 use super::device::{HipBackend, bad, dev_err};
 use super::ffi::DevMem;
@@ -97,19 +96,12 @@ impl HipBackend {
         Ok(w)
     }
 
-    /// A norm-weight vector as f32 on the device (dequantised on the host when it is not f32).
+    /// A norm-weight vector (f32, checked by the caller against the stage contract) on the device.
     pub(super) fn weight_f32(&self, stage: Stage, t: &Tensor) -> Result<Arc<DevMem>, BackendError> {
-        if t.dtype == DType::F32 || matches!(t.data, TensorData::Device(_)) {
-            return Ok(self.weight_blocks(stage, t)?.mem);
+        if t.dtype != DType::F32 && !matches!(t.data, TensorData::Device(_)) {
+            return Err(bad(stage, format!("norm weight is {}, expected f32", t.dtype)));
         }
-        let bytes = t
-            .host_bytes()
-            .ok_or_else(|| bad(stage, "weight is not on the host"))?
-            .as_slice();
-        let v = quant::dequantize_to_vec(t.dtype, bytes, t.numel())
-            .map_err(|e| bad(stage, format!("dequantising {}: {e}", t.dtype)))?;
-        let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Ok(Arc::new(DevMem::upload(&raw).map_err(dev_err)?))
+        Ok(self.weight_blocks(stage, t)?.mem)
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, DevWeight>> {

@@ -3,8 +3,9 @@
 
 use super::{blocks, dims};
 use crate::backend::BackendError;
-use crate::backend::contract::{AttnGeo, attn_geo};
-use crate::backend::cpu::DEFAULT_KV_BLOCK;
+use crate::backend::contract::{
+    AttnGeo, attn_geo as geo, check_probs, check_q, check_v, kv_block, row_len,
+};
 use crate::backend::hip::device::{HipBackend, bad, want};
 use crate::backend::hip::ffi::{Arg, LaunchDims};
 use crate::backend::hip::source::{self, Kernel, geom};
@@ -13,24 +14,6 @@ use crate::launch::{DType, Params, Precision, Stage, Tensor};
 /// The geometry as kernel arguments (n, ctx, h, hk, hd, pos).
 fn u32s(g: &AttnGeo) -> [Arg<'static>; 6] {
     [g.n, g.ctx, g.h, g.hk, g.hd, g.pos].map(|v| Arg::U32(v as u32))
-}
-
-fn geo(stage: Stage, params: &Params, kv: &Tensor) -> Result<AttnGeo, BackendError> {
-    attn_geo(stage, params, kv)
-}
-
-fn check_q(stage: Stage, q: &Tensor, g: &AttnGeo) -> Result<(), BackendError> {
-    if q.shape != [g.n, g.h * g.hd] {
-        return Err(bad(
-            stage,
-            format!(
-                "q has shape {:?}, expected {:?}",
-                q.shape,
-                [g.n, g.h * g.hd]
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn pick(p: Precision, f32k: Kernel, f16k: Kernel) -> Kernel {
@@ -84,10 +67,7 @@ pub fn softmax(
     let stage = Stage::Softmax;
     want(stage, inputs, 1)?;
     let t = inputs[0];
-    let ctx = *t
-        .shape
-        .last()
-        .ok_or_else(|| bad(stage, "scores have no shape"))?;
+    let ctx = row_len(stage, t, "scores")?;
     let s = b.input(stage, t, DType::F32)?;
     let out = b.alloc(t.numel())?;
     let rows = t.numel().checked_div(ctx).unwrap_or(0);
@@ -110,16 +90,7 @@ pub fn pv(
     let stage = Stage::Pv;
     want(stage, inputs, 2)?;
     let g = geo(stage, params, inputs[1])?;
-    if inputs[0].shape != [g.h, g.n, g.ctx] {
-        return Err(bad(
-            stage,
-            format!(
-                "probs have shape {:?}, expected {:?}",
-                inputs[0].shape,
-                [g.h, g.n, g.ctx]
-            ),
-        ));
-    }
+    check_probs(stage, inputs[0], &g)?;
     let (pr, v) = (
         b.input(stage, inputs[0], DType::F32)?,
         b.input(stage, inputs[1], DType::F32)?,
@@ -157,17 +128,8 @@ pub fn fused(
     want(stage, inputs, 3)?;
     let g = geo(stage, params, inputs[1])?;
     check_q(stage, inputs[0], &g)?;
-    if inputs[2].shape != inputs[1].shape {
-        return Err(bad(
-            stage,
-            format!("V has shape {:?}, K {:?}", inputs[2].shape, inputs[1].shape),
-        ));
-    }
-    let blk = if params.kv_block == 0 {
-        DEFAULT_KV_BLOCK
-    } else {
-        params.kv_block as usize
-    };
+    check_v(stage, inputs[1], inputs[2])?;
+    let blk = kv_block(params);
     let q = b.input(stage, inputs[0], DType::F32)?;
     let (k, v) = (
         b.input(stage, inputs[1], DType::F32)?,

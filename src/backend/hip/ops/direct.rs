@@ -2,6 +2,7 @@
 
 use super::{blocks, dims};
 use crate::backend::BackendError;
+use crate::backend::contract::{embed_dims, norm_dim, row_len, same_shape, token_row};
 use crate::backend::hip::buffer::device_tensor;
 use crate::backend::hip::device::{HipBackend, bad, want};
 use crate::backend::hip::ffi::Arg;
@@ -13,22 +14,11 @@ pub fn embed(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendE
     let stage = Stage::Embed;
     want(stage, inputs, 2)?;
     let (ids, table) = (inputs[0], inputs[1]);
-    let &[vocab, dim] = table.shape.as_slice() else {
-        return Err(bad(stage, format!("table has shape {:?}", table.shape)));
-    };
-    if ids.dtype != DType::I32 {
-        return Err(bad(stage, format!("ids are {}, expected i32", ids.dtype)));
-    }
+    let (vocab, dim) = embed_dims(stage, ids, table)?;
     // Range-check the ids on the host (a few bytes) so the kernel never reads outside the table.
     let raw = ids.to_host_bytes().map_err(|e| bad(stage, e))?;
     for c in raw.chunks_exact(4) {
-        let id = i32::from_le_bytes(c.try_into().expect("chunks of 4"));
-        if usize::try_from(id).map_or(true, |v| v >= vocab) {
-            return Err(bad(
-                stage,
-                format!("token id {id} out of range (vocab {vocab})"),
-            ));
-        }
+        token_row(stage, i32::from_le_bytes(c.try_into().expect("chunks of 4")), vocab)?;
     }
     let n = ids.numel();
     let idd = b.input(stage, ids, DType::I32)?;
@@ -63,16 +53,7 @@ pub fn rmsnorm(
 ) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
     let (x, w) = (inputs[0], inputs[1]);
-    if w.dtype != DType::F32 {
-        return Err(bad(
-            stage,
-            format!("norm weight is {}, expected f32", w.dtype),
-        ));
-    }
-    let dim = w.numel();
-    if dim == 0 || x.shape.last() != Some(&dim) {
-        return Err(bad(stage, format!("x {:?} vs weight [{dim}]", x.shape)));
-    }
+    let dim = norm_dim(stage, x, w)?;
     let n = x.rows();
     let (xd, wd) = (b.input(stage, x, DType::F32)?, b.weight_f32(stage, w)?);
     let y = b.alloc(n * dim)?;
@@ -156,15 +137,7 @@ fn zip(
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>, BackendError> {
     want(stage, inputs, 2)?;
-    if inputs[0].shape != inputs[1].shape {
-        return Err(bad(
-            stage,
-            format!(
-                "shapes differ: {:?} vs {:?}",
-                inputs[0].shape, inputs[1].shape
-            ),
-        ));
-    }
+    same_shape(stage, inputs[0], inputs[1])?;
     let count = inputs[0].numel();
     let (a, c) = (
         b.input(stage, inputs[0], DType::F32)?,
@@ -200,10 +173,7 @@ pub fn argmax(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, Backend
     let stage = Stage::Argmax;
     want(stage, inputs, 1)?;
     let t = inputs[0];
-    let v = *t
-        .shape
-        .last()
-        .ok_or_else(|| bad(stage, "logits have no shape"))?;
+    let v = row_len(stage, t, "logits")?;
     let rows = t.numel().checked_div(v).unwrap_or(0);
     let x = b.input(stage, t, DType::F32)?;
     let ids = b.alloc(rows)?;
