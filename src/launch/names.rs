@@ -10,9 +10,10 @@
 //! `tape/index.rs`), but some header text does: the header's `routes` (`precision=f32`, `matmul=gemv`)
 //! and foreign launches' descriptions are written with these names, and golden manifests and scripts
 //! print them. Never rename one. The serde index is positional, and the unlisted variants are declared
-//! after the listed ones, so a new listed variant shifts `Stage::Other` / `Variant::Engine`: that is a
-//! format version bump (`tape::record`'s `serde_indexes_of_stored_enums_are_pinned` fails until it is
-//! done deliberately).
+//! after the listed ones, so a variant added to the first list shifts `Stage::Other` /
+//! `Variant::Engine`; add new ones in a `later` list instead (declared last, so nothing moves), and bump
+//! the format version either way: an older reader cannot decode the new index (`tape::record`'s
+//! `serde_indexes_of_stored_enums_are_pinned` pins every index).
 //!
 //! Syntax: attributes and `pub enum T ("what", "plural"[, ignore_case]) { Variant = "name", ... }`, then
 //! optionally `unlisted { Variant = "name" => parsed, ... }` for variants that are not in `ALL` (kept

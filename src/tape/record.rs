@@ -419,8 +419,8 @@ mod tests {
 
     /// Records store stages, variants and dtypes by their serde variant index. The enums are declared
     /// with `launch::names::named!`, which puts the unlisted variants (Stage::Other, Variant::Engine)
-    /// after the listed ones: a variant added to a list shifts them, and older tapes would decode
-    /// wrongly. This pins the indexes; changing one needs a format version bump (docs/ARCHITECTURE.md).
+    /// after the listed ones: a variant added to the first list shifts them, and older tapes would decode
+    /// wrongly (new ones go in the `later` list). This pins the indexes; changing one needs a format version bump (docs/ARCHITECTURE.md).
     #[test]
     fn serde_indexes_of_stored_enums_are_pinned() {
         use crate::launch::{Precision, Variant};
@@ -431,6 +431,9 @@ mod tests {
         assert_eq!(idx(encode(&Variant::Gemv).unwrap()), 0);
         assert_eq!(idx(encode(&Variant::Direct).unwrap()), 5);
         assert_eq!(idx(encode(&Variant::Engine).unwrap()), 6);
+        // Format 4: declared after Engine (`later` in named!), so nothing above moved.
+        assert_eq!(idx(encode(&Variant::GemvQ8).unwrap()), 7);
+        assert_eq!(idx(encode(&Variant::GemmMma).unwrap()), 8);
         assert_eq!(idx(encode(&Precision::F16).unwrap()), 2);
         assert_eq!(idx(encode(&DType::F32).unwrap()), 0);
         assert_eq!(idx(encode(&DType::Q6K).unwrap()), 9);
