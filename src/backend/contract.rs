@@ -75,6 +75,34 @@ pub fn matmul_dims(stage: Stage, inputs: &[&Tensor]) -> Result<MatmulDims, Backe
     })
 }
 
+/// Whether `gemv_q8` (Q8_1 activations, integer block dots) runs on weights stored as `dtype`: the block
+/// formats with 32-element groups.
+pub fn q8_supported(dtype: DType) -> bool {
+    matches!(
+        dtype,
+        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q4K | DType::Q6K
+    )
+}
+
+/// Checks a `gemv_q8` launch's weight: a block format ([`q8_supported`]) and rows of whole 32-blocks.
+pub fn q8_weight(stage: Stage, dtype: DType, inn: usize) -> Result<(), BackendError> {
+    if !q8_supported(dtype) {
+        return Err(bad(
+            stage,
+            format!(
+                "gemv_q8 needs block-quantized weights (q8_0, q4_0, q4_1, q4_k, q6_k), not {dtype}"
+            ),
+        ));
+    }
+    if inn % 32 != 0 {
+        return Err(bad(
+            stage,
+            format!("gemv_q8 needs rows of whole 32-blocks, not {inn}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Attention geometry of a launch: rows `pos..pos+n` attend to keys `0..ctx`.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnGeo {

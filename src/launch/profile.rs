@@ -29,7 +29,8 @@ impl Profile {
 
     /// Adds one launch: its time inside the backend, and its observers' time (begin and end).
     pub fn launch(&mut self, info: &LaunchInfo, d: Duration, observers: Duration) {
-        self.start.get_or_insert_with(|| Instant::now() - d - observers);
+        self.start
+            .get_or_insert_with(|| Instant::now() - d - observers);
         self.observers += observers;
         let phase = if info.phase == Phase::Prefill {
             "prefill"

@@ -229,13 +229,7 @@ impl Recorder {
         let mut known = Vec::with_capacity(inputs.len());
         for t in inputs {
             let (h, d) = match &t.data {
-                TensorData::Device(_) if self.budget.known(t.id, payload) => (
-                    Tensor {
-                        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
-                        ..(*t).clone()
-                    },
-                    None,
-                ),
+                TensorData::Device(_) if self.budget.known(t.id, payload) => (placeholder(t), None),
                 // Bytes not needed (hashes only): digested on the device when the backend can.
                 TensorData::Device(_) if !payload => match digest_on_device(t)? {
                     Some((h, d)) => (h, Some(d)),
@@ -329,6 +323,15 @@ pub struct Digested {
     pub len: usize,
 }
 
+/// `t` without its bytes (same id, dtype, shape, origin): what the worker gets for a device tensor it
+/// knows already or whose digest is computed on the device.
+fn placeholder(t: &Tensor) -> Tensor {
+    Tensor {
+        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
+        ..t.clone()
+    }
+}
+
 /// For a device tensor whose bytes are not needed (hashes only): an empty host placeholder (same id,
 /// dtype, shape, origin) and its digest started on the device. None when the backend cannot hash there
 /// (the caller copies the bytes).
@@ -339,12 +342,8 @@ fn digest_on_device(t: &Tensor) -> Result<Option<(Tensor, Digested)>, RecordErro
     let Some(p) = d.digest() else {
         return Ok(None);
     };
-    let placeholder = Tensor {
-        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
-        ..t.clone()
-    };
     Ok(Some((
-        placeholder,
+        placeholder(t),
         Digested {
             digest: p.map_err(RecordError::DeviceDigest)?,
             len: d.len(),

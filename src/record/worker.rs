@@ -275,24 +275,19 @@ impl Worker {
         if let Some(name) = t.weight_name() {
             let hash = match self.weights.get(&t.id) {
                 Some(h) => *h,
-                // Hashed where the backend uploaded it (a GPU hashes it on the device).
-                None if crate::launch::known_digests::get(t.id).is_some() => {
-                    let h = crate::launch::known_digests::get(t.id).expect("checked");
-                    self.weights.insert(t.id, h);
-                    h
-                }
                 None => {
-                    let bytes = t.host_bytes().map(|b| b.as_slice()).ok_or_else(|| {
-                        RecordError::WeightNotOnHost {
-                            role: role.to_string(),
-                            name: name.to_string(),
-                        }
-                    })?;
-                    // Weights are large (hundreds of MB at 8B): hashed on all cores (same digest).
-                    let h = *blake3::Hasher::new()
-                        .update_rayon(bytes)
-                        .finalize()
-                        .as_bytes();
+                    // Hashed once: where the backend uploaded it (a GPU hashes it on the device),
+                    // else here.
+                    let h =
+                        match crate::launch::known_digests::get(t.id) {
+                            Some(h) => h,
+                            None => hash_bytes(t.host_bytes().map(|b| b.as_slice()).ok_or_else(
+                                || RecordError::WeightNotOnHost {
+                                    role: role.to_string(),
+                                    name: name.to_string(),
+                                },
+                            )?),
+                        };
                     self.weights.insert(t.id, h);
                     h
                 }

@@ -96,14 +96,6 @@ impl WeightBlocks<'_> {
     }
 }
 
-/// Whether `gemv_q8` runs on weights of `dtype` (block formats with 32-element groups).
-pub fn q8_supported(dtype: DType) -> bool {
-    matches!(
-        dtype,
-        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q4K | DType::Q6K
-    )
-}
-
 /// Value of block `b` (32 weights of `row`) against quants `q` with scales `dx`, `sx` (kernels/q8.cu).
 fn block(dtype: DType, row: &[u8], b: usize, q: &[i8], dx: f32, sx: f32) -> f32 {
     let qi = |j: usize| i32::from(q[j]);
@@ -166,7 +158,7 @@ fn block(dtype: DType, row: &[u8], b: usize, q: &[i8], dx: f32, sx: f32) -> f32 
             let sc1 = i32::from(blk[192 + 2 * part + 1] as i8);
             (f16_at(&blk[208..]) * dx) * (sc0 * s0 + sc1 * s1) as f32
         }
-        _ => unreachable!("checked by q8_supported"),
+        _ => unreachable!("checked by contract::q8_weight"),
     }
 }
 
@@ -181,20 +173,7 @@ pub fn gemv_q8(
 ) -> Result<Vec<f32>, BackendError> {
     let (dtype, out) = (w.dtype, w.rows);
     use rayon::prelude::*;
-    if !q8_supported(dtype) {
-        return Err(bad(
-            stage,
-            format!(
-                "gemv_q8 needs block-quantized weights (q8_0, q4_0, q4_1, q4_k, q6_k), not {dtype}"
-            ),
-        ));
-    }
-    if inn % 32 != 0 {
-        return Err(bad(
-            stage,
-            format!("gemv_q8 needs rows of whole 32-blocks, not {inn}"),
-        ));
-    }
+    crate::backend::contract::q8_weight(stage, dtype, inn)?;
     let qx = quantize_q8_1(x, inn);
     let nb = inn / 32;
     let mut y = vec![0f32; n * out];
@@ -297,7 +276,13 @@ mod tests {
     #[test]
     fn engine_routes_are_close_to_f64_and_batch_invariant() {
         let mut rng = Rng(0x0123_4567_89ab_cdef);
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4K, DType::Q6K] {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q4K,
+            DType::Q6K,
+        ] {
             let (inn, out, n) = (512, 24, 5);
             let rb = quant::row_bytes(dtype, inn).unwrap();
             let bytes = random_rows(&mut rng, dtype, inn, out);
@@ -317,11 +302,25 @@ mod tests {
                 let one_mma = gemm_mma(Stage::QProj, xr, 1, inn, w).unwrap();
                 for o in 0..out {
                     let wr = &wf[o * inn..(o + 1) * inn];
-                    let exact: f64 = xr.iter().zip(wr).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-                    let mag: f64 = xr.iter().zip(wr).map(|(a, b)| (f64::from(*a) * f64::from(*b)).abs()).sum();
+                    let exact: f64 = xr
+                        .iter()
+                        .zip(wr)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum();
+                    let mag: f64 = xr
+                        .iter()
+                        .zip(wr)
+                        .map(|(a, b)| (f64::from(*a) * f64::from(*b)).abs())
+                        .sum();
                     let (a, b) = (f64::from(q8[i * out + o]), f64::from(mma[i * out + o]));
-                    assert!((a - exact).abs() <= 0.02 * mag + 1e-6, "{dtype} q8 {a} vs {exact} (mag {mag})");
-                    assert!((b - exact).abs() <= 2e-3 * mag + 1e-6, "{dtype} mma {b} vs {exact} (mag {mag})");
+                    assert!(
+                        (a - exact).abs() <= 0.02 * mag + 1e-6,
+                        "{dtype} q8 {a} vs {exact} (mag {mag})"
+                    );
+                    assert!(
+                        (b - exact).abs() <= 2e-3 * mag + 1e-6,
+                        "{dtype} mma {b} vs {exact} (mag {mag})"
+                    );
                     assert_eq!(one_q8[o].to_bits(), q8[i * out + o].to_bits());
                     assert_eq!(one_mma[o].to_bits(), mma[i * out + o].to_bits());
                 }
@@ -336,7 +335,11 @@ mod tests {
             rows: 1,
         };
         let e = gemv_q8(Stage::QProj, &[0.0; 32], 1, 32, w).unwrap_err();
-        assert!(e.to_string().contains("gemv_q8 needs block-quantized weights"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("gemv_q8 needs block-quantized weights"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -252,7 +252,8 @@ impl Backend for HipBackend {
             (!self.unavailable.contains_key(source::GEMM_MMA.name)).then_some(Variant::GemmMma)
         } else {
             let inn = w.shape.last().copied().unwrap_or(0);
-            (ops::matmul::q8_supported(w.dtype) && inn % 32 == 0).then_some(Variant::GemvQ8)
+            (crate::backend::contract::q8_supported(w.dtype) && inn % 32 == 0)
+                .then_some(Variant::GemvQ8)
         }
     }
 

@@ -638,41 +638,11 @@ fn untested(gpu: &dyn Backend, cases: &[Case]) -> Vec<StageCheck> {
         .collect()
 }
 
-/// `gemm_invariant` over many rows vs `gemv` on each row alone: how many rows are bit-identical.
-fn invariance(gpu: &dyn Backend) -> (usize, usize) {
+/// `variant` over many rows vs `one` on each row alone: how many rows are bit-identical.
+fn row_invariance(gpu: &dyn Backend, variant: Variant, one: Variant) -> (usize, usize) {
     let mut r = Rng(42);
     let x = Tensor::f32(vec![MM_ROWS, DIM], r.vec(MM_ROWS * DIM));
     let w = weight("selftest.invariance", vec![OUT, DIM], r.vec(OUT * DIM));
-    let f32r = |v| Route::new(v, Precision::F32);
-    let p = Params {
-        rows: MM_ROWS as u32,
-        ..Params::default()
-    };
-    let Ok(all) = gpu.execute(Stage::QProj, f32r(Variant::GemmInvariant), &p, &[&x, &w]) else {
-        return (0, MM_ROWS);
-    };
-    let Ok(all) = all[0].to_host_bytes().map(|b| b.into_owned()) else {
-        return (0, MM_ROWS);
-    };
-    let xs = x.as_f32().expect("host f32");
-    let same = (0..MM_ROWS)
-        .filter(|&i| {
-            let xi = Tensor::f32(vec![1, DIM], xs[i * DIM..(i + 1) * DIM].to_vec());
-            let p1 = Params { rows: 1, ..p };
-            gpu.execute(Stage::QProj, f32r(Variant::Gemv), &p1, &[&xi, &w])
-                .ok()
-                .and_then(|o| o[0].to_host_bytes().ok().map(|b| b.into_owned()))
-                .is_some_and(|row| row[..] == all[i * OUT * 4..(i + 1) * OUT * 4])
-        })
-        .count();
-    (same, MM_ROWS)
-}
-
-/// `variant` over many rows vs `one` on each row alone: how many rows are bit-identical.
-fn row_invariance(gpu: &dyn Backend, variant: Variant, one: Variant) -> (usize, usize) {
-    let mut r = Rng(43);
-    let x = Tensor::f32(vec![MM_ROWS, DIM], r.vec(MM_ROWS * DIM));
-    let w = weight("selftest.invariance2", vec![OUT, DIM], r.vec(OUT * DIM));
     let f32r = |v| Route::new(v, Precision::F32);
     let p = Params {
         rows: MM_ROWS as u32,
@@ -716,15 +686,8 @@ fn block_weights(gpu: &dyn Backend) -> Vec<(DType, String, Result<bool, String>)
         Ok(o[0].to_host_bytes()?.into_owned())
     };
     let mut out = Vec::new();
-    for dtype in [
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4_1,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
+    // Every weight format but f32 itself.
+    for &dtype in DType::WEIGHT_TYPES.iter().filter(|&&d| d != DType::F32) {
         let wq = block_weight(&mut r, "selftest.identity", dtype, 70, Q_IN);
         let wf = dequantised(&wq);
         for v in [
@@ -796,7 +759,7 @@ pub fn run(gpu: &dyn Backend) -> SelftestReport {
         device: gpu.device(),
         kernel_hashes: gpu.kernel_hashes(),
         checks,
-        invariant_rows: invariance(gpu),
+        invariant_rows: row_invariance(gpu, Variant::GemmInvariant, Variant::Gemv),
         mma_invariant_rows: row_invariance(gpu, Variant::GemmMma, Variant::GemmMma),
         block_weights: block_weights(gpu),
         device_hashes: device_hashes(gpu),

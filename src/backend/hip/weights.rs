@@ -99,7 +99,10 @@ impl HipBackend {
     /// A norm-weight vector (f32, checked by the caller against the stage contract) on the device.
     pub(super) fn weight_f32(&self, stage: Stage, t: &Tensor) -> Result<Arc<DevMem>, BackendError> {
         if t.dtype != DType::F32 && !matches!(t.data, TensorData::Device(_)) {
-            return Err(bad(stage, format!("norm weight is {}, expected f32", t.dtype)));
+            return Err(bad(
+                stage,
+                format!("norm weight is {}, expected f32", t.dtype),
+            ));
         }
         Ok(self.weight_blocks(stage, t)?.mem)
     }

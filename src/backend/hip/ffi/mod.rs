@@ -13,6 +13,7 @@ pub mod rtc;
 mod runtime;
 
 pub use runtime::{
-    Arg, ArgKind, DevMem, DeviceProps, Function, HipError, LaunchDims, MappedHost, Module, device_count,
-    device_props, driver_version, init, launch, runtime_version, set_device, synchronize,
+    Arg, ArgKind, DevMem, DeviceProps, Function, HipError, LaunchDims, MappedHost, Module,
+    device_count, device_props, driver_version, init, launch, runtime_version, set_device,
+    synchronize,
 };

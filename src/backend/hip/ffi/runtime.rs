@@ -467,7 +467,10 @@ pub fn launch(f: &Function, dims: LaunchDims, args: &[Arg]) -> Result<(), HipErr
     {
         return Err(HipError::local(
             "hipModuleLaunchKernel",
-            format!("{}: offset {off} past mapped memory of {} bytes", f.name, m.len),
+            format!(
+                "{}: offset {off} past mapped memory of {} bytes",
+                f.name, m.len
+            ),
         ));
     }
     if dims.grid.contains(&0) || dims.block.contains(&0) {
@@ -538,7 +541,9 @@ impl MappedHost {
         let mut host = std::ptr::null_mut();
         // SAFETY: `host` is a valid out-pointer; on success it holds `len` bytes of pinned memory owned by
         // the returned value and freed once in Drop. 2 = hipHostMallocMapped.
-        check("hipHostMalloc", unsafe { sys::hipHostMalloc(&mut host, len, 2) })?;
+        check("hipHostMalloc", unsafe {
+            sys::hipHostMalloc(&mut host, len, 2)
+        })?;
         let mut dev = std::ptr::null_mut();
         // SAFETY: `host` is the live mapped allocation made above; `dev` is a valid out-pointer.
         if let Err(e) = check("hipHostGetDevicePointer", unsafe {
@@ -560,7 +565,10 @@ impl MappedHost {
     /// The little-endian u32 at byte `at` (`at + 4 <= len`, 4-aligned), read as the device may have just
     /// written it.
     pub fn read_u32(&self, at: usize) -> u32 {
-        assert!(at % 4 == 0 && at + 4 <= self.len, "mapped read out of range");
+        assert!(
+            at % 4 == 0 && at + 4 <= self.len,
+            "mapped read out of range"
+        );
         // SAFETY: in range and aligned (checked); volatile because the device writes this memory.
         unsafe { std::ptr::read_volatile(self.host.add(at).cast::<u32>()) }
     }

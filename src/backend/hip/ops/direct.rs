@@ -18,7 +18,11 @@ pub fn embed(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendE
     // Range-check the ids on the host (a few bytes) so the kernel never reads outside the table.
     let raw = ids.to_host_bytes().map_err(|e| bad(stage, e))?;
     for c in raw.chunks_exact(4) {
-        token_row(stage, i32::from_le_bytes(c.try_into().expect("chunks of 4")), vocab)?;
+        token_row(
+            stage,
+            i32::from_le_bytes(c.try_into().expect("chunks of 4")),
+            vocab,
+        )?;
     }
     let n = ids.numel();
     let idd = b.input(stage, ids, DType::I32)?;

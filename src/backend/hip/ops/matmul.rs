@@ -11,11 +11,6 @@ use crate::backend::hip::weights::DevWeight;
 use crate::launch::{DType, Stage, Tensor, Variant};
 use std::sync::Arc;
 
-/// Whether `gemv_q8` runs on weights stored as `dtype`.
-pub fn q8_supported(dtype: DType) -> bool {
-    crate::backend::cpu::q8::q8_supported(dtype)
-}
-
 /// x `[.., in]` (f32) times W `[out, in]` (any weight format) → `[.., out]`.
 pub fn matmul(
     b: &HipBackend,
@@ -84,21 +79,7 @@ fn gemv_q8(
     inn: usize,
     out: usize,
 ) -> Result<(), BackendError> {
-    if !q8_supported(wd.dtype) {
-        return Err(bad(
-            stage,
-            format!(
-                "gemv_q8 needs block-quantized weights (q8_0, q4_0, q4_1, q4_k, q6_k), not {}",
-                wd.dtype
-            ),
-        ));
-    }
-    if inn % 32 != 0 {
-        return Err(bad(
-            stage,
-            format!("gemv_q8 needs rows of whole 32-blocks, not {inn}"),
-        ));
-    }
+    crate::backend::contract::q8_weight(stage, wd.dtype, inn)?;
     let cached = b
         .q8_last
         .lock()
