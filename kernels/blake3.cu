@@ -9,7 +9,8 @@
 // A single-chunk buffer is its own root (ROOT on its last block). Empty buffers are hashed on the host.
 // The digest is written to `out` (32 bytes, host memory mapped into the device), then, after a system-wide
 // fence, `tag` to out[8]: the host reads the digest once it sees the tag, with no copy and no stream
-// synchronisation. The ticket counter is reset for the next launch.
+// synchronisation. The ticket counter is reset for the next launch. blake3_many hashes a batch of buffers
+// in one launch.
 
 #define B3_THREADS 64
 
@@ -95,11 +96,12 @@ __device__ __forceinline__ void b3_publish(volatile u32* out, const u32 h[8], u3
     out[8] = tag;
 }
 
-extern "C" __global__ void blake3_hash(const u8* __restrict__ data, u32 len_lo, u32 len_hi, u32* __restrict__ cv,
-                                       u32* __restrict__ ticket, u32* out, u32 tag) {
-    unsigned long long len = ((unsigned long long)len_hi << 32) | len_lo;
+// One buffer's digest by `nblocks` blocks, this one being block `bx` of them (the whole block returns
+// together or not at all).
+__device__ void b3_one(const u8* __restrict__ data, unsigned long long len, u32* __restrict__ cv,
+                       u32* __restrict__ ticket, u32* out, u32 tag, u32 bx, u32 nblocks) {
     unsigned long long chunks = (len + 1023) / 1024;
-    unsigned long long c = (unsigned long long)blockIdx.x * B3_THREADS + threadIdx.x;
+    unsigned long long c = (unsigned long long)bx * B3_THREADS + threadIdx.x;
     if (chunks == 1) {
         if (c == 0) {
             u32 h[8];
@@ -116,7 +118,7 @@ extern "C" __global__ void blake3_hash(const u8* __restrict__ data, u32 len_lo, 
     __threadfence();
     __shared__ bool last;
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    if (threadIdx.x == 0) last = atomicAdd(ticket, 1u) == nblocks - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
@@ -161,4 +163,25 @@ extern "C" __global__ void blake3_hash(const u8* __restrict__ data, u32 len_lo, 
         *ticket = 0;
         b3_publish(out, h, tag);
     }
+}
+
+// A batch of digests in one launch (the buffers hash concurrently instead of one small kernel each, in
+// order, between the model's kernels). Buffer j of the batch is slot first + j of the ring; its
+// descriptor, in mapped host memory at descs[4 * ((first + j) % slots)], is {address, length in bytes
+// (> 0), offset of its chaining values in cv (words), tag}; its digest and tag go to out[16 * slot % slots].
+// tickets: one per buffer of the batch, zero before, left zero. Grid (blocks of the largest buffer,
+// count), B3_THREADS threads.
+extern "C" __global__ void blake3_many(const unsigned long long* descs, u32 first, u32 count, u32 slots,
+                                       u32* __restrict__ cv, u32* __restrict__ tickets, u32* out) {
+    u32 j = blockIdx.y;
+    if (j >= count) return;
+    u32 s = (first + j) % slots;
+    const volatile unsigned long long* d = descs + 4 * (size_t)s;
+    const u8* data = (const u8*)d[0];
+    unsigned long long len = d[1], cv_off = d[2];
+    u32 tag = (u32)d[3];
+    unsigned long long chunks = (len + 1023) / 1024;
+    u32 nblocks = (u32)((chunks + B3_THREADS - 1) / B3_THREADS);
+    if (blockIdx.x >= nblocks) return;
+    b3_one(data, len, cv + cv_off, tickets + j, out + 16 * (size_t)s, tag, blockIdx.x, nblocks);
 }

@@ -12,6 +12,7 @@
 
 use super::ffi::{self, Arg, DevMem, LaunchDims, MappedHost};
 use super::source::{self, geom};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,16 +21,27 @@ use std::time::{Duration, Instant};
 const SLOTS: u64 = 1 << 16;
 /// Bytes per slot: 32 of digest, a 4-byte tag, padding to a cache line.
 const SLOT_BYTES: u64 = 64;
+/// Bytes per descriptor: address, length, chaining-value offset, tag (u64 each).
+const DESC_BYTES: u64 = 32;
+/// Buffers hashed per launch at most: small digests are latency-bound (16 sequential compressions per
+/// chunk), so one kernel each, in order on the stream, cost the model ~20 µs a tensor.
+const BATCH: usize = 64;
 /// How long a reader waits for a digest before asking the device for an error.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 struct Ring {
-    /// `SLOTS * SLOT_BYTES` of mapped host memory, allocated on first use.
+    /// `SLOTS * SLOT_BYTES` of mapped host memory for digests, allocated on first use.
     out: Option<Arc<MappedHost>>,
-    /// Chaining-value scratch (32 bytes per chunk of the largest buffer hashed so far).
+    /// `SLOTS * DESC_BYTES` of mapped host memory for descriptors.
+    descs: Option<MappedHost>,
+    /// Chaining-value scratch (32 bytes per chunk of the largest batch so far).
     cv: Option<DevMem>,
-    /// The kernel's ticket counter (4 bytes, zero between launches).
-    ticket: Option<DevMem>,
+    /// The kernel's ticket counters (one u32 per buffer of a batch, zero between launches).
+    tickets: Option<DevMem>,
+    /// Issued, not yet launched: slot and buffer.
+    pending: Vec<(u64, Arc<DevMem>)>,
+    /// Launched, not yet read: the buffers stay alive (out of the pool) until their digest is read.
+    held: VecDeque<(u64, Arc<DevMem>)>,
 }
 
 /// The tag the kernel writes after the digest of `slot` (never 0, the initial value).
@@ -40,10 +52,12 @@ fn tag(slot: u64) -> u32 {
 /// The digest ring of one device.
 pub struct DigestRing {
     ordinal: i32,
+    f: Arc<ffi::Function>,
     ring: Mutex<Ring>,
-    /// Digests issued so far: an atomic, so a reader waiting for its digest never takes the lock the
-    /// launching thread needs.
+    /// Digests issued / launched so far: atomics, so a reader waiting for its digest never takes the lock
+    /// the launching thread needs.
     issued: AtomicU64,
+    launched: AtomicU64,
 }
 
 impl std::fmt::Debug for DigestRing {
@@ -53,69 +67,101 @@ impl std::fmt::Debug for DigestRing {
 }
 
 impl DigestRing {
-    /// An empty ring for device `ordinal` (nothing is allocated until the first digest).
-    pub fn new(ordinal: i32) -> DigestRing {
+    /// An empty ring for device `ordinal` hashing with `f` (`blake3_many`); nothing is allocated until
+    /// the first digest.
+    pub fn new(ordinal: i32, f: Arc<ffi::Function>) -> DigestRing {
         DigestRing {
             ordinal,
+            f,
             ring: Mutex::new(Ring {
                 out: None,
+                descs: None,
                 cv: None,
-                ticket: None,
+                tickets: None,
+                pending: Vec::new(),
+                held: VecDeque::new(),
             }),
             issued: AtomicU64::new(0),
+            launched: AtomicU64::new(0),
         }
     }
 
-    /// Enqueues the digest of `buf` (non-empty) and returns its slot number. Runs on the thread that
-    /// launches kernels, with this ring's device current.
-    pub fn issue(&self, f: &ffi::Function, buf: &DevMem) -> Result<u64, String> {
-        let len = buf.len() as u64;
-        let chunks = len.div_ceil(1024).max(1);
+    /// Queues the digest of `buf` (non-empty) and returns its slot number; every [`BATCH`] digests (or
+    /// when a reader asks for a queued one) one launch hashes the batch. Runs on a thread that launches
+    /// kernels, with this ring's device current.
+    pub fn issue(&self, buf: &Arc<DevMem>) -> Result<u64, String> {
         let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
         if r.out.is_none() {
-            r.out = Some(Arc::new(
-                MappedHost::alloc((SLOTS * SLOT_BYTES) as usize).map_err(|e| e.to_string())?,
-            ));
-            let mut t = DevMem::alloc(4).map_err(|e| e.to_string())?;
-            t.write(0, &[0; 4]).map_err(|e| e.to_string())?;
-            r.ticket = Some(t);
+            let map = |n: u64| MappedHost::alloc(n as usize).map_err(|e| e.to_string());
+            r.out = Some(Arc::new(map(SLOTS * SLOT_BYTES)?));
+            r.descs = Some(map(SLOTS * DESC_BYTES)?);
+            let mut t = DevMem::alloc(BATCH * 4).map_err(|e| e.to_string())?;
+            t.write(0, &[0; BATCH * 4]).map_err(|e| e.to_string())?;
+            r.tickets = Some(t);
         }
-        let need = (chunks * 32) as usize;
+        // Only issuers store (under the lock); readers only load.
+        let slot = self.issued.load(Ordering::Acquire);
+        r.pending.push((slot, Arc::clone(buf)));
+        self.issued.store(slot + 1, Ordering::Release);
+        if r.pending.len() >= BATCH {
+            self.launch(&mut r)?;
+        }
+        Ok(slot)
+    }
+
+    /// Launches the pending batch (under the ring's lock).
+    fn launch(&self, r: &mut Ring) -> Result<(), String> {
+        let Some(&(first, _)) = r.pending.first() else {
+            return Ok(());
+        };
+        let count = r.pending.len();
+        let mut words = 0u64;
+        let mut blocks = 1u64;
+        {
+            let descs = r.descs.as_ref().ok_or("no descriptors")?;
+            for (slot, buf) in &r.pending {
+                let len = buf.len() as u64;
+                let chunks = len.div_ceil(1024).max(1);
+                let at = ((slot % SLOTS) * DESC_BYTES) as usize;
+                descs.write_u64(at, buf.addr());
+                descs.write_u64(at + 8, len);
+                descs.write_u64(at + 16, words);
+                descs.write_u64(at + 24, u64::from(tag(*slot)));
+                words += chunks * 8;
+                blocks = blocks.max(chunks.div_ceil(u64::from(geom::B3_THREADS)));
+            }
+        }
+        // The descriptors are in place before the launch that reads them.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let need = (words * 4) as usize;
         if r.cv.as_ref().is_none_or(|c| c.len() < need) {
             // Grown only; an old scratch still read by queued kernels goes to the pool, which hands it
             // out again only to work ordered after them on the same stream.
             r.cv = Some(DevMem::alloc(need.next_power_of_two()).map_err(|e| e.to_string())?);
         }
-        // Only the launching thread issues (under the lock); readers only load.
-        let slot = self.issued.load(Ordering::Acquire);
-        let at = ((slot % SLOTS) * SLOT_BYTES) as usize;
-        let grid = chunks.div_ceil(u64::from(geom::B3_THREADS));
-        let grid = u32::try_from(grid).map_err(|_| format!("{len} bytes are too many to hash"))?;
-        let (out, cv, ticket) = (
-            r.out.as_ref().expect("allocated"),
-            r.cv.as_ref().expect("allocated"),
-            r.ticket.as_ref().expect("allocated"),
-        );
+        let grid = u32::try_from(blocks).map_err(|_| "a buffer too large to hash".to_string())?;
         ffi::launch(
-            f,
+            &self.f,
             LaunchDims {
-                grid: [grid, 1, 1],
+                grid: [grid, count as u32, 1],
                 block: [geom::B3_THREADS, 1, 1],
                 shared: 0,
             },
             &[
-                Arg::Buf(buf),
-                Arg::U32(len as u32),
-                Arg::U32((len >> 32) as u32),
-                Arg::Buf(cv),
-                Arg::Buf(ticket),
-                Arg::Mapped(out, at),
-                Arg::U32(tag(slot)),
+                Arg::Mapped(r.descs.as_ref().expect("allocated"), 0),
+                Arg::U32((first % SLOTS) as u32),
+                Arg::U32(count as u32),
+                Arg::U32(SLOTS as u32),
+                Arg::Buf(r.cv.as_ref().expect("allocated")),
+                Arg::Buf(r.tickets.as_ref().expect("allocated")),
+                Arg::Mapped(r.out.as_ref().expect("allocated"), 0),
             ],
         )
         .map_err(|e| format!("{}: {e}", source::BLAKE3.name))?;
-        self.issued.store(slot + 1, Ordering::Release);
-        Ok(slot)
+        let batch = std::mem::take(&mut r.pending);
+        self.launched.store(first + count as u64, Ordering::Release);
+        r.held.extend(batch);
+        Ok(())
     }
 
     /// The digest of `slot`, once the device has written it (waits without holding the ring).
@@ -123,14 +169,26 @@ impl DigestRing {
         if slot >= self.issued.load(Ordering::Acquire) {
             return Err(format!("digest {slot} was never issued"));
         }
-        let out = Arc::clone(
-            self.ring
-                .lock()
-                .map_err(|_| "digest ring poisoned")?
-                .out
-                .as_ref()
-                .ok_or("no digests issued")?,
-        );
+        let out = {
+            let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
+            if slot >= self.launched.load(Ordering::Acquire) {
+                // Still queued: launch its batch now, from this thread.
+                ffi::set_device(self.ordinal).map_err(|e| e.to_string())?;
+                self.launch(&mut r)?;
+            }
+            Arc::clone(r.out.as_ref().ok_or("no digests issued")?)
+        };
+        let d = self.wait(&out, slot)?;
+        // Its buffer, and those read before it, may go back to the pool.
+        let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
+        while r.held.front().is_some_and(|(s, _)| *s <= slot) {
+            r.held.pop_front();
+        }
+        Ok(d)
+    }
+
+    /// Waits for `slot`'s tag in `out` and reads its digest.
+    fn wait(&self, out: &MappedHost, slot: u64) -> Result<[u8; 32], String> {
         let at = ((slot % SLOTS) * SLOT_BYTES) as usize;
         let overwritten = || self.issued.load(Ordering::Acquire) > slot + SLOTS;
         let start = Instant::now();
@@ -170,33 +228,30 @@ impl DigestRing {
     }
 }
 
-/// Device hashing for one backend: its ring and the compiled kernel.
+/// Device hashing for one backend: its ring of digests.
 #[derive(Debug)]
 pub struct DeviceHasher {
     ring: DigestRing,
-    f: Arc<ffi::Function>,
 }
 
 impl DeviceHasher {
-    /// A hasher on device `ordinal` with the compiled `blake3_hash` kernel.
+    /// A hasher on device `ordinal` with the compiled `blake3_many` kernel.
     pub fn new(ordinal: i32, f: Arc<ffi::Function>) -> DeviceHasher {
         DeviceHasher {
-            ring: DigestRing::new(ordinal),
-            f,
+            ring: DigestRing::new(ordinal, f),
         }
     }
 
-    /// Starts the digest of `mem` (the empty buffer's is known on the host).
-    pub fn digest(self: &Arc<Self>, mem: &DevMem) -> Result<crate::launch::PendingDigest, String> {
+    /// Starts the digest of `mem` (the empty buffer's is known on the host). The buffer is kept alive
+    /// until its digest has been read.
+    pub fn digest(self: &Arc<Self>, mem: &Arc<DevMem>) -> Result<crate::launch::PendingDigest, String> {
         if mem.is_empty() {
             let h = *blake3::hash(&[]).as_bytes();
             return Ok(crate::launch::PendingDigest::new(move || Ok(h)));
         }
         ffi::set_device(self.ring.ordinal).map_err(|e| e.to_string())?;
-        let slot = self.ring.issue(&self.f, mem)?;
+        let slot = self.ring.issue(mem)?;
         let me = Arc::clone(self);
-        Ok(crate::launch::PendingDigest::new(move || {
-            me.ring.fetch(slot)
-        }))
+        Ok(crate::launch::PendingDigest::new(move || me.ring.fetch(slot)))
     }
 }

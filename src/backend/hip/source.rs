@@ -135,11 +135,11 @@ pub const MMA_W_F16: Kernel = k(
 );
 /// mma.cu `gemm_mma(xh, wh, y, n, out, kp)`.
 pub const GEMM_MMA: Kernel = k(KernelFile::Mma, "gemm_mma", &[Ptr, Ptr, Ptr, U32, U32, U32]);
-/// blake3.cu `blake3_hash(data, len_lo, len_hi, cv, ticket, out, tag)`.
+/// blake3.cu `blake3_many(descs, first, count, slots, cv, tickets, out)`.
 pub const BLAKE3: Kernel = k(
     KernelFile::Blake3,
-    "blake3_hash",
-    &[Ptr, U32, U32, Ptr, Ptr, Ptr, U32],
+    "blake3_many",
+    &[Ptr, U32, U32, U32, Ptr, Ptr, Ptr],
 );
 /// attention.cu `qk_f32(q, k, s, n, ctx, nh, nkv, hd, pos, scale)`.
 pub const QK_F32: Kernel = k(KernelFile::Attention, "qk_f32", QK);

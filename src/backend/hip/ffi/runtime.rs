@@ -298,6 +298,11 @@ impl DevMem {
         })
     }
 
+    /// The buffer's device address (for descriptors that kernels read).
+    pub fn addr(&self) -> u64 {
+        self.ptr as usize as u64
+    }
+
     /// Copies the whole buffer to the host.
     pub fn read(&self) -> Result<Vec<u8>, HipError> {
         let mut out = vec![0u8; self.len];
@@ -571,6 +576,15 @@ impl MappedHost {
         );
         // SAFETY: in range and aligned (checked); volatile because the device writes this memory.
         unsafe { std::ptr::read_volatile(self.host.add(at).cast::<u32>()) }
+    }
+
+    /// Writes the little-endian u64 `v` at byte `at` (`at + 8 <= len`, 8-aligned), for a kernel launched
+    /// after this call to read.
+    pub fn write_u64(&self, at: usize, v: u64) {
+        assert!(at % 8 == 0 && at + 8 <= self.len, "mapped write out of range");
+        // SAFETY: in range and aligned (checked); the memory is owned by `self` and only read by kernels
+        // launched after this write (the caller's contract), so no device write races it.
+        unsafe { std::ptr::write_volatile(self.host.add(at).cast::<u64>(), v) }
     }
 
     /// Bytes `at..at + N`, read as the device may have just written them.
