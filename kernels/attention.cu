@@ -11,6 +11,11 @@
 //   block scores by warps (as qk), block max, e_j = expf(s_j - bm), block sum in key order, block
 //   accumulator per d in key order, merged into the running (m, l, acc) with rescaling exactly as the
 //   CPU reference's fused route; out = acc * (1/l).
+// The fused route also runs split (attn_part + attn_merge, same order, same bits; used when few
+//   (row, head) blocks would leave the device idle, i.e. decode): the loop body above depends on the
+//   running (m, l, acc) only in its last step, so attn_part computes each key block's (block max, block
+//   sum, block accumulator) in its own thread block, exactly as that body does, and attn_merge folds them
+//   in key-block order with the same rescaling, each thread redoing the (m, l) chain for its d.
 // Precision: *_f32 accumulates in f32; *_f16 rounds the inputs of every product and every accumulator
 // update to binary16 (greta_round_half), i.e. half accumulation emulated bit-exactly in f32 registers.
 // Grouped-query attention: head h reads kv head h / (H / Hk).
@@ -182,4 +187,101 @@ extern "C" __global__ void attn_fused_f32(const float* q, const float* k, const 
 extern "C" __global__ void attn_fused_f16(const float* q, const float* k, const float* v, float* o, u32 n,
                                           u32 ctx, u32 nh, u32 nkv, u32 hd, u32 pos, float scale, u32 blk) {
     attn_fused<true>(q, k, v, o, n, ctx, nh, nkv, hd, pos, scale, blk);
+}
+
+// Split fused route, first half. Grid (key blocks of the longest row, n, nh), FUSED_THREADS threads, dynamic
+// shared memory: kv_block floats. part: [n, nh, nkb, 2 + hd] floats, per key block: block max, block sum,
+// block accumulator [hd]; key blocks past a row's last key are not written (attn_merge stops before them).
+template <bool H>
+__device__ void attn_part(const float* q, const float* k, const float* v, float* part, u32 n, u32 ctx,
+                          u32 nh, u32 nkv, u32 hd, u32 pos, float scale, u32 blk, u32 nkb) {
+    extern __shared__ float dyn[];
+    float* s = dyn;
+    __shared__ float st[1];
+    u32 b = blockIdx.x, i = blockIdx.y, h = blockIdx.z, t = threadIdx.x;
+    u32 last = pos + i + 1;
+    u32 b0 = b * blk;
+    if (b0 >= last) return;  // uniform per block
+    u32 bn = last - b0 < blk ? last - b0 : blk;
+    u32 kh = h / (nh / nkv);
+    u32 warp = t / GRETA_WARP, nwarps = FUSED_THREADS / GRETA_WARP;
+    const float* qv = q + (size_t)i * nh * hd + h * hd;
+    float ninf = greta_neg_inf();
+    for (u32 jj = warp; jj < bn; jj += nwarps) {
+        float dot = warp_dot<H>(qv, k + (size_t)(b0 + jj) * nkv * hd + kh * hd, hd);
+        if (t % GRETA_WARP == 0) s[jj] = dot * scale;
+    }
+    __syncthreads();
+    if (t == 0) {
+        float bm = ninf;
+        for (u32 jj = 0; jj < bn; jj++) bm = s[jj] > bm ? s[jj] : bm;
+        st[0] = bm;
+    }
+    __syncthreads();
+    float bm = st[0];
+    for (u32 jj = t; jj < bn; jj += FUSED_THREADS) s[jj] = expf(s[jj] - bm);
+    __syncthreads();
+    float* out = part + (((size_t)i * nh + h) * nkb + b) * (2 + hd);
+    if (t == 0) {
+        float bl = 0.0f;
+        for (u32 jj = 0; jj < bn; jj++) bl = acc_add<H>(bl, s[jj]);
+        out[0] = bm;
+        out[1] = bl;
+    }
+    for (u32 d = t; d < hd; d += FUSED_THREADS) {
+        float bacc = 0.0f;
+        for (u32 jj = 0; jj < bn; jj++)
+            bacc = acc_add<H>(bacc, prod<H>(s[jj], v[(size_t)(b0 + jj) * nkv * hd + kh * hd + d]));
+        out[2 + d] = bacc;
+    }
+}
+
+// Split fused route, second half. Grid (nh, n), FUSED_THREADS threads: thread d folds the row's key blocks
+// in order into (m, l, acc[d]) exactly as attn_fused's thread 0 and thread d do, then out = acc * (1/l).
+template <bool H>
+__device__ void attn_merge(const float* part, float* o, u32 nh, u32 hd, u32 pos, u32 blk, u32 nkb) {
+    u32 h = blockIdx.x, i = blockIdx.y;
+    u32 last = pos + i + 1;
+    u32 nb = (last + blk - 1) / blk;
+    const float* pr = part + ((size_t)i * nh + h) * nkb * (2 + hd);
+    float ninf = greta_neg_inf();
+    for (u32 d = threadIdx.x; d < hd; d += FUSED_THREADS) {
+        float m = ninf, l = 0.0f, acc = 0.0f;
+        for (u32 b = 0; b < nb; b++) {
+            const float* e = pr + (size_t)b * (2 + hd);
+            float bm = e[0], bl = e[1];
+            float nm = bm > m ? bm : m;
+            float ca = expf(m - nm), cb = expf(bm - nm);
+            float ll = l * ca;
+            ll = H ? greta_round_half(ll) : ll;
+            float lb = bl * cb;
+            lb = H ? greta_round_half(lb) : lb;
+            l = acc_add<H>(ll, lb);
+            m = nm;
+            float a = acc * ca, c = e[2 + d] * cb;
+            if (H) { a = greta_round_half(a); c = greta_round_half(c); }
+            acc = acc_add<H>(a, c);
+        }
+        float inv = 1.0f / l;
+        o[(size_t)i * nh * hd + h * hd + d] = acc * inv;
+    }
+}
+
+extern "C" __global__ void attn_part_f32(const float* q, const float* k, const float* v, float* part, u32 n,
+                                         u32 ctx, u32 nh, u32 nkv, u32 hd, u32 pos, float scale, u32 blk,
+                                         u32 nkb) {
+    attn_part<false>(q, k, v, part, n, ctx, nh, nkv, hd, pos, scale, blk, nkb);
+}
+extern "C" __global__ void attn_part_f16(const float* q, const float* k, const float* v, float* part, u32 n,
+                                         u32 ctx, u32 nh, u32 nkv, u32 hd, u32 pos, float scale, u32 blk,
+                                         u32 nkb) {
+    attn_part<true>(q, k, v, part, n, ctx, nh, nkv, hd, pos, scale, blk, nkb);
+}
+extern "C" __global__ void attn_merge_f32(const float* part, float* o, u32 nh, u32 hd, u32 pos, u32 blk,
+                                          u32 nkb) {
+    attn_merge<false>(part, o, nh, hd, pos, blk, nkb);
+}
+extern "C" __global__ void attn_merge_f16(const float* part, float* o, u32 nh, u32 hd, u32 pos, u32 blk,
+                                          u32 nkb) {
+    attn_merge<true>(part, o, nh, hd, pos, blk, nkb);
 }

@@ -1,11 +1,14 @@
 // BLAKE3 of a device buffer, equal to the host's blake3::hash of the same bytes, so `--capture hashes`
-// copies 32-byte digests instead of tensors. One launch per buffer:
+// copies 32-byte digests instead of tensors:
 //   1. each thread compresses one 1 KiB chunk (16 blocks of 64 bytes; CHUNK_START on the first block,
-//      CHUNK_END on the last, the chunk index as counter) and stores its chaining value in `cv`;
-//   2. the last block to finish (a ticket from an atomic counter, after a __threadfence) merges the
-//      chaining values level by level: pairs (0,1), (2,3), ... become parents; an odd last node moves up
-//      unchanged. This is BLAKE3's left-balanced tree (the left subtree always holds the largest power
-//      of two of chunks below the total). The final parent gets ROOT; its first 32 bytes are the digest.
+//      CHUNK_END on the last, the chunk index as counter); each block merges its B3_THREADS chaining
+//      values in shared memory to one node, level by level: pairs (0,1), (2,3), ... become parents; an
+//      odd last node moves up unchanged;
+//   2. the last block to finish (a ticket from an atomic counter, after a __threadfence) merges the blocks'
+//      nodes the same way. Level by level is BLAKE3's left-balanced tree (the left subtree always holds the
+//      largest power of two of chunks below the total). The final parent gets ROOT; its first 32 bytes are
+//      the digest. (Merging all chunks in the last block, 64 threads for a 58 MB weight's 57,000 chaining
+//      values, cost a millisecond a tensor.)
 // A single-chunk buffer is its own root (ROOT on its last block). Empty buffers are hashed on the host.
 // The digest is written to `out` (32 bytes, host memory mapped into the device), then, after a system-wide
 // fence, `tag` to out[8]: the host reads the digest once it sees the tag, with no copy and no stream
@@ -96,25 +99,62 @@ __device__ __forceinline__ void b3_publish(volatile u32* out, const u32 h[8], u3
     out[8] = tag;
 }
 
+// Level-by-level merge of the `count` chaining values in sh (count <= B3_THREADS), in place, until at most
+// `until` remain: pairs (0,1), (2,3), ... become parents, an odd last node moves up unchanged. Every thread
+// of the block calls it.
+__device__ u32 b3_merge_shared(u32 (*sh)[8], u32 count, u32 until) {
+    while (count > until) {
+        u32 pairs = count / 2, p = threadIdx.x;
+        u32 h[8];
+        if (p < pairs) b3_parent(sh[2 * p], sh[2 * p + 1], false, h);
+        __syncthreads();
+        if (p < pairs)
+            for (int i = 0; i < 8; i++) sh[p][i] = h[i];
+        if ((count & 1) && threadIdx.x == 0)
+            for (int i = 0; i < 8; i++) sh[pairs][i] = sh[count - 1][i];
+        __syncthreads();
+        count = pairs + (count & 1);
+    }
+    return count;
+}
+
 // One buffer's digest by `nblocks` blocks, this one being block `bx` of them (the whole block returns
-// together or not at all).
+// together or not at all). Each block hashes B3_THREADS chunks (one a thread) and merges them in shared
+// memory to one node: block bx's chunks are an aligned power-of-two group (or the tail), so these are the
+// first levels of the whole tree's level-by-level merge, and a tail that reaches one node early only
+// moves up unchanged. The last block to finish merges the blocks' nodes (and with one block the block
+// itself makes the root).
 __device__ void b3_one(const u8* __restrict__ data, unsigned long long len, u32* __restrict__ cv,
                        u32* __restrict__ ticket, u32* out, u32 tag, u32 bx, u32 nblocks) {
     unsigned long long chunks = (len + 1023) / 1024;
-    unsigned long long c = (unsigned long long)bx * B3_THREADS + threadIdx.x;
     if (chunks == 1) {
-        if (c == 0) {
+        if (bx == 0 && threadIdx.x == 0) {
             u32 h[8];
             b3_chunk(data, len, 0, true, h);
             b3_publish(out, h, tag);
         }
         return;
     }
-    if (c < chunks) {
+    __shared__ u32 sh[B3_THREADS][8];
+    unsigned long long first = (unsigned long long)bx * B3_THREADS;
+    u32 n = (u32)(chunks - first < B3_THREADS ? chunks - first : B3_THREADS);
+    if (threadIdx.x < n) {
         u32 h[8];
-        b3_chunk(data, len, c, false, h);
-        for (int i = 0; i < 8; i++) cv[c * 8 + i] = h[i];
+        b3_chunk(data, len, first + threadIdx.x, false, h);
+        for (int i = 0; i < 8; i++) sh[threadIdx.x][i] = h[i];
     }
+    __syncthreads();
+    if (nblocks == 1) {
+        b3_merge_shared(sh, n, 2);
+        if (threadIdx.x == 0) {
+            u32 h[8];
+            b3_parent(sh[0], sh[1], true, h);
+            b3_publish(out, h, tag);
+        }
+        return;
+    }
+    b3_merge_shared(sh, n, 1);
+    if (threadIdx.x < 8) cv[(size_t)bx * 8 + threadIdx.x] = sh[0][threadIdx.x];
     __threadfence();
     __shared__ bool last;
     __syncthreads();
@@ -122,10 +162,10 @@ __device__ void b3_one(const u8* __restrict__ data, unsigned long long len, u32*
     __syncthreads();
     if (!last) return;
     __threadfence();
-    // The merge, by this block alone. Parents of level pairs are computed into registers, then
-    // written after a barrier: a pass writes nodes [base, base + B3_THREADS) and reads nodes from
-    // 2 * base on, which no earlier pass has overwritten.
-    unsigned long long count = chunks;
+    // The merge of the blocks' nodes, by this block alone. Parents of level pairs are computed into
+    // registers, then written after a barrier: a pass writes nodes [base, base + B3_THREADS) and reads
+    // nodes from 2 * base on, which no earlier pass has overwritten.
+    unsigned long long count = nblocks;
     while (count > 2) {
         unsigned long long pairs = count / 2;
         for (unsigned long long base = 0; base < pairs; base += B3_THREADS) {
@@ -176,10 +216,14 @@ extern "C" __global__ void blake3_many(const unsigned long long* descs, u32 firs
     u32 j = blockIdx.y;
     if (j >= count) return;
     u32 s = (first + j) % slots;
-    const volatile unsigned long long* d = descs + 4 * (size_t)s;
-    const u8* data = (const u8*)d[0];
-    unsigned long long len = d[1], cv_off = d[2];
-    u32 tag = (u32)d[3];
+    // The descriptor lives in host memory: four threads read it once per block (one round trip over the
+    // bus), not every thread (which made each batch cost milliseconds of bus reads).
+    __shared__ unsigned long long sd[4];
+    if (threadIdx.x < 4) sd[threadIdx.x] = ((const volatile unsigned long long*)descs)[4 * (size_t)s + threadIdx.x];
+    __syncthreads();
+    const u8* data = (const u8*)sd[0];
+    unsigned long long len = sd[1], cv_off = sd[2];
+    u32 tag = (u32)sd[3];
     unsigned long long chunks = (len + 1023) / 1024;
     u32 nblocks = (u32)((chunks + B3_THREADS - 1) / B3_THREADS);
     if (blockIdx.x >= nblocks) return;

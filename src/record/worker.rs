@@ -129,11 +129,17 @@ impl Worker {
         for job in rx {
             self.step(job)?;
         }
-        Ok(self
+        let t = std::time::Instant::now();
+        let summary = self
             .writer
             .take()
             .ok_or(RecordError::TapeFinished)?
-            .finish()?)
+            .finish()?;
+        crate::launch::profile::TAPE_FINISH_NS.fetch_add(
+            t.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(summary)
     }
 
     /// One job (a batch in order); an abort flushes what there is and ends the run with an error.

@@ -2,17 +2,26 @@
 //! instead of the tensor.
 //!
 //! Why a ring in mapped host memory: the inference thread must not wait for the device to hash, and the
-//! recorder's worker must not make the device wait either. [`DigestRing::issue`] only enqueues the hash
-//! kernel on the default stream; the kernel writes the digest straight into slot `n % SLOTS` of pinned
-//! host memory mapped into the device, then (after a system-wide fence) the slot's tag. The worker
-//! thread's [`DigestRing::fetch`] waits for the tag and reads the digest: no copy, no stream
-//! synchronisation, so the device runs ahead exactly as without recording. A slot is reused only `SLOTS`
-//! digests later, and the recorder never runs that far ahead of its worker (its queue is bounded);
-//! a reader that finds its slot reused gets an error, never another tensor's digest.
+//! recorder's worker must not make the device wait either. [`DigestRing::issue`] only queues the buffer;
+//! every [`BATCH`] buffers (or [`BATCH_BYTES`], or when a reader asks for a queued digest) one
+//! `blake3_many` launch on the default stream hashes the batch, each digest written straight into slot
+//! `n % SLOTS` of pinned host memory mapped into the device, then (after a system-wide fence) the slot's
+//! tag. The worker thread's [`DigestRing::fetch`] waits for the tag and reads the digest: no copy, no
+//! stream synchronisation, so the device runs ahead exactly as without recording. A slot is reused only
+//! `SLOTS` digests later, and the recorder never runs that far ahead of its worker (its queue is
+//! bounded); a reader that finds its slot reused gets an error, never another tensor's digest.
+//!
+//! Why batches: a small tensor's digest is latency-bound (one thread per 1 KiB chunk runs 16 sequential
+//! compressions, ~20 µs), and one kernel per tensor, in order between the model's kernels, cost a decode
+//! step of an 8B model ~600 such kernels. Batched, they hash concurrently.
+//!
+//! Why buffers are held only until their batch is launched: greta's buffers are immutable once a launch
+//! returned them, and a buffer dropped after the launch goes back to the pool, which hands it out only to
+//! work ordered after that launch on the same stream, so the kernel has read it by then. (Holding them
+//! until the worker read the digest kept hundreds of MB of prefill activations out of the pool.)
 
 use super::ffi::{self, Arg, DevMem, LaunchDims, MappedHost};
 use super::source::{self, geom};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +35,9 @@ const DESC_BYTES: u64 = 32;
 /// Buffers hashed per launch at most: small digests are latency-bound (16 sequential compressions per
 /// chunk), so one kernel each, in order on the stream, cost the model ~20 µs a tensor.
 const BATCH: usize = 64;
+/// Bytes of queued buffers that launch a batch early (large prefill tensors are bandwidth-bound anyway,
+/// and queued buffers stay out of the allocation pool).
+const BATCH_BYTES: usize = 64 << 20;
 /// How long a reader waits for a digest before asking the device for an error.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -38,10 +50,10 @@ struct Ring {
     cv: Option<DevMem>,
     /// The kernel's ticket counters (one u32 per buffer of a batch, zero between launches).
     tickets: Option<DevMem>,
-    /// Issued, not yet launched: slot and buffer.
+    /// Issued, not yet launched: slot and buffer (kept alive until its batch is launched).
     pending: Vec<(u64, Arc<DevMem>)>,
-    /// Launched, not yet read: the buffers stay alive (out of the pool) until their digest is read.
-    held: VecDeque<(u64, Arc<DevMem>)>,
+    /// Bytes of the pending buffers.
+    pending_bytes: usize,
 }
 
 /// The tag the kernel writes after the digest of `slot` (never 0, the initial value).
@@ -79,15 +91,15 @@ impl DigestRing {
                 cv: None,
                 tickets: None,
                 pending: Vec::new(),
-                held: VecDeque::new(),
+                pending_bytes: 0,
             }),
             issued: AtomicU64::new(0),
             launched: AtomicU64::new(0),
         }
     }
 
-    /// Queues the digest of `buf` (non-empty) and returns its slot number; every [`BATCH`] digests (or
-    /// when a reader asks for a queued one) one launch hashes the batch. Runs on a thread that launches
+    /// Queues the digest of `buf` (non-empty) and returns its slot number; every [`BATCH`] digests or
+    /// [`BATCH_BYTES`] (or when a reader asks for a queued one) one launch hashes the batch. Runs on a thread that launches
     /// kernels, with this ring's device current.
     pub fn issue(&self, buf: &Arc<DevMem>) -> Result<u64, String> {
         let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
@@ -102,8 +114,9 @@ impl DigestRing {
         // Only issuers store (under the lock); readers only load.
         let slot = self.issued.load(Ordering::Acquire);
         r.pending.push((slot, Arc::clone(buf)));
+        r.pending_bytes += buf.len();
         self.issued.store(slot + 1, Ordering::Release);
-        if r.pending.len() >= BATCH {
+        if r.pending.len() >= BATCH || r.pending_bytes >= BATCH_BYTES {
             self.launch(&mut r)?;
         }
         Ok(slot)
@@ -158,9 +171,10 @@ impl DigestRing {
             ],
         )
         .map_err(|e| format!("{}: {e}", source::BLAKE3.name))?;
-        let batch = std::mem::take(&mut r.pending);
+        // The buffers may go back to the pool now: whatever reuses them is ordered after this launch.
+        r.pending.clear();
+        r.pending_bytes = 0;
         self.launched.store(first + count as u64, Ordering::Release);
-        r.held.extend(batch);
         Ok(())
     }
 
@@ -178,13 +192,7 @@ impl DigestRing {
             }
             Arc::clone(r.out.as_ref().ok_or("no digests issued")?)
         };
-        let d = self.wait(&out, slot)?;
-        // Its buffer, and those read before it, may go back to the pool.
-        let mut r = self.ring.lock().map_err(|_| "digest ring poisoned")?;
-        while r.held.front().is_some_and(|(s, _)| *s <= slot) {
-            r.held.pop_front();
-        }
-        Ok(d)
+        self.wait(&out, slot)
     }
 
     /// Waits for `slot`'s tag in `out` and reads its digest.
@@ -243,8 +251,11 @@ impl DeviceHasher {
     }
 
     /// Starts the digest of `mem` (the empty buffer's is known on the host). The buffer is kept alive
-    /// until its digest has been read.
-    pub fn digest(self: &Arc<Self>, mem: &Arc<DevMem>) -> Result<crate::launch::PendingDigest, String> {
+    /// until the kernel that hashes it is launched.
+    pub fn digest(
+        self: &Arc<Self>,
+        mem: &Arc<DevMem>,
+    ) -> Result<crate::launch::PendingDigest, String> {
         if mem.is_empty() {
             let h = *blake3::hash(&[]).as_bytes();
             return Ok(crate::launch::PendingDigest::new(move || Ok(h)));
@@ -252,6 +263,8 @@ impl DeviceHasher {
         ffi::set_device(self.ring.ordinal).map_err(|e| e.to_string())?;
         let slot = self.ring.issue(mem)?;
         let me = Arc::clone(self);
-        Ok(crate::launch::PendingDigest::new(move || me.ring.fetch(slot)))
+        Ok(crate::launch::PendingDigest::new(move || {
+            me.ring.fetch(slot)
+        }))
     }
 }

@@ -86,6 +86,15 @@ pub fn open() -> Result<Arc<dyn Backend>, BackendError> {
 /// Runs the kernel self-test on the first GPU: every stage and route against the CPU f32 reference on
 /// the same random inputs (see [`selftest`]). Fails with `NotCompiled` or `NoDevice` where there is no GPU.
 pub fn selftest() -> Result<SelftestReport, BackendError> {
-    let gpu = open()?;
-    Ok(selftest::run(gpu.as_ref()))
+    #[cfg(not(feature = "hip"))]
+    {
+        Err(BackendError::NotCompiled)
+    }
+    #[cfg(feature = "hip")]
+    {
+        let gpu = HipBackend::open(0)?;
+        let mut report = selftest::run(&gpu);
+        report.fused_split = Some(ops::attention::split_matches_single(&gpu));
+        Ok(report)
+    }
 }

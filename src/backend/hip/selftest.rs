@@ -84,6 +84,10 @@ pub struct SelftestReport {
     /// Device BLAKE3 digests equal to the host's, of all sizes tried; None where the backend does not
     /// hash on the device (the CPU).
     pub device_hashes: Option<(usize, usize)>,
+    /// The fused attention route run split (per key block, then merged) bit-identical to the same route in
+    /// one launch, of all cases; None where the backend has no split (set by the HIP backend's
+    /// [`selftest`](super::selftest), not by [`run`]).
+    pub fused_split: Option<(usize, usize)>,
 }
 
 impl SelftestReport {
@@ -94,6 +98,7 @@ impl SelftestReport {
             && self.mma_invariant_rows.0 == self.mma_invariant_rows.1
             && self.block_weights.iter().all(|(_, _, r)| r == &Ok(true))
             && self.device_hashes.is_none_or(|(a, b)| a == b)
+            && self.fused_split.is_none_or(|(a, b)| a == b)
     }
 }
 
@@ -155,9 +160,15 @@ impl fmt::Display for SelftestReport {
         match self.device_hashes {
             Some((a, b)) => writeln!(
                 f,
-                "device blake3 == host blake3: {a}/{b} (sizes hashed as one batch, then one by one)"
+                "device blake3 == host blake3: {a}/{b} (sizes as one batch, one by one, then 100 buffers reused)"
             )?,
             None => writeln!(f, "device blake3: not a device backend")?,
+        }
+        if let Some((a, b)) = self.fused_split {
+            writeln!(
+                f,
+                "fused attention split == one launch: {a}/{b} cases bit-identical"
+            )?;
         }
         write!(
             f,
@@ -731,6 +742,12 @@ fn device_hashes(gpu: &dyn Backend) -> Option<(usize, usize)> {
         (DType::F32, 4096 * 7 + 1),
         (DType::F32, (1 << 18) + 1),
         (DType::F16, (1 << 23) + 1),
+        // One block's worth of chunks (64), one more, two blocks, 64 blocks, 64 blocks and a partial one.
+        (DType::F32, 1 << 14),
+        (DType::F32, (1 << 14) + 256),
+        (DType::F32, 1 << 15),
+        (DType::F32, 1 << 20),
+        (DType::F32, (1 << 20) + 300),
     ];
     // All digests issued before any is read, so they hash as one batch (kernels/blake3.cu
     // `blake3_many`); then once more one at a time (a batch of one each).
@@ -747,7 +764,10 @@ fn device_hashes(gpu: &dyn Backend) -> Option<(usize, usize)> {
         crate::launch::TensorData::Device(d) => d.digest(),
         crate::launch::TensorData::Host(_) => None,
     };
-    let batch: Vec<_> = inputs.iter().map(|(t, _)| digest(t)).collect::<Option<_>>()?;
+    let batch: Vec<_> = inputs
+        .iter()
+        .map(|(t, _)| digest(t))
+        .collect::<Option<_>>()?;
     let mut tried = 0;
     let mut same = 0;
     for (p, (_, want)) in batch.into_iter().zip(&inputs) {
@@ -758,6 +778,27 @@ fn device_hashes(gpu: &dyn Backend) -> Option<(usize, usize)> {
         tried += 1;
         same += usize::from(digest(t)?.and_then(|p| p.wait()).ok() == Some(*want));
     }
+    // Buffers go back to the pool once their batch is launched: 100 digests issued (more than a batch),
+    // the tensors dropped, 100 new tensors of the same size uploaded into the reused buffers, and only
+    // then the digests read: each must still be its own tensor's.
+    let mut first = Vec::new();
+    for i in 0..100usize {
+        let bytes: Vec<u8> = (0..4096 + 12).map(|j| (i * 7 + j * 13) as u8).collect();
+        let host = Tensor::from_le_bytes(DType::F32, vec![1027, 1], bytes.clone(), Origin::Value);
+        let dev = gpu.gather_rows(&[(&host, 0, 1027)]).ok()?;
+        first.push((digest(&dev)?, *blake3::hash(&bytes).as_bytes()));
+    }
+    let mut second = Vec::new();
+    for i in 0..100usize {
+        let bytes: Vec<u8> = (0..4096 + 12).map(|j| (i * 11 + j * 3 + 1) as u8).collect();
+        let host = Tensor::from_le_bytes(DType::F32, vec![1027, 1], bytes, Origin::Value);
+        second.push(gpu.gather_rows(&[(&host, 0, 1027)]).ok()?);
+    }
+    for (p, want) in first {
+        tried += 1;
+        same += usize::from(p.and_then(|p| p.wait()).ok() == Some(want));
+    }
+    drop(second);
     Some((same, tried))
 }
 
@@ -775,6 +816,7 @@ pub fn run(gpu: &dyn Backend) -> SelftestReport {
         mma_invariant_rows: row_invariance(gpu, Variant::GemmMma, Variant::GemmMma),
         block_weights: block_weights(gpu),
         device_hashes: device_hashes(gpu),
+        fused_split: None,
     }
 }
 

@@ -106,6 +106,10 @@ const MM: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32, U32, U32];
 const QK: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, F32];
 const PV: &[ArgKind] = &[Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32];
 const FUSED: &[ArgKind] = &[Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, F32, U32];
+const PART: &[ArgKind] = &[
+    Ptr, Ptr, Ptr, Ptr, U32, U32, U32, U32, U32, U32, F32, U32, U32,
+];
+const MERGE: &[ArgKind] = &[Ptr, Ptr, U32, U32, U32, U32, U32];
 
 /// matmul.cu `gemv(x, w, y, n, in, out, fmt, rb)`.
 pub const GEMV: Kernel = k(KernelFile::Matmul, "gemv", MM);
@@ -157,6 +161,15 @@ pub const PV_F16: Kernel = k(KernelFile::Attention, "pv_f16", PV);
 pub const FUSED_F32: Kernel = k(KernelFile::Attention, "attn_fused_f32", FUSED);
 /// attention.cu `attn_fused_f16`.
 pub const FUSED_F16: Kernel = k(KernelFile::Attention, "attn_fused_f16", FUSED);
+/// attention.cu `attn_part_f32(q, k, v, part, n, ctx, h, hk, hd, pos, scale, kv_block, nkb)`: the split
+/// fused route's per-key-block half.
+pub const PART_F32: Kernel = k(KernelFile::Attention, "attn_part_f32", PART);
+/// attention.cu `attn_part_f16`.
+pub const PART_F16: Kernel = k(KernelFile::Attention, "attn_part_f16", PART);
+/// attention.cu `attn_merge_f32(part, o, h, hd, pos, kv_block, nkb)`: the split fused route's merge.
+pub const MERGE_F32: Kernel = k(KernelFile::Attention, "attn_merge_f32", MERGE);
+/// attention.cu `attn_merge_f16`.
+pub const MERGE_F16: Kernel = k(KernelFile::Attention, "attn_merge_f16", MERGE);
 /// norm.cu `rmsnorm_f32(x, w, y, n, dim, eps)`.
 pub const RMSNORM: Kernel = k(
     KernelFile::Norm,
@@ -201,6 +214,10 @@ pub const ALL_KERNELS: &[Kernel] = &[
     PV_F16,
     FUSED_F32,
     FUSED_F16,
+    PART_F32,
+    PART_F16,
+    MERGE_F32,
+    MERGE_F16,
     RMSNORM,
     ROPE,
     EMBED,

@@ -581,7 +581,10 @@ impl MappedHost {
     /// Writes the little-endian u64 `v` at byte `at` (`at + 8 <= len`, 8-aligned), for a kernel launched
     /// after this call to read.
     pub fn write_u64(&self, at: usize, v: u64) {
-        assert!(at % 8 == 0 && at + 8 <= self.len, "mapped write out of range");
+        assert!(
+            at % 8 == 0 && at + 8 <= self.len,
+            "mapped write out of range"
+        );
         // SAFETY: in range and aligned (checked); the memory is owned by `self` and only read by kernels
         // launched after this write (the caller's contract), so no device write races it.
         unsafe { std::ptr::write_volatile(self.host.add(at).cast::<u64>(), v) }
