@@ -1,5 +1,6 @@
 //! greta's integration tests: one binary, one module per area.
 
+mod async_copy;
 mod attention;
 mod capture;
 mod check;

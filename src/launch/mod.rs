@@ -32,5 +32,6 @@ pub use params::Params;
 pub use route::{OpFamily, Precision, Route, RouteError, RouteMode, RoutePolicy, Variant};
 pub use stage::{Phase, Stage};
 pub use tensor::{
-    Bytes, DType, DeviceBuffer, Origin, PendingDigest, Tensor, TensorData, known_digests, next_id,
+    Bytes, DType, DeviceBuffer, Origin, PendingBytes, PendingDigest, Tensor, TensorData,
+    known_digests, next_id,
 };

@@ -17,6 +17,10 @@ pub static DIGEST_WAIT_NS: AtomicU64 = AtomicU64::new(0);
 /// the recorder, read by the profile.
 pub static TAPE_FINISH_NS: AtomicU64 = AtomicU64::new(0);
 
+/// Nanoseconds the recorder's worker spent waiting for tensor bytes copied from the device beside the
+/// kernels (full capture; written by the recorder, read by the profile).
+pub static COPY_WAIT_NS: AtomicU64 = AtomicU64::new(0);
+
 /// Per-stage time totals of a run.
 #[derive(Default)]
 pub struct Profile {
@@ -59,13 +63,14 @@ impl Profile {
         let mut s = format!(
             "profile: {} launches, {:.3} s inside launches, {:.3} s from the first launch to the end\n\
              observers (recorder, progress) on the inference thread: {:.3} s; their finish (queued work): {:.3} s; \
-             recorder waiting for device digests: {:.3} s; completing the tape: {:.3} s\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
+             recorder waiting for device digests: {:.3} s, for device copies: {:.3} s; completing the tape: {:.3} s\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
             self.totals.values().map(|v| v.0).sum::<u64>(),
             sum.as_secs_f64(),
             wall.as_secs_f64(),
             self.observers.as_secs_f64(),
             finishing.as_secs_f64(),
             DIGEST_WAIT_NS.load(Ordering::Relaxed) as f64 / 1e9,
+            COPY_WAIT_NS.load(Ordering::Relaxed) as f64 / 1e9,
             TAPE_FINISH_NS.load(Ordering::Relaxed) as f64 / 1e9,
             "phase",
             "stage",

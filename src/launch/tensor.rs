@@ -149,6 +149,14 @@ pub trait DeviceBuffer: Send + Sync + fmt::Debug {
     fn digest(&self) -> Option<Result<PendingDigest, String>> {
         None
     }
+    /// Starts copying the bytes to the host without waiting for them, when the backend can (a copy
+    /// engine working beside the kernels): the handle yields, on any thread, exactly the bytes the buffer
+    /// holds now. Buffers are immutable once a launch has returned them, and the handle keeps this one
+    /// alive (and out of any allocation pool) until its bytes have arrived.
+    /// None: the caller copies synchronously with [`DeviceBuffer::to_host`].
+    fn to_host_async(&self) -> Option<Result<PendingBytes, String>> {
+        None
+    }
 }
 
 /// Digests of tensors that are already known, by tensor id (process-unique): a backend that hashed a
@@ -194,6 +202,30 @@ impl PendingDigest {
 impl fmt::Debug for PendingDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PendingDigest")
+    }
+}
+
+/// A device-to-host copy in flight ([`DeviceBuffer::to_host_async`]); [`PendingBytes::wait`] blocks
+/// until the bytes have arrived. A backend's closure owns what the copy uses (source buffer, host
+/// staging memory) and must not release it before the copy has run, also when the handle is dropped
+/// without a wait.
+pub struct PendingBytes(Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>);
+
+impl PendingBytes {
+    /// Bytes that `f` yields when called.
+    pub fn new(f: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static) -> PendingBytes {
+        PendingBytes(Box::new(f))
+    }
+
+    /// The bytes (blocks until the copy has run).
+    pub fn wait(self) -> Result<Vec<u8>, String> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for PendingBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingBytes")
     }
 }
 

@@ -3,13 +3,18 @@
 //! Cost model. The inference thread does almost nothing: device tensors whose bytes the tape does not
 //! keep (hashes only, or launches outside the payload selection) are hashed on the device where the
 //! backend can ([`DeviceBuffer::digest`](crate::launch::DeviceBuffer::digest)): the worker later reads
-//! 32-byte digests, and the tensor never crosses to the host. Otherwise: host tensors are immutable and shared (`Arc`),
-//! so handing one to the recorder is a reference-count increment; only device tensors are copied to the
-//! host, and only when they are new (an input that is the unchanged output of an earlier launch is known by
-//! its tensor id and never copied again — buffer versions). Hashing (blake3), chunking, deduplication and
-//! compression (zstd) run on a worker thread that owns the tape writer. The queue between them is bounded
-//! in bytes ([`budget::ByteBudget`]): when the worker falls behind, the inference thread waits instead of
-//! buffering without limit.
+//! 32-byte digests, and the tensor never crosses to the host. Otherwise: host tensors are immutable and
+//! shared (`Arc`), so handing one to the recorder is a reference-count increment; only device tensors are
+//! copied to the host, and only when they are new (an input that is the unchanged output of an earlier
+//! launch is known by its tensor id and never copied again — buffer versions). Where the backend can, the
+//! copy is only started ([`DeviceBuffer::to_host_async`](crate::launch::DeviceBuffer::to_host_async): on
+//! the GPU, a second stream copies into pinned memory while the next kernels run) and the worker waits for
+//! the bytes; a blocking copy drained the device's queue per tensor (issue 11: 1.4 s of a 2 s full capture
+//! of an 8B model). Either way the worker gets the same bytes and writes the same tape. Hashing (blake3),
+//! chunking, deduplication and compression (zstd) run on a worker thread that owns the tape writer. The
+//! queue between them is bounded in bytes ([`budget::ByteBudget`], which counts copies in flight: their
+//! pinned memory is held until the worker reads it): when the worker falls behind, the inference thread
+//! waits instead of buffering without limit.
 //!
 //! Durability. By default records are buffered in the worker and written in frames. With
 //! [`Durability::EveryLaunch`] the inference thread waits, before each kernel runs, until the launch's
@@ -225,29 +230,29 @@ impl Recorder {
     ) -> Result<(), RecordError> {
         // Device inputs the worker already knows (by id) are not copied again.
         let payload = self.capture == Capture::Full && self.select.matches(info);
-        let mut digests = Vec::with_capacity(inputs.len());
+        let mut deferred = Vec::with_capacity(inputs.len());
         let mut known = Vec::with_capacity(inputs.len());
         for t in inputs {
             let (h, d) = match &t.data {
                 TensorData::Device(_) if self.budget.known(t.id, payload) => (placeholder(t), None),
                 // Bytes not needed (hashes only): digested on the device when the backend can.
                 TensorData::Device(_) if !payload => match digest_on_device(t)? {
-                    Some((h, d)) => (h, Some(d)),
-                    None => (to_host(&[*t])?.remove(0), None),
+                    Some((h, d)) => (h, Some(Deferred::Digest(d))),
+                    None => fetch(t)?,
                 },
-                _ => (to_host(&[*t])?.remove(0), None),
+                _ => fetch(t)?,
             };
             known.push(h);
-            digests.push(d);
+            deferred.push(d);
         }
-        let n = bytes_of(&known);
+        let n = bytes_of(&known) + copying(&deferred);
         self.acquire(n)?;
         let wait = self.durability == Durability::EveryLaunch;
         self.queue(
             Job::Begin {
                 info: info.clone(),
                 inputs: known,
-                digests,
+                deferred,
                 bytes: n,
                 ack: wait,
             },
@@ -270,29 +275,25 @@ impl Recorder {
         // Later device inputs with these ids need no copy (unless they need bytes that were not stored).
         let stored = self.capture == Capture::Full && self.select.matches(info);
         let mut outs = Vec::with_capacity(outputs.len());
-        let mut digests = Vec::with_capacity(outputs.len());
+        let mut deferred = Vec::with_capacity(outputs.len());
         for t in outputs {
-            match if stored { None } else { digest_on_device(t)? } {
-                Some((h, d)) => {
-                    outs.push(h);
-                    digests.push(Some(d));
-                }
-                None => {
-                    outs.push(to_host(&[t])?.remove(0));
-                    digests.push(None);
-                }
-            }
+            let (h, d) = match if stored { None } else { digest_on_device(t)? } {
+                Some((h, d)) => (h, Some(Deferred::Digest(d))),
+                None => fetch(t)?,
+            };
+            outs.push(h);
+            deferred.push(d);
         }
         for o in &outs {
             self.budget.remember(o.id, stored);
         }
-        let n = bytes_of(&outs);
+        let n = bytes_of(&outs) + copying(&deferred);
         self.acquire(n)?;
         self.queue(
             Job::End {
                 seq: info.seq,
                 outputs: outs,
-                digests,
+                deferred,
                 duration,
                 roles: info.foreign.as_ref().map(|f| f.output_roles.clone()),
                 bytes: n,
@@ -323,8 +324,26 @@ pub struct Digested {
     pub len: usize,
 }
 
+/// What the worker still has to wait for, for a placeholder tensor.
+pub enum Deferred {
+    /// Its digest, computed on the device (its bytes are not needed).
+    Digest(Digested),
+    /// Its bytes, being copied from the device.
+    Bytes(Copying),
+}
+
+/// A device tensor whose bytes are on their way to the host ([`DeviceBuffer::to_host_async`]).
+///
+/// [`DeviceBuffer::to_host_async`]: crate::launch::DeviceBuffer::to_host_async
+pub struct Copying {
+    /// The bytes, once the copy has run.
+    pub bytes: crate::launch::PendingBytes,
+    /// Bytes of the tensor (taken from the budget until the worker has them).
+    pub len: usize,
+}
+
 /// `t` without its bytes (same id, dtype, shape, origin): what the worker gets for a device tensor it
-/// knows already or whose digest is computed on the device.
+/// knows already, whose digest is computed on the device, or whose bytes are being copied.
 fn placeholder(t: &Tensor) -> Tensor {
     Tensor {
         data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
@@ -351,20 +370,43 @@ fn digest_on_device(t: &Tensor) -> Result<Option<(Tensor, Digested)>, RecordErro
     )))
 }
 
-/// Host copies of tensors for the worker: shared host bytes, or device bytes copied now.
-fn to_host(ts: &[&Tensor]) -> Result<Vec<Tensor>, RecordError> {
-    ts.iter()
-        .map(|t| match &t.data {
-            TensorData::Host(_) => Ok((*t).clone()),
-            TensorData::Device(d) => {
+/// A tensor's bytes for the worker: shared host bytes; a device tensor's copy started where the backend
+/// can copy beside its kernels (a placeholder and the copy in flight); else device bytes copied now.
+fn fetch(t: &Tensor) -> Result<(Tensor, Option<Deferred>), RecordError> {
+    match &t.data {
+        TensorData::Host(_) => Ok((t.clone(), None)),
+        TensorData::Device(d) => match d.to_host_async() {
+            Some(p) => Ok((
+                placeholder(t),
+                Some(Deferred::Bytes(Copying {
+                    bytes: p.map_err(RecordError::DeviceCopy)?,
+                    len: d.len(),
+                })),
+            )),
+            None => {
                 let bytes = d.to_host().map_err(RecordError::DeviceCopy)?;
-                let mut h =
-                    Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
-                h.id = t.id;
-                Ok(h)
+                Ok((with_bytes(t, bytes), None))
             }
+        },
+    }
+}
+
+/// The host tensor of `t`'s bytes: same id, dtype, shape and origin, so the worker stores it exactly as
+/// it would have stored `t`.
+fn with_bytes(t: &Tensor, bytes: Vec<u8>) -> Tensor {
+    let mut h = Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
+    h.id = t.id;
+    h
+}
+
+/// Bytes of the copies in flight (their staging memory is held until the worker reads it).
+fn copying(d: &[Option<Deferred>]) -> usize {
+    d.iter()
+        .map(|d| match d {
+            Some(Deferred::Bytes(c)) => c.len,
+            _ => 0,
         })
-        .collect()
+        .sum()
 }
 
 /// Bytes the queue keeps alive that would otherwise be freed: host tensors other than model weights
@@ -416,174 +458,7 @@ impl Drop for Recorder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::launch::{Params, Phase, Precision, Route, Stage, Variant};
-    use crate::tape::{ModelIdentity, Producer, RunInfo};
-
-    fn header() -> TapeHeader {
-        let producer = Producer {
-            greta_version: String::new(),
-            backend: "cpu".into(),
-            device: String::new(),
-            kernel_hashes: Vec::new(),
-            engine: None,
-            provenance: None,
-        };
-        let run = RunInfo {
-            prompt_tokens: vec![1],
-            routes: Vec::new(),
-            threads: 1,
-            capture: "full".into(),
-            options_json: "{}".into(),
-            created_unix: 0,
-        };
-        TapeHeader::new(ModelIdentity::default(), String::new(), producer, run)
-    }
-
-    #[test]
-    fn errors_are_typed_and_name_the_tape() {
-        let d = tempfile::tempdir().unwrap();
-        let missing = d.path().join("no/such/dir/t.tape");
-        let e = Recorder::start(&missing, header(), RecordOptions::default()).err();
-        assert!(
-            matches!(&e, Some(RecordError::Create { path, .. }) if path == &missing),
-            "{e:?}"
-        );
-        assert!(e.unwrap().to_string().contains("no/such/dir/t.tape"));
-
-        let (mut rec, summary) =
-            Recorder::start(&d.path().join("t.tape"), header(), RecordOptions::default()).unwrap();
-        rec.finish_tape().unwrap();
-        assert!(matches!(&*summary.lock().unwrap(), Some(Ok(_))));
-        let info = LaunchInfo {
-            seq: 0,
-            phase: Phase::Prefill,
-            stage: Stage::Embed,
-            layer: None,
-            route: Route::new(Variant::Direct, Precision::F32),
-            backend: "cpu".into(),
-            params: Params::default(),
-            foreign: None,
-        };
-        assert!(matches!(
-            rec.begin_launch(&info, &[]),
-            Err(RecordError::Finished)
-        ));
-        // Through the launcher's trait the same error arrives boxed, and downcasts back.
-        let boxed = LaunchObserver::begin(&mut rec, &info, &[]).unwrap_err();
-        assert!(matches!(
-            boxed.downcast_ref::<RecordError>(),
-            Some(RecordError::Finished)
-        ));
-    }
-}
+mod tests;
 
 #[cfg(test)]
-mod throughput {
-    use super::*;
-    use crate::launch::{
-        DType, DeviceBuffer, Origin, Params, PendingDigest, Phase, Precision, Route, Stage, Variant,
-    };
-    use crate::tape::{ModelIdentity, Producer, RunInfo};
-
-    /// A device buffer whose digest is known at once (the recorder's own cost, without a device).
-    #[derive(Debug)]
-    struct Ready(usize);
-    impl DeviceBuffer for Ready {
-        fn to_host(&self) -> Result<Vec<u8>, String> {
-            Ok(vec![0; self.0])
-        }
-        fn len(&self) -> usize {
-            self.0
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-        fn digest(&self) -> Option<Result<PendingDigest, String>> {
-            Some(Ok(PendingDigest::new(|| Ok([7; 32]))))
-        }
-    }
-
-    fn dev(n: usize) -> Tensor {
-        Tensor {
-            id: crate::launch::next_id(),
-            dtype: DType::F32,
-            shape: vec![1, n / 4],
-            data: TensorData::Device(Arc::new(Ready(n))),
-            origin: Origin::Value,
-        }
-    }
-
-    /// `cargo test --release recorder_throughput -- --ignored --nocapture`: launches a second the
-    /// recorder sustains on hash-only, device-digested launches (a SmolLM2 decode step is ~500 launches).
-    #[test]
-    #[ignore]
-    fn recorder_throughput() {
-        let d = tempfile::tempdir().unwrap();
-        let producer = Producer {
-            greta_version: String::new(),
-            backend: "hip".into(),
-            device: String::new(),
-            kernel_hashes: Vec::new(),
-            engine: None,
-            provenance: None,
-        };
-        let run = RunInfo {
-            prompt_tokens: vec![1],
-            routes: Vec::new(),
-            threads: 1,
-            capture: "hashes".into(),
-            options_json: "{}".into(),
-            created_unix: 0,
-        };
-        let header = TapeHeader::new(ModelIdentity::default(), String::new(), producer, run);
-        let opts = RecordOptions {
-            capture: Capture::Hashes,
-            ..RecordOptions::default()
-        };
-        let (mut rec, summary) = Recorder::start(&d.path().join("t.tape"), header, opts).unwrap();
-        let w = Tensor::from_le_bytes(
-            DType::F32,
-            vec![4, 4],
-            vec![0; 64],
-            Origin::Weight("blk.0.attn_q.weight".into()),
-        );
-        crate::launch::known_digests::remember(w.id, [3; 32]);
-        let n = 32_000u64;
-        let start = std::time::Instant::now();
-        let mut x = dev(2304);
-        let mut inner = Duration::ZERO;
-        for seq in 0..n {
-            let info = LaunchInfo {
-                seq,
-                phase: Phase::Decode(0),
-                stage: Stage::QProj,
-                layer: Some((seq % 30) as u32),
-                route: Route::new(Variant::GemvQ8, Precision::F32),
-                backend: "hip".into(),
-                params: Params::default(),
-                foreign: None,
-            };
-            let t = std::time::Instant::now();
-            rec.begin_launch(&info, &[&x, &w]).unwrap();
-            let y = dev(2304);
-            rec.end_launch(&info, std::slice::from_ref(&y), Duration::from_micros(5))
-                .unwrap();
-            inner += t.elapsed();
-            x = y;
-        }
-        let issued = start.elapsed();
-        rec.finish_tape().unwrap();
-        let total = start.elapsed();
-        assert!(matches!(&*summary.lock().unwrap(), Some(Ok(_))));
-        println!(
-            "{n} launches: inference thread {:.3} s ({:.2} us a launch), all written {:.3} s ({:.0} launches/s)",
-            inner.as_secs_f64(),
-            inner.as_secs_f64() * 1e6 / n as f64,
-            total.as_secs_f64(),
-            n as f64 / total.as_secs_f64()
-        );
-        let _ = issued;
-    }
-}
+mod throughput;

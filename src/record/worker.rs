@@ -17,11 +17,12 @@ pub enum Job {
     Begin {
         /// The launch.
         info: LaunchInfo,
-        /// Its inputs (host; device inputs already stored, or digested on the device, are empty
-        /// placeholders).
+        /// Its inputs (host; device inputs already stored, digested on the device or being copied are
+        /// empty placeholders).
         inputs: Vec<Tensor>,
-        /// Per input: its digest being computed on the device (placeholder inputs only).
-        digests: Vec<Option<super::Digested>>,
+        /// Per input: its digest being computed on the device, or its bytes being copied (placeholder
+        /// inputs only).
+        deferred: Vec<Option<super::Deferred>>,
         /// Bytes to release from the budget when written.
         bytes: usize,
         /// Acknowledge on the ack channel once the Begin record is in the file.
@@ -31,10 +32,10 @@ pub enum Job {
     End {
         /// Launch number.
         seq: u64,
-        /// Outputs (host, or placeholders for those digested on the device).
+        /// Outputs (host, or placeholders for those digested on the device or being copied).
         outputs: Vec<Tensor>,
-        /// Per output: its digest being computed on the device.
-        digests: Vec<Option<super::Digested>>,
+        /// Per output: its digest being computed on the device, or its bytes being copied.
+        deferred: Vec<Option<super::Deferred>>,
         /// Kernel wall time.
         duration: Duration,
         /// Output role names of a foreign launch (known only at its end); None: the stage's.
@@ -104,6 +105,43 @@ fn elem_size(d: DType) -> usize {
     }
 }
 
+/// Waits for the bytes of every tensor being copied from the device and puts the host tensor in its
+/// placeholder's place (same id, dtype, shape, origin: stored exactly as a tensor copied synchronously);
+/// returns the digests still to wait for, per tensor.
+fn resolve(
+    ts: &mut [Tensor],
+    deferred: Vec<Option<super::Deferred>>,
+) -> Result<Vec<Option<super::Digested>>, RecordError> {
+    let mut digests = Vec::with_capacity(deferred.len());
+    for (i, d) in deferred.into_iter().enumerate() {
+        match d {
+            Some(super::Deferred::Digest(d)) => digests.push(Some(d)),
+            Some(super::Deferred::Bytes(c)) => {
+                let t0 = std::time::Instant::now();
+                let bytes = c.bytes.wait().map_err(RecordError::DeviceCopy)?;
+                crate::launch::profile::COPY_WAIT_NS.fetch_add(
+                    t0.elapsed().as_nanos() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if bytes.len() != c.len {
+                    return Err(RecordError::DeviceCopy(format!(
+                        "the copy of a {}-byte tensor yielded {} bytes",
+                        c.len,
+                        bytes.len()
+                    )));
+                }
+                let t = ts.get_mut(i).ok_or_else(|| {
+                    RecordError::DeviceCopy(format!("a copy for tensor {i}, which is not queued"))
+                })?;
+                *t = super::with_bytes(t, bytes);
+                digests.push(None);
+            }
+            None => digests.push(None),
+        }
+    }
+    Ok(digests)
+}
+
 impl Worker {
     /// A worker writing with `writer`.
     pub fn new(
@@ -147,12 +185,13 @@ impl Worker {
         match job {
             Job::Begin {
                 info,
-                inputs,
-                digests,
+                mut inputs,
+                deferred,
                 bytes,
                 ack,
             } => {
-                let r = self.begin(&info, &inputs, digests, ack);
+                let r = resolve(&mut inputs, deferred)
+                    .and_then(|digests| self.begin(&info, &inputs, digests, ack));
                 self.budget.release(bytes);
                 r?;
                 if ack {
@@ -161,13 +200,14 @@ impl Worker {
             }
             Job::End {
                 seq,
-                outputs,
-                digests,
+                mut outputs,
+                deferred,
                 duration,
                 roles,
                 bytes,
             } => {
-                let r = self.end(seq, &outputs, digests, duration, roles);
+                let r = resolve(&mut outputs, deferred)
+                    .and_then(|digests| self.end(seq, &outputs, digests, duration, roles));
                 self.budget.release(bytes);
                 r?;
             }

@@ -5,7 +5,8 @@
  * Scope: exactly the calls of src/backend/hip/ffi (and a few harmless extras). Semantics kept from HIP:
  * - a per-thread current device (default 0) whose primary context is made current on every call, so a
  *   thread that never called hipSetDevice (greta's recorder reading tensors back) works as on ROCm;
- * - hipMemcpy blocks the host until the copy is done, for every direction;
+ * - hipMemcpy blocks the host until the copy is done, for every direction; hipMemcpyAsync into pinned
+ *   memory does not (greta's recorder copies on a non-blocking stream, ordered by events);
  * - hipGetDeviceProperties fills ROCm 5.2's hipDeviceProp_t; gcnArchName is "sm_XY" of the device, so
  *   the backend's `--gpu-architecture=<gcnArchName>` reaches NVRTC unchanged;
  * - every CUDA error maps to a member of ROCm 5.2's hipError_t (hipErrorUnknown when none fits; its
@@ -231,8 +232,10 @@ EXPORT shim_error_t hipMemcpy(void* dst, const void* src, size_t n, int kind) {
     return map(r);
 }
 
-/* Asynchronous copy on `stream` (greta passes the null stream: ordered with the kernels, no host wait for
- * device-to-device copies). Host-side directions stay blocking, as HIP does for pageable host memory. */
+/* Asynchronous copy on `stream`: greta passes the null stream for device-to-device copies (ordered with
+ * the kernels, no host wait) and its copy stream for device-to-host copies into pinned memory (the host
+ * goes on; an event says when the bytes are there). As in HIP and CUDA, a copy from or to pageable host
+ * memory returns only once the host buffer may be reused. */
 EXPORT shim_error_t hipMemcpyAsync(void* dst, const void* src, size_t n, int kind, CUstream stream) {
     if (n == 0) return SHIM_hipSuccess;
     if (!dst || !src) return SHIM_hipErrorInvalidValue;
@@ -240,12 +243,76 @@ EXPORT shim_error_t hipMemcpyAsync(void* dst, const void* src, size_t n, int kin
     switch (kind) {
     case SHIM_DtoD:
         return map(cuMemcpyDtoDAsync((CUdeviceptr)(uintptr_t)dst, (CUdeviceptr)(uintptr_t)src, n, stream));
-    case SHIM_HtoD: return map(cuMemcpyHtoD((CUdeviceptr)(uintptr_t)dst, src, n));
-    case SHIM_DtoH: return map(cuMemcpyDtoH(dst, (CUdeviceptr)(uintptr_t)src, n));
+    case SHIM_HtoD: return map(cuMemcpyHtoDAsync((CUdeviceptr)(uintptr_t)dst, src, n, stream));
+    case SHIM_DtoH: return map(cuMemcpyDtoHAsync(dst, (CUdeviceptr)(uintptr_t)src, n, stream));
     case SHIM_HtoH: memcpy(dst, src, n); return SHIM_hipSuccess;
     case SHIM_Default: return map(cuMemcpyAsync((CUdeviceptr)(uintptr_t)dst, (CUdeviceptr)(uintptr_t)src, n, stream));
     default: return SHIM_hipErrorInvalidMemcpyDirection;
     }
+}
+
+/* Streams and events (greta's recorder copies on a second stream). HIP's flag values equal CUDA's:
+ * hipStreamNonBlocking = CU_STREAM_NON_BLOCKING = 1; hipEventBlockingSync, hipEventDisableTiming,
+ * hipEventInterprocess = CU_EVENT_BLOCKING_SYNC, _DISABLE_TIMING, _INTERPROCESS = 1, 2, 4. A null stream
+ * is the legacy default stream, where greta's kernels run. */
+EXPORT shim_error_t hipStreamCreateWithFlags(CUstream* stream, unsigned int flags) {
+    if (!stream) return SHIM_hipErrorInvalidValue;
+    ENSURE();
+    return map(cuStreamCreate(stream, (flags & 1u) ? CU_STREAM_NON_BLOCKING : CU_STREAM_DEFAULT));
+}
+
+EXPORT shim_error_t hipStreamCreate(CUstream* stream) { return hipStreamCreateWithFlags(stream, 0); }
+
+EXPORT shim_error_t hipStreamDestroy(CUstream stream) {
+    if (!stream) return SHIM_hipErrorInvalidHandle;
+    ENSURE();
+    return map(cuStreamDestroy(stream));
+}
+
+EXPORT shim_error_t hipStreamSynchronize(CUstream stream) {
+    ENSURE();
+    return map(cuStreamSynchronize(stream));
+}
+
+/* flags must be 0 (HIP and CUDA alike). */
+EXPORT shim_error_t hipStreamWaitEvent(CUstream stream, CUevent event, unsigned int flags) {
+    if (!event) return SHIM_hipErrorInvalidHandle;
+    ENSURE();
+    return map(cuStreamWaitEvent(stream, event, flags));
+}
+
+EXPORT shim_error_t hipEventCreateWithFlags(CUevent* event, unsigned int flags) {
+    if (!event) return SHIM_hipErrorInvalidValue;
+    if (flags & ~7u) return SHIM_hipErrorInvalidValue; /* hipEventReleaseTo*: not on CUDA */
+    ENSURE();
+    return map(cuEventCreate(event, flags));
+}
+
+EXPORT shim_error_t hipEventCreate(CUevent* event) { return hipEventCreateWithFlags(event, 0); }
+
+EXPORT shim_error_t hipEventRecord(CUevent event, CUstream stream) {
+    if (!event) return SHIM_hipErrorInvalidHandle;
+    ENSURE();
+    return map(cuEventRecord(event, stream));
+}
+
+EXPORT shim_error_t hipEventSynchronize(CUevent event) {
+    if (!event) return SHIM_hipErrorInvalidHandle;
+    ENSURE();
+    return map(cuEventSynchronize(event));
+}
+
+/* hipSuccess when the work before the event is done, hipErrorNotReady (CUDA_ERROR_NOT_READY) while not. */
+EXPORT shim_error_t hipEventQuery(CUevent event) {
+    if (!event) return SHIM_hipErrorInvalidHandle;
+    ENSURE();
+    return map(cuEventQuery(event));
+}
+
+EXPORT shim_error_t hipEventDestroy(CUevent event) {
+    if (!event) return SHIM_hipErrorInvalidHandle;
+    ENSURE();
+    return map(cuEventDestroy(event));
 }
 
 /* Pinned host memory; with hipHostMallocMapped (2) it is also mapped into the device's address space, so
@@ -325,6 +392,7 @@ EXPORT const char* hipGetErrorName(shim_error_t e) {
     case SHIM_hipErrorNoBinaryForGpu: return "hipErrorNoBinaryForGpu";
     case SHIM_hipErrorInvalidHandle: return "hipErrorInvalidHandle";
     case SHIM_hipErrorNotFound: return "hipErrorNotFound";
+    case SHIM_hipErrorNotReady: return "hipErrorNotReady";
     case SHIM_hipErrorIllegalAddress: return "hipErrorIllegalAddress";
     case SHIM_hipErrorLaunchOutOfResources: return "hipErrorLaunchOutOfResources";
     case SHIM_hipErrorLaunchFailure: return "hipErrorLaunchFailure";

@@ -24,6 +24,10 @@ _Static_assert(SHIM_hipErrorUnknown == hipErrorUnknown, "error codes");
 _Static_assert(SHIM_hipErrorIllegalAddress == hipErrorIllegalAddress, "error codes");
 _Static_assert(SHIM_hipErrorNoBinaryForGpu == hipErrorNoBinaryForGpu, "error codes");
 _Static_assert(SHIM_hipErrorInsufficientDriver == hipErrorInsufficientDriver, "error codes");
+_Static_assert(SHIM_hipErrorNotReady == hipErrorNotReady, "error codes");
+_Static_assert(hipStreamNonBlocking == 1 && hipEventDisableTiming == 2 && hipEventBlockingSync == 1 &&
+                   hipEventInterprocess == 4 && hipHostMallocPortable == 1 && hipHostMallocMapped == 2,
+               "stream, event and host-malloc flags as the shim passes them to CUDA");
 _Static_assert(SHIM_DtoD == hipMemcpyDeviceToDevice && SHIM_HtoD == hipMemcpyHostToDevice, "memcpy kinds");
 _Static_assert(HIPRTC_ERROR_INTERNAL_ERROR == 11, "hiprtc codes");
 int main(void) { return 0; }

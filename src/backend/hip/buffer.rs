@@ -2,11 +2,15 @@
 //!
 //! Buffers are immutable once a launch has returned them (kernels only write fresh outputs), so they are
 //! shared by `Arc`: `kv_write` hands its inputs on without a copy, and the engine's KV-cache views are
-//! device-to-device copies made by `gather_rows`.
+//! device-to-device copies made by `gather_rows`. The same immutability lets a recorder copy a buffer to
+//! the host later, on another stream (`to_host_async`): the bytes cannot change meanwhile.
 
+use super::copy::Copier;
 use super::digest::DeviceHasher;
 use super::ffi::{self, DevMem};
-use crate::launch::{DType, DeviceBuffer, Origin, PendingDigest, Tensor, TensorData, next_id};
+use crate::launch::{
+    DType, DeviceBuffer, Origin, PendingBytes, PendingDigest, Tensor, TensorData, next_id,
+};
 use std::sync::Arc;
 
 /// Bytes on one device.
@@ -18,6 +22,8 @@ pub struct HipBuffer {
     pub device: i32,
     /// Device hashing, for recorders that want digests only.
     pub hasher: Option<Arc<DeviceHasher>>,
+    /// Copies to the host beside the kernels, for recorders that store bytes.
+    pub copier: Option<Arc<Copier>>,
 }
 
 impl DeviceBuffer for HipBuffer {
@@ -38,6 +44,10 @@ impl DeviceBuffer for HipBuffer {
     fn digest(&self) -> Option<Result<PendingDigest, String>> {
         self.hasher.as_ref().map(|h| h.digest(&self.mem))
     }
+
+    fn to_host_async(&self) -> Option<Result<PendingBytes, String>> {
+        self.copier.as_ref().map(|c| c.start(&self.mem))
+    }
 }
 
 /// A value tensor over `mem`.
@@ -45,6 +55,7 @@ pub fn device_tensor(
     mem: Arc<DevMem>,
     device: i32,
     hasher: Option<Arc<DeviceHasher>>,
+    copier: Option<Arc<Copier>>,
     dtype: DType,
     shape: Vec<usize>,
 ) -> Tensor {
@@ -56,6 +67,7 @@ pub fn device_tensor(
             mem,
             device,
             hasher,
+            copier,
         })),
         origin: Origin::Value,
     }

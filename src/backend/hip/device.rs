@@ -31,10 +31,12 @@ pub struct HipBackend {
     pub(super) q8_last: Mutex<Option<(u64, Arc<[DevMem; 3]>)>>,
     /// Digests of device buffers (hash-only recording), see digest.rs.
     pub(super) hasher: Option<Arc<super::digest::DeviceHasher>>,
+    /// Device-to-host copies on a second stream (full capture), see copy.rs.
+    copier: Arc<super::copy::Copier>,
     /// Wait for the device after every launch (`GRETA_HIP_SYNC=1`): exact per-launch wall times and
     /// errors reported by the launch that caused them. Off by default: launches are queued in order on
-    /// the default stream and the host waits only where it reads results (a recording copies every
-    /// output, so errors still surface at their launch there).
+    /// the default stream and the host waits only where it reads results (a full capture's copies run on
+    /// a second stream, so there too a device error surfaces later, when the recorder reads the bytes).
     sync: bool,
 }
 
@@ -69,6 +71,7 @@ impl HipBackend {
             weights: Mutex::new(HashMap::new()),
             unavailable: HashMap::new(),
             hasher: None,
+            copier: Arc::new(super::copy::Copier::new(ordinal)),
             q8_last: Mutex::new(None),
             sync: std::env::var_os("GRETA_HIP_SYNC").is_some_and(|v| v != "0"),
         };
@@ -146,10 +149,21 @@ impl HipBackend {
 
     /// An output tensor over `mem`.
     pub(super) fn tensor(&self, mem: DevMem, dtype: DType, shape: Vec<usize>) -> Tensor {
+        self.shared_tensor(Arc::new(mem), dtype, shape)
+    }
+
+    /// An output tensor over a buffer that other tensors may share (`kv_write` hands its inputs on).
+    pub(super) fn shared_tensor(
+        &self,
+        mem: Arc<DevMem>,
+        dtype: DType,
+        shape: Vec<usize>,
+    ) -> Tensor {
         device_tensor(
-            Arc::new(mem),
+            mem,
             self.ordinal,
             self.hasher.clone(),
+            Some(self.copier.clone()),
             dtype,
             shape,
         )

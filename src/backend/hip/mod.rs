@@ -12,6 +12,7 @@
 //! - `weights`: weights uploaded once in their GGUF block formats, dequantised in the kernels (why: see
 //!   the file).
 //! - `digest`: BLAKE3 digests of device buffers, so hash-only recording copies 32 bytes per tensor.
+//! - `copy`: device-to-host copies on a second stream, so full capture does not stop the device.
 //! - `ops/`: one launch per stage and route.
 //! - `device`: [`HipBackend`] and its `Backend` implementation.
 //! - [`selftest`]: every stage and route on the GPU against the CPU f32 reference.
@@ -32,6 +33,8 @@
 
 #[cfg(feature = "hip")]
 mod buffer;
+#[cfg(feature = "hip")]
+mod copy;
 #[cfg(feature = "hip")]
 mod device;
 #[cfg(feature = "hip")]

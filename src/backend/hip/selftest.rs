@@ -7,7 +7,10 @@
 //!   (F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), give the bits they give on the same weight dequantised to
 //!   f32 on the host (the kernels dequantise with the host's formula);
 //! - device hashing: BLAKE3 digests computed on the device equal the host's for buffers of many sizes
-//!   (single chunk, chunk edges, odd tails, 16 MiB).
+//!   (single chunk, chunk edges, odd tails, 16 MiB);
+//! - asynchronous copies: bytes copied to the host on the copy stream equal a blocking copy's, for odd
+//!   sizes, a kernel's output copied right after the launch, and many copies outstanding at once
+//!   ([`copies`]).
 //!
 //! It is written against the [`Backend`] trait only, so it also runs (and is unit-tested) with the CPU
 //! backend standing in for the GPU, where every f32 check is bit-exact.
@@ -24,6 +27,8 @@ use crate::backend::cpu::CpuBackend;
 use crate::launch::{Bytes, DType, Origin, Params, Precision, Route, Stage, Tensor, Variant};
 use std::fmt;
 use std::sync::Arc;
+
+pub mod copies;
 
 /// Largest error allowed on f32 routes, relative to the largest magnitude of the reference output:
 /// other summation orders and the device's `expf` (not correctly rounded) move the last bits only.
@@ -88,6 +93,9 @@ pub struct SelftestReport {
     /// one launch, of all cases; None where the backend has no split (set by the HIP backend's
     /// [`selftest`](super::selftest), not by [`run`]).
     pub fused_split: Option<(usize, usize)>,
+    /// Asynchronous device-to-host copies vs blocking ones; None where the backend does not copy
+    /// asynchronously (the CPU).
+    pub async_copies: Option<copies::CopyCheck>,
 }
 
 impl SelftestReport {
@@ -99,6 +107,7 @@ impl SelftestReport {
             && self.block_weights.iter().all(|(_, _, r)| r == &Ok(true))
             && self.device_hashes.is_none_or(|(a, b)| a == b)
             && self.fused_split.is_none_or(|(a, b)| a == b)
+            && self.async_copies.as_ref().is_none_or(|c| c.same == c.tried)
     }
 }
 
@@ -169,6 +178,10 @@ impl fmt::Display for SelftestReport {
                 f,
                 "fused attention split == one launch: {a}/{b} cases bit-identical"
             )?;
+        }
+        match &self.async_copies {
+            Some(c) => writeln!(f, "{c}")?,
+            None => writeln!(f, "async copies: not a device backend")?,
         }
         write!(
             f,
@@ -817,6 +830,7 @@ pub fn run(gpu: &dyn Backend) -> SelftestReport {
         block_weights: block_weights(gpu),
         device_hashes: device_hashes(gpu),
         fused_split: None,
+        async_copies: copies::async_copies(gpu),
     }
 }
 
@@ -841,6 +855,7 @@ mod tests {
             assert_eq!(r, &Ok(true), "{d} {v}");
         }
         assert_eq!(report.device_hashes, None);
+        assert_eq!(report.async_copies, None);
         assert!(report.to_string().contains("q_proj"));
     }
 

@@ -2,18 +2,24 @@
 //! hiprtc (looked up at run time, see [`rtc`]).
 //!
 //! Why a separate module: every other file of the backend works with owned, typed handles
-//! ([`DevMem`], [`Module`], [`Function`]) whose constructors and `Drop` impls keep the C API's
-//! invariants (a pointer is freed once, a module outlives its functions, a copy never exceeds either
-//! buffer). Each `unsafe` block below says which invariant makes it sound.
+//! ([`DevMem`], [`Module`], [`Function`], [`Stream`], [`Event`], [`CopyInFlight`]) whose constructors
+//! and `Drop` impls keep the C API's invariants (a pointer is freed once, a module outlives its
+//! functions, a copy never exceeds either buffer, an asynchronous copy's buffers outlive it). Each
+//! `unsafe` block below says which invariant makes it sound.
+//!
+//! Files: `runtime` (devices, memory, the device pool, modules, launches, mapped host memory), `stream`
+//! (a second stream, events, pinned staging buffers, asynchronous device-to-host copies), `rtc`.
 //!
 //! Error codes: hip-sys maps `hipError_t` to a Rust enum, so a runtime (or the HIP-on-CUDA shim) must
 //! only return codes of ROCm 5.2's enum; the shim maps every CUDA error to one of them.
 
 pub mod rtc;
 mod runtime;
+mod stream;
 
 pub use runtime::{
     Arg, ArgKind, DevMem, DeviceProps, Function, HipError, LaunchDims, MappedHost, Module,
     device_count, device_props, driver_version, init, launch, runtime_version, set_device,
     synchronize,
 };
+pub use stream::{CopyInFlight, Event, Stream};

@@ -27,7 +27,7 @@ impl HipError {
     }
 }
 
-fn check(call: &'static str, r: sys::hipError_t) -> Result<(), HipError> {
+pub(super) fn check(call: &'static str, r: sys::hipError_t) -> Result<(), HipError> {
     if r == sys::hipError_t::hipSuccess {
         return Ok(());
     }
@@ -150,7 +150,9 @@ pub fn device_props(ordinal: i32) -> Result<DeviceProps, HipError> {
 /// microseconds each and `hipFree` waits for the device, which dominated one-row decode launches. A buffer
 /// dropped here goes back to the pool and is handed out again for the next allocation of the same size.
 /// That is safe because every launch and copy greta issues goes to the one default stream, in order: work
-/// that writes a reused buffer is enqueued after all work that used it before.
+/// that writes a reused buffer is enqueued after all work that used it before. The one exception, the
+/// recorder's copies on a second stream ([`super::stream`]), holds its source buffer until the copy has
+/// completed, so such a buffer reaches the pool only afterwards.
 mod pool {
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -231,6 +233,11 @@ impl DevMem {
     /// Size in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The device address, for the other FFI modules' calls (never dereferenced on the host).
+    pub(super) fn ptr(&self) -> *mut c_void {
+        self.ptr
     }
 
     /// True when empty.

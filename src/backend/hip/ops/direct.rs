@@ -3,7 +3,6 @@
 use super::{blocks, dims};
 use crate::backend::BackendError;
 use crate::backend::contract::{embed_dims, norm_dim, row_len, same_shape, token_row};
-use crate::backend::hip::buffer::device_tensor;
 use crate::backend::hip::device::{HipBackend, bad, want};
 use crate::backend::hip::ffi::Arg;
 use crate::backend::hip::source::{self, geom};
@@ -123,13 +122,7 @@ pub fn kv_write(b: &HipBackend, inputs: &[&Tensor]) -> Result<Vec<Tensor>, Backe
                         format!("k/v rows are {}, expected f32", t.dtype),
                     )),
                 })?;
-            Ok(device_tensor(
-                mem,
-                b.ordinal,
-                b.hasher.clone(),
-                t.dtype,
-                t.shape.clone(),
-            ))
+            Ok(b.shared_tensor(mem, t.dtype, t.shape.clone()))
         })
         .collect()
 }
