@@ -91,3 +91,15 @@ fn open_without_the_feature_says_so() {
     }
     assert!(matches!(hip::open(), Err(BackendError::NotCompiled)));
 }
+
+/// The parts of recording's cost on the device (device BLAKE3 throughput, asynchronous
+/// copies): figures, not checks; tools/gpu-bench-8b runs it with `--ignored`.
+#[test]
+#[ignore]
+fn gpu_bench_recording_parts() {
+    let Some(_) = gpu() else { return };
+    println!(
+        "{}",
+        hip::bench_recording_parts().expect("the GPU opened above")
+    );
+}

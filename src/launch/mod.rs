@@ -16,6 +16,7 @@ mod backend;
 mod foreign;
 mod gather;
 pub mod heads;
+pub mod host_buffers;
 mod launcher;
 pub(crate) mod names;
 mod params;

@@ -6,7 +6,7 @@
 
 use super::{LaunchInfo, Phase};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Nanoseconds the recorder's worker spent waiting for digests computed on the device (written by the
@@ -21,6 +21,58 @@ pub static TAPE_FINISH_NS: AtomicU64 = AtomicU64::new(0);
 /// kernels (full capture; written by the recorder, read by the profile).
 pub static COPY_WAIT_NS: AtomicU64 = AtomicU64::new(0);
 
+/// Whether a profile was requested (set once by [`Profile::requested`]): the recorder times its parts
+/// only then, so an unprofiled run pays one relaxed load per timed section.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Nanoseconds the inference thread waited for the recorder's byte budget (its worker was behind).
+pub static BUDGET_WAIT_NS: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds the inference thread spent starting device-to-host copies (staging memory included).
+pub static COPY_START_NS: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds the recorder's worker spent hashing tensors on the host (blake3).
+pub static HOST_HASH_NS: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds the recorder's worker spent storing tensor bytes (chunk hashes, compression, writes).
+pub static STORE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds of the tape writer's chunk hashing, compression and file writes (inside [`STORE_NS`]).
+pub static WRITER_NS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+/// Device digests: buffers, bytes, batches launched, and (with `GRETA_PROFILE_DIGESTS=1`, which waits for
+/// the device around every batch) nanoseconds of the batches' kernels.
+pub static DIGESTS: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+/// Records where a finished tape writer's time went: chunk hashing, compression, file writes.
+pub fn tape_writer(parts: [Duration; 3]) {
+    for (c, d) in WRITER_NS.iter().zip(parts) {
+        c.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Whether profiling is on (see [`timer`]).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// A start time when profiling, else None (no clock read).
+pub fn timer() -> Option<Instant> {
+    ENABLED.load(Ordering::Relaxed).then(Instant::now)
+}
+
+/// Adds the time since `t` (from [`timer`]) to `counter`.
+pub fn add_since(counter: &AtomicU64, t: Option<Instant>) {
+    if let Some(t) = t {
+        counter.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+fn secs(c: &AtomicU64) -> f64 {
+    c.load(Ordering::Relaxed) as f64 / 1e9
+}
+
 /// Per-stage time totals of a run.
 #[derive(Default)]
 pub struct Profile {
@@ -32,7 +84,11 @@ pub struct Profile {
 impl Profile {
     /// Whether `GRETA_PROFILE` asks for a profile.
     pub fn requested() -> bool {
-        std::env::var_os("GRETA_PROFILE").is_some_and(|v| v != "0")
+        let on = std::env::var_os("GRETA_PROFILE").is_some_and(|v| v != "0");
+        if on {
+            ENABLED.store(true, Ordering::Relaxed);
+        }
+        on
     }
 
     /// Adds one launch: its time inside the backend, and its observers' time (begin and end).
@@ -63,15 +119,33 @@ impl Profile {
         let mut s = format!(
             "profile: {} launches, {:.3} s inside launches, {:.3} s from the first launch to the end\n\
              observers (recorder, progress) on the inference thread: {:.3} s; their finish (queued work): {:.3} s; \
-             recorder waiting for device digests: {:.3} s, for device copies: {:.3} s; completing the tape: {:.3} s\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
+             recorder waiting for device digests: {:.3} s, for device copies: {:.3} s; completing the tape: {:.3} s\n\
+             inference thread: waiting for the recorder's budget {:.3} s, starting device copies {:.3} s; \
+             recorder worker: hashing on the host {:.3} s, storing bytes {:.3} s (chunk hashes {:.3} s, \
+             compression {:.3} s, file writes {:.3} s)\n\
+             device digests: {} buffers, {:.1} MB in {} batches{}\n{:<8} {:<14} {:<20} {:>7} {:>10} {:>10}\n",
             self.totals.values().map(|v| v.0).sum::<u64>(),
             sum.as_secs_f64(),
             wall.as_secs_f64(),
             self.observers.as_secs_f64(),
             finishing.as_secs_f64(),
-            DIGEST_WAIT_NS.load(Ordering::Relaxed) as f64 / 1e9,
-            COPY_WAIT_NS.load(Ordering::Relaxed) as f64 / 1e9,
-            TAPE_FINISH_NS.load(Ordering::Relaxed) as f64 / 1e9,
+            secs(&DIGEST_WAIT_NS),
+            secs(&COPY_WAIT_NS),
+            secs(&TAPE_FINISH_NS),
+            secs(&BUDGET_WAIT_NS),
+            secs(&COPY_START_NS),
+            secs(&HOST_HASH_NS),
+            secs(&STORE_NS),
+            secs(&WRITER_NS[0]),
+            secs(&WRITER_NS[1]),
+            secs(&WRITER_NS[2]),
+            DIGESTS[0].load(Ordering::Relaxed),
+            DIGESTS[1].load(Ordering::Relaxed) as f64 / 1e6,
+            DIGESTS[2].load(Ordering::Relaxed),
+            match DIGESTS[3].load(Ordering::Relaxed) {
+                0 => String::new(),
+                ns => format!(", {:.3} s of kernels (timed alone)", ns as f64 / 1e9),
+            },
             "phase",
             "stage",
             "route",

@@ -4,15 +4,37 @@
 //! Also remembers which tensor ids the worker has seen, so device inputs are not copied twice.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Condvar, Mutex};
+
+/// Tensor ids are process-unique counters: one multiply spreads them over the table (SipHash, the
+/// default, was a visible share of the recorder's cost per launch on the inference thread).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Ids = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
 /// A byte budget plus the set of known tensor ids.
 pub struct ByteBudget {
     limit: usize,
     used: Mutex<usize>,
     freed: Condvar,
-    known: Mutex<HashSet<u64>>,
-    hashed: Mutex<HashSet<u64>>,
+    known: Mutex<Ids>,
+    hashed: Mutex<Ids>,
 }
 
 impl ByteBudget {
@@ -22,8 +44,8 @@ impl ByteBudget {
             limit,
             used: Mutex::new(0),
             freed: Condvar::new(),
-            known: Mutex::new(HashSet::new()),
-            hashed: Mutex::new(HashSet::new()),
+            known: Mutex::new(Ids::default()),
+            hashed: Mutex::new(Ids::default()),
         }
     }
 

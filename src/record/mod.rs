@@ -8,12 +8,12 @@
 //! copied to the host, and only when they are new (an input that is the unchanged output of an earlier
 //! launch is known by its tensor id and never copied again — buffer versions). Where the backend can, the
 //! copy is only started ([`DeviceBuffer::to_host_async`](crate::launch::DeviceBuffer::to_host_async): on
-//! the GPU, a second stream copies into pinned memory while the next kernels run) and the worker waits for
-//! the bytes; a blocking copy drained the device's queue per tensor (issue 11: 1.4 s of a 2 s full capture
+//! the GPU, an event after the producing kernel; the worker then copies on a second stream while the next
+//! kernels run, into host buffers it gives back once stored, `launch::host_buffers`); a blocking copy drained the device's queue per tensor (issue 11: 1.4 s of a 2 s full capture
 //! of an 8B model). Either way the worker gets the same bytes and writes the same tape. Hashing (blake3),
 //! chunking, deduplication and compression (zstd) run on a worker thread that owns the tape writer. The
 //! queue between them is bounded in bytes ([`budget::ByteBudget`], which counts copies in flight: their
-//! pinned memory is held until the worker reads it): when the worker falls behind, the inference thread
+//! device buffers are held until the worker has copied them): when the worker falls behind, the inference thread
 //! waits instead of buffering without limit.
 //!
 //! Durability. By default records are buffered in the worker and written in frames. With
@@ -164,8 +164,10 @@ impl Recorder {
     /// pending batch goes out first (the worker can only give back budget for jobs it has).
     fn acquire(&mut self, n: usize) -> Result<(), RecordError> {
         if !self.budget.try_acquire(n) {
+            let t = crate::launch::profile::timer();
             self.flush()?;
             self.budget.acquire(n);
+            crate::launch::profile::add_since(&crate::launch::profile::BUDGET_WAIT_NS, t);
         }
         Ok(())
     }
@@ -198,7 +200,7 @@ impl Recorder {
                 self.send(j)
             }
             _ => {
-                let jobs = std::mem::take(&mut self.pending);
+                let jobs = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
                 self.send(Job::Batch(jobs))
             }
         }
@@ -345,9 +347,16 @@ pub struct Copying {
 /// `t` without its bytes (same id, dtype, shape, origin): what the worker gets for a device tensor it
 /// knows already, whose digest is computed on the device, or whose bytes are being copied.
 fn placeholder(t: &Tensor) -> Tensor {
+    // One shared empty buffer: a placeholder per launch costs no allocation for its bytes.
+    static EMPTY: std::sync::OnceLock<Arc<Vec<u8>>> = std::sync::OnceLock::new();
     Tensor {
-        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(Vec::new()))),
-        ..t.clone()
+        id: t.id,
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::clone(
+            EMPTY.get_or_init(|| Arc::new(Vec::new())),
+        ))),
+        origin: t.origin.clone(),
     }
 }
 
@@ -373,33 +382,42 @@ fn digest_on_device(t: &Tensor) -> Result<Option<(Tensor, Digested)>, RecordErro
 /// A tensor's bytes for the worker: shared host bytes; a device tensor's copy started where the backend
 /// can copy beside its kernels (a placeholder and the copy in flight); else device bytes copied now.
 fn fetch(t: &Tensor) -> Result<(Tensor, Option<Deferred>), RecordError> {
-    match &t.data {
-        TensorData::Host(_) => Ok((t.clone(), None)),
-        TensorData::Device(d) => match d.to_host_async() {
-            Some(p) => Ok((
-                placeholder(t),
-                Some(Deferred::Bytes(Copying {
-                    bytes: p.map_err(RecordError::DeviceCopy)?,
-                    len: d.len(),
-                })),
-            )),
-            None => {
-                let bytes = d.to_host().map_err(RecordError::DeviceCopy)?;
-                Ok((with_bytes(t, bytes), None))
-            }
-        },
+    let d = match &t.data {
+        TensorData::Host(_) => return Ok((t.clone(), None)),
+        TensorData::Device(d) => d,
+    };
+    let t0 = crate::launch::profile::timer();
+    let started = d.to_host_async();
+    crate::launch::profile::add_since(&crate::launch::profile::COPY_START_NS, t0);
+    match started {
+        Some(p) => Ok((
+            placeholder(t),
+            Some(Deferred::Bytes(Copying {
+                bytes: p.map_err(RecordError::DeviceCopy)?,
+                len: d.len(),
+            })),
+        )),
+        None => {
+            let bytes = d.to_host().map_err(RecordError::DeviceCopy)?;
+            Ok((with_bytes(t, bytes), None))
+        }
     }
 }
 
 /// The host tensor of `t`'s bytes: same id, dtype, shape and origin, so the worker stores it exactly as
-/// it would have stored `t`.
+/// it would have stored `t`. The bytes stay as they are (untyped): the worker only hashes and stores
+/// them, and converting a copy of hundreds of MB to typed elements cost a second fresh buffer per tensor.
 fn with_bytes(t: &Tensor, bytes: Vec<u8>) -> Tensor {
-    let mut h = Tensor::from_le_bytes(t.dtype, t.shape.clone(), bytes, t.origin.clone());
-    h.id = t.id;
-    h
+    Tensor {
+        id: t.id,
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(bytes))),
+        origin: t.origin.clone(),
+    }
 }
 
-/// Bytes of the copies in flight (their staging memory is held until the worker reads it).
+/// Bytes of the copies in flight (their device buffers are held until the worker has copied them).
 fn copying(d: &[Option<Deferred>]) -> usize {
     d.iter()
         .map(|d| match d {

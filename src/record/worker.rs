@@ -2,7 +2,7 @@
 
 use super::budget::ByteBudget;
 use super::{Capture, RecordError, RecordOptions};
-use crate::launch::{DType, LaunchInfo, Origin, Tensor};
+use crate::launch::{DType, LaunchInfo, Origin, Tensor, TensorData};
 use crate::tape::{
     Hash, LaunchBegin, LaunchEnd, Record, RowSpan, Storage, TapeSummary, TapeWriter, TensorRef,
 };
@@ -89,11 +89,14 @@ fn seq_role(n: usize, i: usize, roles: &[String]) -> &str {
 /// blake3 of a tensor's bytes: on all cores from 1 MiB on (prefill activations of an 8B model are tens of
 /// MB; the digest is the same either way).
 fn hash_bytes(b: &[u8]) -> Hash {
-    if b.len() >= 1 << 20 {
+    let t = crate::launch::profile::timer();
+    let h = if b.len() >= 1 << 20 {
         *blake3::Hasher::new().update_rayon(b).finalize().as_bytes()
     } else {
         *blake3::hash(b).as_bytes()
-    }
+    };
+    crate::launch::profile::add_since(&crate::launch::profile::HOST_HASH_NS, t);
+    h
 }
 
 fn elem_size(d: DType) -> usize {
@@ -107,11 +110,13 @@ fn elem_size(d: DType) -> usize {
 
 /// Waits for the bytes of every tensor being copied from the device and puts the host tensor in its
 /// placeholder's place (same id, dtype, shape, origin: stored exactly as a tensor copied synchronously);
-/// returns the digests still to wait for, per tensor.
+/// returns the digests still to wait for, per tensor, and the indices of the tensors whose bytes were
+/// copied (their buffers go back to `launch::host_buffers` once stored, see [`recycle`]).
 fn resolve(
     ts: &mut [Tensor],
     deferred: Vec<Option<super::Deferred>>,
-) -> Result<Vec<Option<super::Digested>>, RecordError> {
+) -> Result<(Vec<Option<super::Digested>>, Vec<usize>), RecordError> {
+    let mut copied = Vec::new();
     let mut digests = Vec::with_capacity(deferred.len());
     for (i, d) in deferred.into_iter().enumerate() {
         match d {
@@ -134,12 +139,28 @@ fn resolve(
                     RecordError::DeviceCopy(format!("a copy for tensor {i}, which is not queued"))
                 })?;
                 *t = super::with_bytes(t, bytes);
+                copied.push(i);
                 digests.push(None);
             }
             None => digests.push(None),
         }
     }
-    Ok(digests)
+    Ok((digests, copied))
+}
+
+/// Gives the host buffers of the copied tensors `copied` of `ts` back for reuse (the tape has their bytes
+/// now; nothing else holds them).
+fn recycle(ts: Vec<Tensor>, copied: &[usize]) {
+    for (i, t) in ts.into_iter().enumerate() {
+        if !copied.contains(&i) {
+            continue;
+        }
+        if let TensorData::Host(crate::launch::Bytes::Raw(b)) = t.data {
+            if let Ok(v) = Arc::try_unwrap(b) {
+                crate::launch::host_buffers::give(v);
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -167,14 +188,13 @@ impl Worker {
         for job in rx {
             self.step(job)?;
         }
-        let t = std::time::Instant::now();
-        let summary = self
-            .writer
-            .take()
-            .ok_or(RecordError::TapeFinished)?
-            .finish()?;
+        let started = std::time::Instant::now();
+        let w = self.writer.take().ok_or(RecordError::TapeFinished)?;
+        let t = w.times();
+        crate::launch::profile::tape_writer([t.hash, t.encode, t.write]);
+        let summary = w.finish()?;
         crate::launch::profile::TAPE_FINISH_NS.fetch_add(
-            t.elapsed().as_nanos() as u64,
+            started.elapsed().as_nanos() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
         Ok(summary)
@@ -190,10 +210,11 @@ impl Worker {
                 bytes,
                 ack,
             } => {
-                let r = resolve(&mut inputs, deferred)
-                    .and_then(|digests| self.begin(&info, &inputs, digests, ack));
+                let r = resolve(&mut inputs, deferred).and_then(|(digests, copied)| {
+                    self.begin(&info, &inputs, digests, ack).map(|()| copied)
+                });
                 self.budget.release(bytes);
-                r?;
+                recycle(inputs, &r?);
                 if ack {
                     let _ = self.ack.send(info.seq);
                 }
@@ -206,10 +227,12 @@ impl Worker {
                 roles,
                 bytes,
             } => {
-                let r = resolve(&mut outputs, deferred)
-                    .and_then(|digests| self.end(seq, &outputs, digests, duration, roles));
+                let r = resolve(&mut outputs, deferred).and_then(|(digests, copied)| {
+                    self.end(seq, &outputs, digests, duration, roles)
+                        .map(|()| copied)
+                });
                 self.budget.release(bytes);
-                r?;
+                recycle(outputs, &r?);
             }
             Job::Batch(jobs) => {
                 for j in jobs {
@@ -239,7 +262,10 @@ impl Worker {
     ) -> Result<TensorRef, RecordError> {
         let bytes = t.host_bytes().map(|b| b.as_slice()).unwrap_or(&[]);
         let storage = if payload {
-            Storage::Chunks(self.w()?.put_tensor(bytes, elem_size(t.dtype))?)
+            let t0 = crate::launch::profile::timer();
+            let chunks = self.w()?.put_tensor(bytes, elem_size(t.dtype))?;
+            crate::launch::profile::add_since(&crate::launch::profile::STORE_NS, t0);
+            Storage::Chunks(chunks)
         } else {
             Storage::HashOnly
         };

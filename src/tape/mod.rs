@@ -74,7 +74,9 @@ pub use record::{
 pub use scan::Problem;
 pub use trailer::FORMAT_VERSION;
 pub use verify::VerifyReport;
-pub use writer::{Existing, MAX_CHUNK, Shuffle, TapeSummary, TapeWriter, WriterOptions};
+pub use writer::{
+    Existing, MAX_CHUNK, Shuffle, TapeSummary, TapeWriter, WriteTimes, WriterOptions,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -62,6 +62,18 @@ impl Default for WriterOptions {
     }
 }
 
+/// Wall time a writer spent hashing chunks, compressing them and writing to the file (for profiles; the
+/// parallel parts count their wall time, not the threads' sum).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteTimes {
+    /// blake3 of chunks (dedup keys).
+    pub hash: std::time::Duration,
+    /// Shuffle and zstd.
+    pub encode: std::time::Duration,
+    /// `write` calls into the file's buffer and the file.
+    pub write: std::time::Duration,
+}
+
 thread_local! {
     /// Each pool thread's zstd context and buffers, reused across chunks.
     static THREAD_ENCODER: RefCell<Option<Encoder>> = const { RefCell::new(None) };
@@ -104,6 +116,8 @@ pub struct TapeWriter {
     tmp: PathBuf,
     out: BufWriter<File>,
     pos: u64,
+    /// Where the writer's time went (for `GRETA_PROFILE`).
+    times: WriteTimes,
     opts: WriterOptions,
     enc: Encoder,
     /// A private pool for hashing and compressing the chunks of big tensors (`threads` > 1).
@@ -200,6 +214,7 @@ impl TapeWriter {
             tmp,
             out: BufWriter::with_capacity(1 << 20, file),
             pos: 0,
+            times: WriteTimes::default(),
             opts,
             enc,
             pool,
@@ -234,7 +249,10 @@ impl TapeWriter {
                 "an earlier write failed; the tape cannot be continued".into(),
             ));
         }
-        if let Err(e) = self.out.write_all(b) {
+        let t = std::time::Instant::now();
+        let r = self.out.write_all(b);
+        self.times.write += t.elapsed();
+        if let Err(e) = r {
             self.poisoned = true;
             return Err(TapeError::io(&self.tmp, "write", e));
         }
@@ -252,10 +270,10 @@ impl TapeWriter {
         shuffle_es: usize,
         compress: bool,
     ) -> Result<u64, TapeError> {
-        let enc = self
-            .enc
-            .encode(raw, shuffle_es, compress)
-            .map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
+        let t = std::time::Instant::now();
+        let enc = self.enc.encode(raw, shuffle_es, compress);
+        self.times.encode += t.elapsed();
+        let enc = enc.map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
         let packed = std::mem::take(&mut self.enc.packed);
         let stored = if enc.codec == Codec::Zstd {
             &packed[..]
@@ -306,7 +324,9 @@ impl TapeWriter {
         }
         let mut hashes = Vec::with_capacity(bytes.len().div_ceil(cs));
         for c in bytes.chunks(cs) {
+            let t = std::time::Instant::now();
             let h = *blake3::hash(c).as_bytes();
+            self.times.hash += t.elapsed();
             if !self.chunks.contains_key(&h) {
                 let at = self.write_frame(FrameKind::Chunk, c, h, es, true)?;
                 self.chunks.insert(h, at);
@@ -338,12 +358,14 @@ impl TapeWriter {
     ) -> Result<Vec<Hash>, TapeError> {
         use rayon::prelude::*;
         let chunks: Vec<&[u8]> = bytes.chunks(self.opts.chunk_size).collect();
+        let t = std::time::Instant::now();
         let hashes: Vec<Hash> = pool.install(|| {
             chunks
                 .par_iter()
                 .map(|c| *blake3::hash(c).as_bytes())
                 .collect()
         });
+        self.times.hash += t.elapsed();
         let mut fresh: Vec<usize> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, h) in hashes.iter().enumerate() {
@@ -354,6 +376,7 @@ impl TapeWriter {
         let level = self.opts.zstd_level;
         let batch = 4 * pool.current_num_threads();
         for group in fresh.chunks(batch) {
+            let t = std::time::Instant::now();
             let encoded: Vec<std::io::Result<(Encoded, Vec<u8>)>> = pool.install(|| {
                 group
                     .par_iter()
@@ -375,6 +398,7 @@ impl TapeWriter {
                     })
                     .collect()
             });
+            self.times.encode += t.elapsed();
             for (&i, r) in group.iter().zip(encoded) {
                 let (e, packed) = r.map_err(|e| TapeError::io(&self.tmp, "zstd", e))?;
                 let raw = chunks[i];
@@ -389,6 +413,11 @@ impl TapeWriter {
             }
         }
         Ok(hashes)
+    }
+
+    /// Where the writer's time went so far.
+    pub fn times(&self) -> WriteTimes {
+        self.times
     }
 
     /// Whether chunk `h` is already on the tape.

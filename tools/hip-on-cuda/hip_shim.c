@@ -5,8 +5,9 @@
  * Scope: exactly the calls of src/backend/hip/ffi (and a few harmless extras). Semantics kept from HIP:
  * - a per-thread current device (default 0) whose primary context is made current on every call, so a
  *   thread that never called hipSetDevice (greta's recorder reading tensors back) works as on ROCm;
- * - hipMemcpy blocks the host until the copy is done, for every direction; hipMemcpyAsync into pinned
- *   memory does not (greta's recorder copies on a non-blocking stream, ordered by events);
+ * - hipMemcpy blocks the host until the copy is done, for every direction; hipMemcpyAsync from or into
+ *   pinned memory does not (greta's digest ring sends its descriptors that way), into pageable memory it
+ *   returns when done (greta's recorder copies on a non-blocking stream, ordered by events);
  * - hipGetDeviceProperties fills ROCm 5.2's hipDeviceProp_t; gcnArchName is "sm_XY" of the device, so
  *   the backend's `--gpu-architecture=<gcnArchName>` reaches NVRTC unchanged;
  * - every CUDA error maps to a member of ROCm 5.2's hipError_t (hipErrorUnknown when none fits; its
@@ -232,9 +233,10 @@ EXPORT shim_error_t hipMemcpy(void* dst, const void* src, size_t n, int kind) {
     return map(r);
 }
 
-/* Asynchronous copy on `stream`: greta passes the null stream for device-to-device copies (ordered with
- * the kernels, no host wait) and its copy stream for device-to-host copies into pinned memory (the host
- * goes on; an event says when the bytes are there). As in HIP and CUDA, a copy from or to pageable host
+/* Asynchronous copy on `stream`: greta passes the null stream for device-to-device copies and for the
+ * digest ring's descriptors (pinned host to device; ordered with the kernels, no host wait), and its
+ * copy stream for device-to-host copies into pageable memory, after an event (the calling thread, the
+ * recorder's worker, waits; the kernels go on). As in HIP and CUDA, a copy from or to pageable host
  * memory returns only once the host buffer may be reused. */
 EXPORT shim_error_t hipMemcpyAsync(void* dst, const void* src, size_t n, int kind, CUstream stream) {
     if (n == 0) return SHIM_hipSuccess;

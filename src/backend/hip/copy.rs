@@ -3,13 +3,14 @@
 //!
 //! Why: full capture needs the bytes of the selected launches' tensors on the host. A blocking copy on
 //! the null stream, where every kernel runs, made the inference thread wait for the device to drain, per
-//! tensor (issue 11: 1.4 s of a 2 s run on an 8B model). The copier instead records an event on the null
-//! stream after the kernel that produced the buffer, makes its own non-blocking stream wait for that event,
-//! and queues the copy there into pinned memory: the kernels that follow run while the copy engine works,
-//! and only the recorder's worker, reading the bytes, waits (see `ffi::CopyInFlight` for why the buffers
-//! stay valid until then).
+//! tensor (issue 11: 1.4 s of a 2 s run on an 8B model). The copier instead only records an event on the
+//! null stream after the kernel that produced the buffer (microseconds, on the inference thread) and
+//! keeps the buffer; the thread that reads the bytes (the recorder's worker) makes the copier's own
+//! non-blocking stream wait for that event and copies there, into a reused host buffer
+//! (`launch::host_buffers`), while the kernels that follow run. The buffer cannot return to the device
+//! pool and be rewritten before: the pending copy holds it.
 
-use super::ffi::{self, CopyInFlight, DevMem, Event, Stream};
+use super::ffi::{self, DevMem, Event, Stream};
 use crate::launch::PendingBytes;
 use std::sync::{Arc, OnceLock};
 
@@ -47,27 +48,24 @@ impl Copier {
             .ok_or_else(|| "copy stream not kept".to_string())
     }
 
-    /// Starts copying `mem` to the host, ordered after every kernel launched so far on this device;
+    /// Starts a copy of `mem` to the host, ordered after every kernel launched so far on this device;
     /// returns at once. The handle yields exactly the bytes `mem` holds now (buffers are immutable once a
-    /// launch returned them), on any thread.
-    pub fn start(&self, mem: &Arc<DevMem>) -> Result<PendingBytes, String> {
+    /// launch returned them), on any thread; the copy itself runs when it is waited for.
+    pub fn start(self: &Arc<Self>, mem: &Arc<DevMem>) -> Result<PendingBytes, String> {
         if mem.is_empty() {
             return Ok(PendingBytes::new(|| Ok(Vec::new())));
         }
         ffi::set_device(self.ordinal).map_err(|e| e.to_string())?;
-        let stream = self.stream()?;
         let ready = Event::new().map_err(|e| e.to_string())?;
         ready.record(None).map_err(|e| e.to_string())?;
-        let copy =
-            CopyInFlight::start(stream, &ready, Arc::clone(mem)).map_err(|e| e.to_string())?;
-        // `ready` may go now: the stream's wait on it is queued, and the runtime releases a recorded
-        // event only once the device has reached it.
-        drop(ready);
-        let ordinal = self.ordinal;
+        let (me, mem) = (Arc::clone(self), Arc::clone(mem));
         Ok(PendingBytes::new(move || {
             // The waiting thread (the recorder's worker) may never have selected the device.
-            ffi::set_device(ordinal).map_err(|e| e.to_string())?;
-            copy.wait().map_err(|e| e.to_string())
+            ffi::set_device(me.ordinal).map_err(|e| e.to_string())?;
+            let stream = me.stream()?;
+            let mut bytes = crate::launch::host_buffers::take(mem.len());
+            ffi::copy_to_host(stream, &ready, &mem, &mut bytes).map_err(|e| e.to_string())?;
+            Ok(bytes)
         }))
     }
 }

@@ -33,27 +33,53 @@ const SLOT_BYTES: u64 = 64;
 /// Bytes per descriptor: address, length, chaining-value offset, tag (u64 each).
 const DESC_BYTES: u64 = 32;
 /// Buffers hashed per launch at most: small digests are latency-bound (16 sequential compressions per
-/// chunk), so one kernel each, in order on the stream, cost the model ~20 µs a tensor.
-const BATCH: usize = 64;
+/// chunk): one kernel each, in order on the stream, cost the model ~20 µs a tensor, and a batch of 64
+/// decode-sized tensors still ~37 µs (H200), ~8 batches a SmolLM2 decode step.
+const BATCH: usize = 256;
 /// Bytes of queued buffers that launch a batch early (large prefill tensors are bandwidth-bound anyway,
 /// and queued buffers stay out of the allocation pool).
 const BATCH_BYTES: usize = 64 << 20;
 /// How long a reader waits for a digest before asking the device for an error.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// `GRETA_PROFILE_DIGESTS=1` (with `GRETA_PROFILE`): wait for the device before and after every batch, so
+/// the profile can say how long the digest kernels take alone (the run itself gets slower).
+static TIME_BATCHES: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    std::env::var_os("GRETA_PROFILE_DIGESTS").is_some_and(|v| v != "0")
+});
+
 struct Ring {
     /// `SLOTS * SLOT_BYTES` of mapped host memory for digests, allocated on first use.
     out: Option<Arc<MappedHost>>,
-    /// `SLOTS * DESC_BYTES` of mapped host memory for descriptors.
+    /// `SLOTS * DESC_BYTES` of pinned host memory for descriptors, written by the host.
     descs: Option<MappedHost>,
+    /// The launched batch's descriptors on the device (`BATCH * DESC_BYTES`), copied from `descs` before
+    /// each launch: read from host memory, one read per block of a large buffer's thousands of blocks
+    /// crossed the bus and left the hashing kernels mostly waiting (ncu: 4 ms for 256 MiB).
+    dev_descs: Option<DevMem>,
     /// Chaining-value scratch (32 bytes per chunk of the largest batch so far).
     cv: Option<DevMem>,
-    /// The kernel's ticket counters (one u32 per buffer of a batch, zero between launches).
+    /// The kernel's ticket counters ([`tickets_for`] per buffer of a batch, zero between launches).
     tickets: Option<DevMem>,
     /// Issued, not yet launched: slot and buffer (kept alive until its batch is launched).
     pending: Vec<(u64, Arc<DevMem>)>,
     /// Bytes of the pending buffers.
     pending_bytes: usize,
+}
+
+/// Ticket counters the kernel uses for a buffer of `chunks` 1 KiB chunks: one per group of
+/// `B3_THREADS` nodes at every level of its merge above the blocks (kernels/blake3.cu `b3_one`); none
+/// when one block hashes it all.
+fn tickets_for(chunks: u64) -> u64 {
+    let per = u64::from(geom::B3_THREADS);
+    let mut count = chunks.div_ceil(per);
+    let mut tickets = 0;
+    while count > 1 {
+        let groups = count.div_ceil(per);
+        tickets += groups;
+        count = groups;
+    }
+    tickets
 }
 
 /// The tag the kernel writes after the digest of `slot` (never 0, the initial value).
@@ -88,6 +114,7 @@ impl DigestRing {
             ring: Mutex::new(Ring {
                 out: None,
                 descs: None,
+                dev_descs: None,
                 cv: None,
                 tickets: None,
                 pending: Vec::new(),
@@ -107,9 +134,8 @@ impl DigestRing {
             let map = |n: u64| MappedHost::alloc(n as usize).map_err(|e| e.to_string());
             r.out = Some(Arc::new(map(SLOTS * SLOT_BYTES)?));
             r.descs = Some(map(SLOTS * DESC_BYTES)?);
-            let mut t = DevMem::alloc(BATCH * 4).map_err(|e| e.to_string())?;
-            t.write(0, &[0; BATCH * 4]).map_err(|e| e.to_string())?;
-            r.tickets = Some(t);
+            r.dev_descs =
+                Some(DevMem::alloc(BATCH * DESC_BYTES as usize).map_err(|e| e.to_string())?);
         }
         // Only issuers store (under the lock); readers only load.
         let slot = self.issued.load(Ordering::Acquire);
@@ -130,6 +156,7 @@ impl DigestRing {
         let count = r.pending.len();
         let mut words = 0u64;
         let mut blocks = 1u64;
+        let mut tickets = 0u64;
         {
             let descs = r.descs.as_ref().ok_or("no descriptors")?;
             for (slot, buf) in &r.pending {
@@ -139,13 +166,41 @@ impl DigestRing {
                 descs.write_u64(at, buf.addr());
                 descs.write_u64(at + 8, len);
                 descs.write_u64(at + 16, words);
-                descs.write_u64(at + 24, u64::from(tag(*slot)));
+                descs.write_u64(at + 24, u64::from(tag(*slot)) | (tickets << 32));
+                // The nodes of every level fit in a buffer's chunk count of 8-word slots.
                 words += chunks * 8;
+                tickets += tickets_for(chunks);
                 blocks = blocks.max(chunks.div_ceil(u64::from(geom::B3_THREADS)));
             }
         }
-        // The descriptors are in place before the launch that reads them.
+        if tickets > u64::from(u32::MAX) {
+            return Err("a digest batch too large to hash".to_string());
+        }
+        let tbytes = (tickets.max(1) * 4) as usize;
+        if r.tickets.as_ref().is_none_or(|t| t.len() < tbytes) {
+            // Grown only, zeroed; the kernel leaves every ticket it uses at zero again. An old buffer
+            // still used by queued kernels goes to the pool (reused only by work ordered after them).
+            let n = tbytes.next_power_of_two();
+            let mut t = DevMem::alloc(n).map_err(|e| e.to_string())?;
+            t.write(0, &vec![0; n]).map_err(|e| e.to_string())?;
+            r.tickets = Some(t);
+        }
+        // The descriptors are in place before the copy that takes them to the device, in batch order
+        // (two copies where the batch wraps around the ring); the kernel reads them there.
         std::sync::atomic::fence(Ordering::SeqCst);
+        {
+            let (descs, dev) = (
+                r.descs.as_ref().ok_or("no descriptors")?,
+                r.dev_descs.as_ref().ok_or("no device descriptors")?,
+            );
+            let start = (first % SLOTS) as usize;
+            let head = count.min(SLOTS as usize - start);
+            let d = DESC_BYTES as usize;
+            descs
+                .copy_to_device_async(start * d, dev, 0, head * d)
+                .and_then(|()| descs.copy_to_device_async(0, dev, head * d, (count - head) * d))
+                .map_err(|e| e.to_string())?;
+        }
         let need = (words * 4) as usize;
         if r.cv.as_ref().is_none_or(|c| c.len() < need) {
             // Grown only; an old scratch still read by queued kernels goes to the pool, which hands it
@@ -153,6 +208,13 @@ impl DigestRing {
             r.cv = Some(DevMem::alloc(need.next_power_of_two()).map_err(|e| e.to_string())?);
         }
         let grid = u32::try_from(blocks).map_err(|_| "a buffer too large to hash".to_string())?;
+        let timed = crate::launch::profile::enabled() && *TIME_BATCHES;
+        let t0 = if timed {
+            ffi::synchronize().map_err(|e| e.to_string())?;
+            Some(Instant::now())
+        } else {
+            None
+        };
         ffi::launch(
             &self.f,
             LaunchDims {
@@ -161,7 +223,7 @@ impl DigestRing {
                 shared: 0,
             },
             &[
-                Arg::Mapped(r.descs.as_ref().expect("allocated"), 0),
+                Arg::Buf(r.dev_descs.as_ref().expect("allocated")),
                 Arg::U32((first % SLOTS) as u32),
                 Arg::U32(count as u32),
                 Arg::U32(SLOTS as u32),
@@ -171,6 +233,17 @@ impl DigestRing {
             ],
         )
         .map_err(|e| format!("{}: {e}", source::BLAKE3.name))?;
+        if let Some(t0) = t0 {
+            ffi::synchronize().map_err(|e| e.to_string())?;
+            use crate::launch::profile::DIGESTS;
+            DIGESTS[3].fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        if crate::launch::profile::enabled() {
+            use crate::launch::profile::DIGESTS;
+            DIGESTS[0].fetch_add(count as u64, Ordering::Relaxed);
+            DIGESTS[1].fetch_add(r.pending_bytes as u64, Ordering::Relaxed);
+            DIGESTS[2].fetch_add(1, Ordering::Relaxed);
+        }
         // The buffers may go back to the pool now: whatever reuses them is ordered after this launch.
         r.pending.clear();
         r.pending_bytes = 0;
@@ -266,5 +339,30 @@ impl DeviceHasher {
         Ok(crate::launch::PendingDigest::new(move || {
             me.ring.fetch(slot)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tickets_for;
+
+    #[test]
+    fn tickets_cover_every_merge_level() {
+        // Chunks -> blocks of 64 -> groups of 64 nodes per level.
+        assert_eq!(tickets_for(1), 0);
+        assert_eq!(tickets_for(64), 0, "one block");
+        assert_eq!(tickets_for(65), 1, "two blocks, one final group");
+        assert_eq!(tickets_for(64 * 64), 1, "64 blocks, one final group");
+        assert_eq!(
+            tickets_for(64 * 64 + 1),
+            3,
+            "65 blocks: 2 groups, then the final one"
+        );
+        assert_eq!(
+            tickets_for(64 * 64 * 64),
+            65,
+            "4096 blocks: 64 groups, then the final one"
+        );
+        assert_eq!(tickets_for(64 * 64 * 64 + 1), 65 + 2 + 1);
     }
 }

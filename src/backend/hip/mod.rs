@@ -32,6 +32,8 @@
 //! ```
 
 #[cfg(feature = "hip")]
+mod bench;
+#[cfg(feature = "hip")]
 mod buffer;
 #[cfg(feature = "hip")]
 mod copy;
@@ -83,6 +85,18 @@ pub fn open() -> Result<Arc<dyn Backend>, BackendError> {
     #[cfg(feature = "hip")]
     {
         Ok(Arc::new(HipBackend::open(0)?))
+    }
+}
+
+/// Measures the parts of recording on the first GPU (device BLAKE3 throughput, asynchronous copies): lines of text, see `bench.rs`.
+pub fn bench_recording_parts() -> Result<String, BackendError> {
+    #[cfg(not(feature = "hip"))]
+    {
+        Err(BackendError::NotCompiled)
+    }
+    #[cfg(feature = "hip")]
+    {
+        bench::recording_parts(&HipBackend::open(0)?)
     }
 }
 

@@ -169,7 +169,7 @@ impl fmt::Display for SelftestReport {
         match self.device_hashes {
             Some((a, b)) => writeln!(
                 f,
-                "device blake3 == host blake3: {a}/{b} (sizes as one batch, one by one, then 100 buffers reused)"
+                "device blake3 == host blake3: {a}/{b} (sizes as one batch, one by one, then 300 buffers reused)"
             )?,
             None => writeln!(f, "device blake3: not a device backend")?,
         }
@@ -761,14 +761,31 @@ fn device_hashes(gpu: &dyn Backend) -> Option<(usize, usize)> {
         (DType::F32, 1 << 15),
         (DType::F32, 1 << 20),
         (DType::F32, (1 << 20) + 300),
+        // The merge above the blocks, B3_THREADS nodes a group: 64 groups of 64 blocks (256 MiB), and one
+        // block more (a third level).
+        (DType::F32, 1 << 26),
+        (DType::F32, (1 << 26) + 7),
     ];
     // All digests issued before any is read, so they hash as one batch (kernels/blake3.cu
     // `blake3_many`); then once more one at a time (a batch of one each).
     let mut inputs = Vec::new();
     for &(dtype, rows) in sizes {
-        let bytes: Vec<u8> = (0..rows * if dtype == DType::F16 { 2 } else { 4 })
-            .map(|_| (r.next().to_bits() >> 5) as u8)
-            .collect();
+        let n = rows * if dtype == DType::F16 { 2 } else { 4 };
+        let bytes: Vec<u8> = if n <= 16 << 20 {
+            (0..n).map(|_| (r.next().to_bits() >> 5) as u8).collect()
+        } else {
+            // Large buffers: a 64-bit LCG, eight bytes a step (the per-byte generator takes seconds).
+            let mut x = r.next().to_bits() as u64 | 1;
+            (0..n.div_ceil(8))
+                .flat_map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    x.to_le_bytes()
+                })
+                .take(n)
+                .collect()
+        };
         let host = Tensor::from_le_bytes(dtype, vec![rows, 1], bytes.clone(), Origin::Value);
         let dev = gpu.gather_rows(&[(&host, 0, rows)]).ok()?;
         inputs.push((dev, *blake3::hash(&bytes).as_bytes()));
@@ -791,18 +808,18 @@ fn device_hashes(gpu: &dyn Backend) -> Option<(usize, usize)> {
         tried += 1;
         same += usize::from(digest(t)?.and_then(|p| p.wait()).ok() == Some(*want));
     }
-    // Buffers go back to the pool once their batch is launched: 100 digests issued (more than a batch),
-    // the tensors dropped, 100 new tensors of the same size uploaded into the reused buffers, and only
+    // Buffers go back to the pool once their batch is launched: 300 digests issued (more than a batch),
+    // the tensors dropped, 300 new tensors of the same size uploaded into the reused buffers, and only
     // then the digests read: each must still be its own tensor's.
     let mut first = Vec::new();
-    for i in 0..100usize {
+    for i in 0..300usize {
         let bytes: Vec<u8> = (0..4096 + 12).map(|j| (i * 7 + j * 13) as u8).collect();
         let host = Tensor::from_le_bytes(DType::F32, vec![1027, 1], bytes.clone(), Origin::Value);
         let dev = gpu.gather_rows(&[(&host, 0, 1027)]).ok()?;
         first.push((digest(&dev)?, *blake3::hash(&bytes).as_bytes()));
     }
     let mut second = Vec::new();
-    for i in 0..100usize {
+    for i in 0..300usize {
         let bytes: Vec<u8> = (0..4096 + 12).map(|j| (i * 11 + j * 3 + 1) as u8).collect();
         let host = Tensor::from_le_bytes(DType::F32, vec![1027, 1], bytes, Origin::Value);
         second.push(gpu.gather_rows(&[(&host, 0, 1027)]).ok()?);

@@ -8,7 +8,7 @@
 //! `unsafe` block below says which invariant makes it sound.
 //!
 //! Files: `runtime` (devices, memory, the device pool, modules, launches, mapped host memory), `stream`
-//! (a second stream, events, pinned staging buffers, asynchronous device-to-host copies), `rtc`.
+//! (a second stream, events, device-to-host copies on it), `rtc`.
 //!
 //! Error codes: hip-sys maps `hipError_t` to a Rust enum, so a runtime (or the HIP-on-CUDA shim) must
 //! only return codes of ROCm 5.2's enum; the shim maps every CUDA error to one of them.
@@ -22,4 +22,4 @@ pub use runtime::{
     device_count, device_props, driver_version, init, launch, runtime_version, set_device,
     synchronize,
 };
-pub use stream::{CopyInFlight, Event, Stream};
+pub use stream::{Event, Stream, copy_to_host};

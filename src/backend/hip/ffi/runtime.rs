@@ -67,8 +67,18 @@ pub fn device_count() -> Result<i32, HipError> {
 /// Makes `ordinal` the calling thread's current device. HIP keeps the current device per thread, so
 /// every entry point of the backend calls this first.
 pub fn set_device(ordinal: i32) -> Result<(), HipError> {
+    thread_local! {
+        /// The device this thread selected last (every selection goes through here): selecting it
+        /// again is skipped, as the recorder and the launcher do per launch.
+        static CURRENT: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+    }
+    if CURRENT.with(|c| c.get()) == ordinal {
+        return Ok(());
+    }
     // SAFETY: no pointer arguments; an invalid ordinal is reported as an error code.
-    check("hipSetDevice", unsafe { sys::hipSetDevice(ordinal) })
+    check("hipSetDevice", unsafe { sys::hipSetDevice(ordinal) })?;
+    CURRENT.with(|c| c.set(ordinal));
+    Ok(())
 }
 
 /// Waits for all work on the current device.
@@ -595,6 +605,45 @@ impl MappedHost {
         // SAFETY: in range and aligned (checked); the memory is owned by `self` and only read by kernels
         // launched after this write (the caller's contract), so no device write races it.
         unsafe { std::ptr::write_volatile(self.host.add(at).cast::<u64>(), v) }
+    }
+
+    /// Queues a copy of bytes `at..at + len` of this memory to `dst` at `dst_at`, on the null stream
+    /// (after every kernel queued so far, before every kernel queued later), and returns at once. The
+    /// caller must not write those bytes again before the copy has run (work queued after it has).
+    pub fn copy_to_device_async(
+        &self,
+        at: usize,
+        dst: &DevMem,
+        dst_at: usize,
+        len: usize,
+    ) -> Result<(), HipError> {
+        let fits = |a: usize, n: usize| a.checked_add(len).is_some_and(|end| end <= n);
+        if !fits(at, self.len) || !fits(dst_at, dst.len()) {
+            return Err(HipError::local(
+                "hipMemcpyAsync(HtoD)",
+                format!(
+                    "{len} bytes at {at} of {} into {dst_at} of {}",
+                    self.len,
+                    dst.len()
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: both ranges lie inside their allocations (checked above), which outlive the copy (the
+        // caller's allocations are freed only after the device is past it: the digest ring keeps both
+        // for its lifetime); the source is pinned, so the copy reads it when it runs, and the caller does
+        // not rewrite it before then.
+        check("hipMemcpyAsync(HtoD)", unsafe {
+            sys::hipMemcpyAsync(
+                dst.ptr().cast::<u8>().add(dst_at).cast(),
+                self.host.add(at).cast_const().cast(),
+                len,
+                sys::hipMemcpyKind::hipMemcpyHostToDevice,
+                std::ptr::null_mut(),
+            )
+        })
     }
 
     /// Bytes `at..at + N`, read as the device may have just written them.
