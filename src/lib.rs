@@ -20,6 +20,12 @@
 //!   launcher.
 #![deny(missing_docs)]
 
+/// The lib's own tests allocate as the `greta` binary does (mimalloc, see `src/main.rs`), so benchmarks
+/// among them (`record::throughput`) measure what ships.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod analysis;
 pub mod backend;
 pub mod capture;

@@ -1,4 +1,5 @@
-//! The recorder's own throughput, without a device (an ignored benchmark test).
+//! The recorder's own throughput, without a device (an ignored benchmark test). The lib's tests run on
+//! the allocator the `greta` binary uses (mimalloc, `src/lib.rs`), so the figure is the binary's.
 
 use super::*;
 use crate::launch::{
