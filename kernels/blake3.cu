@@ -226,9 +226,8 @@ __device__ void b3_one(const u8* __restrict__ data, unsigned long long len, u32*
 // order, between the model's kernels). Buffer j of the batch is slot first + j of the ring; its
 // descriptor, in device memory at descs[4 * j] (copied there from the host's ring before the launch:
 // read from host memory, once per block of thousands, it left the kernel waiting on the bus), is
-// {address, length in bytes
-// (> 0), offset of its chaining values in cv (words), tag | offset of its tickets << 32}; its digest and
-// tag go to out[16 * slot % slots]. Grid (blocks of the largest buffer, count), B3_THREADS threads.
+// {address, length in bytes (> 0), offset of its chaining values in cv (words), tag | offset of its
+// tickets << 32}; its digest and tag go to out[16 * slot % slots]. Grid (blocks of the largest buffer, count), B3_THREADS threads.
 extern "C" __global__ void blake3_many(const unsigned long long* descs, u32 first, u32 count, u32 slots,
                                        u32* __restrict__ cv, u32* __restrict__ tickets, u32* out) {
     u32 j = blockIdx.y;

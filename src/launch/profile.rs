@@ -35,21 +35,24 @@ pub static HOST_HASH_NS: AtomicU64 = AtomicU64::new(0);
 pub static STORE_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Nanoseconds of the tape writer's chunk hashing, compression and file writes (inside [`STORE_NS`]).
-pub static WRITER_NS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-/// Device digests: buffers, bytes, batches launched, and (with `GRETA_PROFILE_DIGESTS=1`, which waits for
-/// the device around every batch) nanoseconds of the batches' kernels.
-pub static DIGESTS: [AtomicU64; 4] = [
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-    AtomicU64::new(0),
-];
+pub static WRITER_HASH_NS: AtomicU64 = AtomicU64::new(0);
+/// See [`WRITER_HASH_NS`].
+pub static WRITER_ENCODE_NS: AtomicU64 = AtomicU64::new(0);
+/// See [`WRITER_HASH_NS`].
+pub static WRITER_WRITE_NS: AtomicU64 = AtomicU64::new(0);
+/// Device digests: buffers and bytes hashed, batches launched.
+pub static DIGEST_BUFFERS: AtomicU64 = AtomicU64::new(0);
+/// See [`DIGEST_BUFFERS`].
+pub static DIGEST_BYTES: AtomicU64 = AtomicU64::new(0);
+/// See [`DIGEST_BUFFERS`].
+pub static DIGEST_BATCHES: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds of the digest batches' kernels, timed alone (`GRETA_PROFILE_DIGESTS=1` waits for the
+/// device around every batch; 0 otherwise).
+pub static DIGEST_KERNEL_NS: AtomicU64 = AtomicU64::new(0);
 
-/// Records where a finished tape writer's time went: chunk hashing, compression, file writes.
-pub fn tape_writer(parts: [Duration; 3]) {
-    for (c, d) in WRITER_NS.iter().zip(parts) {
-        c.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-    }
+/// Adds `n` to `counter` (relaxed: the profile reads the totals after the run).
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// Whether profiling is on (see [`timer`]).
@@ -65,7 +68,7 @@ pub fn timer() -> Option<Instant> {
 /// Adds the time since `t` (from [`timer`]) to `counter`.
 pub fn add_since(counter: &AtomicU64, t: Option<Instant>) {
     if let Some(t) = t {
-        counter.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        add(counter, t.elapsed().as_nanos() as u64);
     }
 }
 
@@ -136,13 +139,13 @@ impl Profile {
             secs(&COPY_START_NS),
             secs(&HOST_HASH_NS),
             secs(&STORE_NS),
-            secs(&WRITER_NS[0]),
-            secs(&WRITER_NS[1]),
-            secs(&WRITER_NS[2]),
-            DIGESTS[0].load(Ordering::Relaxed),
-            DIGESTS[1].load(Ordering::Relaxed) as f64 / 1e6,
-            DIGESTS[2].load(Ordering::Relaxed),
-            match DIGESTS[3].load(Ordering::Relaxed) {
+            secs(&WRITER_HASH_NS),
+            secs(&WRITER_ENCODE_NS),
+            secs(&WRITER_WRITE_NS),
+            DIGEST_BUFFERS.load(Ordering::Relaxed),
+            DIGEST_BYTES.load(Ordering::Relaxed) as f64 / 1e6,
+            DIGEST_BATCHES.load(Ordering::Relaxed),
+            match DIGEST_KERNEL_NS.load(Ordering::Relaxed) {
                 0 => String::new(),
                 ns => format!(", {:.3} s of kernels (timed alone)", ns as f64 / 1e9),
             },

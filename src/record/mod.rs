@@ -9,12 +9,13 @@
 //! launch is known by its tensor id and never copied again — buffer versions). Where the backend can, the
 //! copy is only started ([`DeviceBuffer::to_host_async`](crate::launch::DeviceBuffer::to_host_async): on
 //! the GPU, an event after the producing kernel; the worker then copies on a second stream while the next
-//! kernels run, into host buffers it gives back once stored, `launch::host_buffers`); a blocking copy drained the device's queue per tensor (issue 11: 1.4 s of a 2 s full capture
-//! of an 8B model). Either way the worker gets the same bytes and writes the same tape. Hashing (blake3),
-//! chunking, deduplication and compression (zstd) run on a worker thread that owns the tape writer. The
-//! queue between them is bounded in bytes ([`budget::ByteBudget`], which counts copies in flight: their
-//! device buffers are held until the worker has copied them): when the worker falls behind, the inference thread
-//! waits instead of buffering without limit.
+//! kernels run, into host buffers it gives back once stored, `launch::host_buffers`); a blocking copy
+//! drained the device's queue per tensor (issue 11: 1.4 s of a 2 s full capture of an 8B model). Either
+//! way the worker gets the same bytes and writes the same tape. Hashing (blake3), chunking, deduplication
+//! and compression (zstd) run on a worker thread that owns the tape writer. The queue between them is
+//! bounded in bytes ([`budget::ByteBudget`], which counts copies in flight: their device buffers are held
+//! until the worker has copied them): when the worker falls behind, the inference thread waits instead of
+//! buffering without limit.
 //!
 //! Durability. By default records are buffered in the worker and written in frames. With
 //! [`Durability::EveryLaunch`] the inference thread waits, before each kernel runs, until the launch's
@@ -349,13 +350,16 @@ pub struct Copying {
 fn placeholder(t: &Tensor) -> Tensor {
     // One shared empty buffer: a placeholder per launch costs no allocation for its bytes.
     static EMPTY: std::sync::OnceLock<Arc<Vec<u8>>> = std::sync::OnceLock::new();
+    with_raw(t, Arc::clone(EMPTY.get_or_init(|| Arc::new(Vec::new()))))
+}
+
+/// A host tensor of `bytes` (untyped) with `t`'s id, dtype, shape and origin.
+fn with_raw(t: &Tensor, bytes: Arc<Vec<u8>>) -> Tensor {
     Tensor {
         id: t.id,
         dtype: t.dtype,
         shape: t.shape.clone(),
-        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::clone(
-            EMPTY.get_or_init(|| Arc::new(Vec::new())),
-        ))),
+        data: TensorData::Host(crate::launch::Bytes::Raw(bytes)),
         origin: t.origin.clone(),
     }
 }
@@ -408,13 +412,7 @@ fn fetch(t: &Tensor) -> Result<(Tensor, Option<Deferred>), RecordError> {
 /// it would have stored `t`. The bytes stay as they are (untyped): the worker only hashes and stores
 /// them, and converting a copy of hundreds of MB to typed elements cost a second fresh buffer per tensor.
 fn with_bytes(t: &Tensor, bytes: Vec<u8>) -> Tensor {
-    Tensor {
-        id: t.id,
-        dtype: t.dtype,
-        shape: t.shape.clone(),
-        data: TensorData::Host(crate::launch::Bytes::Raw(Arc::new(bytes))),
-        origin: t.origin.clone(),
-    }
+    with_raw(t, Arc::new(bytes))
 }
 
 /// Bytes of the copies in flight (their device buffers are held until the worker has copied them).

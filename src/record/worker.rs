@@ -191,7 +191,14 @@ impl Worker {
         let started = std::time::Instant::now();
         let w = self.writer.take().ok_or(RecordError::TapeFinished)?;
         let t = w.times();
-        crate::launch::profile::tape_writer([t.hash, t.encode, t.write]);
+        use crate::launch::profile as prof;
+        for (c, d) in [
+            (&prof::WRITER_HASH_NS, t.hash),
+            (&prof::WRITER_ENCODE_NS, t.encode),
+            (&prof::WRITER_WRITE_NS, t.write),
+        ] {
+            prof::add(c, d.as_nanos() as u64);
+        }
         let summary = w.finish()?;
         crate::launch::profile::TAPE_FINISH_NS.fetch_add(
             started.elapsed().as_nanos() as u64,

@@ -208,8 +208,7 @@ impl DigestRing {
             r.cv = Some(DevMem::alloc(need.next_power_of_two()).map_err(|e| e.to_string())?);
         }
         let grid = u32::try_from(blocks).map_err(|_| "a buffer too large to hash".to_string())?;
-        let timed = crate::launch::profile::enabled() && *TIME_BATCHES;
-        let t0 = if timed {
+        let t0 = if crate::launch::profile::enabled() && *TIME_BATCHES {
             ffi::synchronize().map_err(|e| e.to_string())?;
             Some(Instant::now())
         } else {
@@ -233,16 +232,15 @@ impl DigestRing {
             ],
         )
         .map_err(|e| format!("{}: {e}", source::BLAKE3.name))?;
-        if let Some(t0) = t0 {
-            ffi::synchronize().map_err(|e| e.to_string())?;
-            use crate::launch::profile::DIGESTS;
-            DIGESTS[3].fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        }
         if crate::launch::profile::enabled() {
-            use crate::launch::profile::DIGESTS;
-            DIGESTS[0].fetch_add(count as u64, Ordering::Relaxed);
-            DIGESTS[1].fetch_add(r.pending_bytes as u64, Ordering::Relaxed);
-            DIGESTS[2].fetch_add(1, Ordering::Relaxed);
+            use crate::launch::profile as prof;
+            if t0.is_some() {
+                ffi::synchronize().map_err(|e| e.to_string())?;
+                prof::add_since(&prof::DIGEST_KERNEL_NS, t0);
+            }
+            prof::add(&prof::DIGEST_BUFFERS, count as u64);
+            prof::add(&prof::DIGEST_BYTES, r.pending_bytes as u64);
+            prof::add(&prof::DIGEST_BATCHES, 1);
         }
         // The buffers may go back to the pool now: whatever reuses them is ordered after this launch.
         r.pending.clear();

@@ -40,6 +40,14 @@ impl Stream {
         Ok(Stream { raw })
     }
 
+    /// Blocks the calling thread until the work queued on this stream so far has completed.
+    pub fn synchronize(&self) -> Result<(), HipError> {
+        // SAFETY: `self.raw` is a live stream.
+        check("hipStreamSynchronize", unsafe {
+            sys::hipStreamSynchronize(self.raw)
+        })
+    }
+
     /// Makes later work on this stream wait until `e` has completed (on the device; the host goes on).
     pub fn wait_event(&self, e: &Event) -> Result<(), HipError> {
         // SAFETY: both handles are live (owned by `self` and `e`); flags must be 0.
@@ -96,16 +104,6 @@ impl Drop for Event {
         // SAFETY: `raw` came from hipEventCreateWithFlags and is destroyed once; a recorded event not yet
         // reached is released by the runtime when the device reaches it (waits on it stay valid).
         let _ = unsafe { sys::hipEventDestroy(self.raw) };
-    }
-}
-
-impl Stream {
-    /// Blocks the calling thread until the work queued on this stream so far has completed.
-    pub fn synchronize(&self) -> Result<(), HipError> {
-        // SAFETY: `self.raw` is a live stream.
-        check("hipStreamSynchronize", unsafe {
-            sys::hipStreamSynchronize(self.raw)
-        })
     }
 }
 
