@@ -15,6 +15,8 @@
 //!   [`capture`]: the front door for other engines' launches (C ABI in capi/, Python in python/);
 //! - [`backend`] (cpu, hip): where kernels run; [`record`]: the recorder (a launch observer and its
 //!   worker thread);
+//! - [`ops`]: the op vocabulary (what maths a launch does), its contracts and f64 reference kernels,
+//!   sharing no code with the backends' routes;
 //! - [`model`] (GGUF, dequantisation, tokenizer) and [`tape`] (the file format);
 //! - [`launch`]: the shared vocabulary (stages, routes, tensors, params), the `Backend` trait and the
 //!   launcher.
@@ -36,6 +38,7 @@ pub mod engine;
 pub mod inspect;
 pub mod launch;
 pub mod model;
+pub mod ops;
 pub mod record;
 pub mod replay;
 pub mod tape;

@@ -9,14 +9,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const MODULES: [&str; 13] = [
-    "launch", "tape", "model", "backend", "record", "engine", "capture", "analysis", "inspect",
+const MODULES: [&str; 14] = [
+    "launch", "tape", "model", "ops", "backend", "record", "engine", "capture", "analysis", "inspect",
     "replay", "diff", "check", "cli",
 ];
 
 /// The layers below replay, diff and inspect: what each of the three may import.
 const BELOW_VIEWS: &[&str] = &[
-    "analysis", "backend", "engine", "launch", "model", "record", "tape",
+    "analysis", "backend", "engine", "launch", "model", "ops", "record", "tape",
 ];
 
 /// Allowed edges (from → to).
@@ -24,14 +24,16 @@ fn allowed(from: &str, to: &str) -> bool {
     let below: &[&str] = match from {
         "launch" => &[],
         "tape" | "model" => &["launch"],
+        // The f64 reference shares nothing with the routes it judges: never backend.
+        "ops" => &["launch", "model"],
         "backend" => &["launch", "model"],
         "record" => &["launch", "tape"],
         "engine" => &["backend", "launch", "model"],
-        "capture" => &["launch", "model", "record", "tape"],
-        "analysis" => &["backend", "launch", "model", "tape"],
+        "capture" => &["launch", "model", "ops", "record", "tape"],
+        "analysis" => &["backend", "launch", "model", "ops", "tape"],
         "inspect" | "replay" | "diff" => BELOW_VIEWS,
         "check" => &[
-            "analysis", "backend", "engine", "launch", "model", "record", "tape", "inspect",
+            "analysis", "backend", "engine", "launch", "model", "ops", "record", "tape", "inspect",
             "replay", "diff",
         ],
         "cli" => &MODULES,
