@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 const MODULES: [&str; 14] = [
-    "launch", "tape", "model", "ops", "backend", "record", "engine", "capture", "analysis", "inspect",
-    "replay", "diff", "check", "cli",
+    "launch", "tape", "model", "ops", "backend", "record", "engine", "capture", "analysis",
+    "inspect", "replay", "diff", "check", "cli",
 ];
 
 /// The layers below replay, diff and inspect: what each of the three may import.

@@ -10,6 +10,7 @@ mod engine;
 mod gguf;
 mod gpu;
 mod layers;
+mod ops;
 mod plugin;
 mod record_replay;
 mod tape;

@@ -32,6 +32,14 @@ pub enum ReplayError {
         /// Why.
         source: BackendError,
     },
+    /// The f64 reference refused the launch (its op's contract) or could not compute it.
+    #[error("launch {seq}: f64 reference: {source}")]
+    Reference {
+        /// Launch.
+        seq: u64,
+        /// Why.
+        source: crate::ops::OpError,
+    },
     /// A stage greta does not know (recorded by another engine): no kernel, no reference.
     #[error(
         "no reference for `{0}`: greta has no kernel for this stage (it is kept, listed and diffed by hash)"

@@ -17,6 +17,7 @@
 pub mod compare;
 pub mod exec;
 pub mod heads;
+pub mod reference;
 pub mod sanity;
 pub mod source;
 pub mod substage;

@@ -134,23 +134,19 @@ pub fn derive(
     Ok(Derived { qk, softmax, pv })
 }
 
-/// The f64 CPU reference of sub-stage `s` on the inputs the derived sub-stage had.
-pub fn reference(
-    l: &Launch,
-    ins: &[Tensor],
-    d: &Derived,
-    s: Stage,
-    cpu: &dyn Backend,
-) -> Result<Tensor, ReplayError> {
+/// The f64 reference (the ops' plain maths, [`super::reference`]) of sub-stage `s` on the inputs the
+/// derived sub-stage had.
+pub fn reference(l: &Launch, ins: &[Tensor], d: &Derived, s: Stage) -> Result<Tensor, ReplayError> {
     let [q, k, v] = ins else {
         return Err(not_fused(l));
     };
     let p = manual_params(&l.begin.params);
     let seq = l.begin.seq;
+    let of = super::reference::of_stage;
     match s {
-        Stage::Qk => run(seq, cpu, Stage::Qk, Precision::F64, &p, &[q, k]),
-        Stage::Softmax => run(seq, cpu, Stage::Softmax, Precision::F64, &p, &[&d.qk]),
-        Stage::Pv => run(seq, cpu, Stage::Pv, Precision::F64, &p, &[&d.softmax, v]),
+        Stage::Qk => of(seq, Stage::Qk, &p, &[("q", q), ("k_cache", k)]),
+        Stage::Softmax => of(seq, Stage::Softmax, &p, &[("scores", &d.qk)]),
+        Stage::Pv => of(seq, Stage::Pv, &p, &[("probs", &d.softmax), ("v_cache", v)]),
         _ => Err(not_fused(l)),
     }
 }

@@ -54,7 +54,9 @@ pub enum ContractError {
         kinds: &'static str,
     },
     /// A required param missing.
-    #[error("{op}: missing required param `{param}` (params: {expected:?}); greta never assumes a default for it")]
+    #[error(
+        "{op}: missing required param `{param}` (params: {expected:?}); greta never assumes a default for it"
+    )]
     MissingParam {
         /// The op.
         op: &'static str,
@@ -199,7 +201,11 @@ mod tests {
             ],
         )
         .unwrap_err();
-        assert!(e.to_string().contains("missing required param `rope_theta`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("missing required param `rope_theta`"),
+            "{e}"
+        );
         // swiglu's roles are gate and up, not g and u.
         let e = check_declared(
             "swiglu",

@@ -131,7 +131,11 @@ mod tests {
         let f = Foreign {
             stage: "rope_q".into(),
             route: "numpy".into(),
-            params: vec![("pos".into(), 0.0), ("n_heads".into(), 1.0), ("head_dim".into(), 4.0)],
+            params: vec![
+                ("pos".into(), 0.0),
+                ("n_heads".into(), 1.0),
+                ("head_dim".into(), 4.0),
+            ],
         };
         let mut a = op_args(Stage::RopeQ, &Params::default(), Some(&f)).unwrap();
         a.declare("x", crate::launch::DType::F32, vec![1, 4]);

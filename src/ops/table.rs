@@ -30,7 +30,9 @@ pub fn markdown() -> String {
         if !spec.params.is_empty() {
             s += "| param | default | meaning |\n|---|---|---|\n";
             for p in spec.params {
-                let d = p.default.map_or("**required**".to_string(), |v| format!("{v}"));
+                let d = p
+                    .default
+                    .map_or("**required**".to_string(), |v| format!("{v}"));
                 s += &format!("| `{}` | {} | {} |\n", p.name, d, p.doc);
             }
             s += "\n";

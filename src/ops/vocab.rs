@@ -251,7 +251,11 @@ pub(crate) const SPECS: &[Spec] = &[
             req("q", Float, "[n, n_heads·head_dim]"),
             req("k_cache", Float, "[ctx, n_kv_heads·head_dim]"),
             req("v_cache", Float, "[ctx, n_kv_heads·head_dim]"),
-            opt("sinks", Float, "[n_heads] (a logit per head in the denominator)"),
+            opt(
+                "sinks",
+                Float,
+                "[n_heads] (a logit per head in the denominator)",
+            ),
         ],
         outputs: &["out"],
         params: &[POS, HEADS, KV_HEADS, HEAD_DIM, SCALE, WINDOW, SOFTCAP],
@@ -259,14 +263,20 @@ pub(crate) const SPECS: &[Spec] = &[
     Spec {
         op: Op::Add,
         doc: "out = x + r (r the same shape, or one row broadcast: residuals, bias adds)",
-        inputs: &[req("x", Float, "[.., d]"), req("r", Float, "[.., d] or [d]")],
+        inputs: &[
+            req("x", Float, "[.., d]"),
+            req("r", Float, "[.., d] or [d]"),
+        ],
         outputs: &["out"],
         params: &[],
     },
     Spec {
         op: Op::Mul,
         doc: "out = x · y (y the same shape, or one row broadcast)",
-        inputs: &[req("x", Float, "[.., d]"), req("y", Float, "[.., d] or [d]")],
+        inputs: &[
+            req("x", Float, "[.., d]"),
+            req("y", Float, "[.., d] or [d]"),
+        ],
         outputs: &["out"],
         params: &[],
     },

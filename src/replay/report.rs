@@ -340,9 +340,8 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
             row.by_head = hr;
         }
         let need_ref = o.reference || o.all_routes;
-        let cpu = CpuBackend::new(0);
         let reference = if need_ref {
-            Some(execute(l, &ins, &cpu, super::foreign::reference_route(b))?)
+            Some(crate::analysis::reference::reference(l, &ins)?)
         } else {
             None
         };
@@ -492,8 +491,7 @@ fn derived_row(
         }
     }
     if o.reference {
-        let cpu = CpuBackend::new(0);
-        let r = substage::reference(l, ins, &d, s, &cpu)?;
+        let r = substage::reference(l, ins, &d, s)?;
         row.local = Some(substage::compare_tensors(t, &r));
         if !o.heads.is_empty() || o.by_head {
             let (c, hr) = per_head(

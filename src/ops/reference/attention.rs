@@ -86,14 +86,20 @@ pub(super) fn geo(a: &OpArgs) -> Result<Geo, ContractError> {
         }
         if let Some(s) = a.get("sinks") {
             if s.shape.iter().product::<usize>() != h {
-                return Err(bad(a, format!("sinks has shape {:?}, expected [{h}]", s.shape)));
+                return Err(bad(
+                    a,
+                    format!("sinks has shape {:?}, expected [{h}]", s.shape),
+                ));
             }
         }
     }
     if pos.checked_add(n).is_none_or(|end| end > ctx) {
         return Err(bad(
             a,
-            format!("rows at positions {pos}..{pos}+{n} need {} keys, the cache has {ctx}", pos.saturating_add(n)),
+            format!(
+                "rows at positions {pos}..{pos}+{n} need {} keys, the cache has {ctx}",
+                pos.saturating_add(n)
+            ),
         ));
     }
     Ok(Geo {
@@ -202,7 +208,10 @@ pub(super) fn softmax_geo(a: &OpArgs) -> Result<(usize, usize), ContractError> {
         if mc != c || mr == 0 || n % mr != 0 {
             return Err(bad(
                 a,
-                format!("mask has shape {:?}; its rows must have {c} values and divide {n} rows", m.shape),
+                format!(
+                    "mask has shape {:?}; its rows must have {c} values and divide {n} rows",
+                    m.shape
+                ),
             ));
         }
     }
@@ -218,11 +227,16 @@ pub(super) fn softmax(a: &OpArgs) -> Result<Vec<Tensor>, OpError> {
     for i in 0..n {
         let row: Vec<f64> = (0..c)
             .map(|j| {
-                let m = mask.as_ref().map_or(0.0, |m| m[(i % (m.len() / c)) * c + j]);
+                let m = mask
+                    .as_ref()
+                    .map_or(0.0, |m| m[(i % (m.len() / c)) * c + j]);
                 x[i * c + j] * scale + m
             })
             .collect();
         y.extend(softmax_row(&row, None));
     }
-    Ok(vec![out(a.get("scores").map(|i| i.shape.clone()).unwrap_or_default(), y)])
+    Ok(vec![out(
+        a.get("scores").map(|i| i.shape.clone()).unwrap_or_default(),
+        y,
+    )])
 }

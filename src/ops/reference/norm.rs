@@ -55,5 +55,8 @@ fn normalise(a: &OpArgs) -> Result<Vec<Tensor>, OpError> {
             y[i * d + j] = v;
         }
     }
-    Ok(vec![out(a.get("x").map(|i| i.shape.clone()).unwrap_or_default(), y)])
+    Ok(vec![out(
+        a.get("x").map(|i| i.shape.clone()).unwrap_or_default(),
+        y,
+    )])
 }

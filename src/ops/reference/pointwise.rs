@@ -49,7 +49,10 @@ pub(super) fn geo(a: &OpArgs) -> Result<(), ContractError> {
             }
             if op == Op::Cpy {
                 if let Some(&d) = a.output_dtypes.first() {
-                    if !matches!(d, DType::F32 | DType::F64 | DType::F16 | DType::BF16 | DType::Q8_0) {
+                    if !matches!(
+                        d,
+                        DType::F32 | DType::F64 | DType::F16 | DType::BF16 | DType::Q8_0
+                    ) {
                         return Err(bad(a, format!("cannot judge a copy to {d}")));
                     }
                     if d == DType::Q8_0 && rows_cols(shape(a, "x")?).1 % 32 != 0 {
@@ -161,7 +164,12 @@ fn cpy(a: &OpArgs) -> Result<Vec<Tensor>, OpError> {
     let to = a.output_dtypes.first().copied().unwrap_or(DType::F32);
     let bytes: Vec<u8> = match to {
         DType::F64 => return Ok(vec![out(shape, x)]),
-        DType::F32 => return Ok(vec![Tensor::f32(shape, x.iter().map(|&v| v as f32).collect())]),
+        DType::F32 => {
+            return Ok(vec![Tensor::f32(
+                shape,
+                x.iter().map(|&v| v as f32).collect(),
+            )]);
+        }
         DType::F16 => x
             .iter()
             .flat_map(|&v| half::f16::from_f64(v).to_bits().to_le_bytes())

@@ -48,7 +48,11 @@ pub(super) fn geo(a: &OpArgs) -> Result<Geo, ContractError> {
         if f.shape.iter().product::<usize>() != rd / 2 {
             return Err(bad(
                 a,
-                format!("freq_factors has shape {:?}, expected [{}]", f.shape, rd / 2),
+                format!(
+                    "freq_factors has shape {:?}, expected [{}]",
+                    f.shape,
+                    rd / 2
+                ),
             ));
         }
     }
@@ -65,7 +69,8 @@ pub(super) fn geo(a: &OpArgs) -> Result<Geo, ContractError> {
 
 /// YaRN's correction range (ggml_rope_yarn_corr_dims).
 fn corr_dims(rd: usize, n_ctx_orig: f64, base: f64, beta_fast: f64, beta_slow: f64) -> [f64; 2] {
-    let dim = |rot: f64| rd as f64 * libm::log(n_ctx_orig / (rot * 2.0 * PI)) / (2.0 * libm::log(base));
+    let dim =
+        |rot: f64| rd as f64 * libm::log(n_ctx_orig / (rot * 2.0 * PI)) / (2.0 * libm::log(base));
     let start = libm::floor(dim(beta_fast)).max(0.0);
     let end = libm::ceil(dim(beta_slow)).min(rd as f64 - 1.0);
     [start, end]
@@ -105,7 +110,8 @@ pub(super) fn rope(a: &OpArgs) -> Result<Vec<Tensor>, OpError> {
             }
             let interp = freq_scale * extrap;
             let theta = if ext != 0.0 {
-                let ramp = 1.0 - ((j as f64 - corr[0]) / (corr[1] - corr[0]).max(0.001)).clamp(0.0, 1.0);
+                let ramp =
+                    1.0 - ((j as f64 - corr[0]) / (corr[1] - corr[0]).max(0.001)).clamp(0.0, 1.0);
                 let mix = ramp * ext;
                 interp * (1.0 - mix) + extrap * mix
             } else {
@@ -125,5 +131,8 @@ pub(super) fn rope(a: &OpArgs) -> Result<Vec<Tensor>, OpError> {
             }
         }
     }
-    Ok(vec![out(a.get("x").map(|i| i.shape.clone()).unwrap_or_default(), y)])
+    Ok(vec![out(
+        a.get("x").map(|i| i.shape.clone()).unwrap_or_default(),
+        y,
+    )])
 }

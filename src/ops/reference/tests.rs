@@ -6,15 +6,23 @@ fn vals(t: &Tensor) -> Vec<f64> {
 }
 
 fn seq(n: usize, k: f64) -> Vec<f32> {
-    (0..n).map(|i| ((i as f64 * k).sin() * 0.7) as f32).collect()
+    (0..n)
+        .map(|i| ((i as f64 * k).sin() * 0.7) as f32)
+        .collect()
 }
 
 fn attn_args(op: Op, n: usize, ctx: usize, h: usize, hk: usize, hd: usize) -> OpArgs {
     let mut a = OpArgs::new(op);
     a.input("q", Tensor::f32(vec![n, h * hd], seq(n * h * hd, 0.37)));
-    a.input("k_cache", Tensor::f32(vec![ctx, hk * hd], seq(ctx * hk * hd, 0.71)));
+    a.input(
+        "k_cache",
+        Tensor::f32(vec![ctx, hk * hd], seq(ctx * hk * hd, 0.71)),
+    );
     if op == Op::Attention {
-        a.input("v_cache", Tensor::f32(vec![ctx, hk * hd], seq(ctx * hk * hd, 1.13)));
+        a.input(
+            "v_cache",
+            Tensor::f32(vec![ctx, hk * hd], seq(ctx * hk * hd, 1.13)),
+        );
     }
     for (k, v) in [
         ("pos", (ctx - n) as f64),
@@ -40,7 +48,10 @@ fn attention_is_scores_then_softmax_then_pv() {
         let probs = reference(&sm).unwrap().remove(0);
         let mut pv = OpArgs::new(Op::Pv);
         pv.input("probs", probs);
-        pv.input("v_cache", Tensor::f32(vec![ctx, hk * hd], seq(ctx * hk * hd, 1.13)));
+        pv.input(
+            "v_cache",
+            Tensor::f32(vec![ctx, hk * hd], seq(ctx * hk * hd, 1.13)),
+        );
         for k in ["pos", "n_heads", "n_kv_heads", "head_dim"] {
             pv.param(k, s.p(k).unwrap());
         }
@@ -84,7 +95,13 @@ fn rope_modes_rotate_their_pairs() {
     let run = |mode: f64| {
         let mut a = OpArgs::new(Op::Rope);
         a.input("x", Tensor::f32(vec![1, 4], x.clone()));
-        for (k, v) in [("pos", 1.0), ("n_heads", 1.0), ("head_dim", 4.0), ("rope_theta", 1e4), ("mode", mode)] {
+        for (k, v) in [
+            ("pos", 1.0),
+            ("n_heads", 1.0),
+            ("head_dim", 4.0),
+            ("rope_theta", 1e4),
+            ("mode", mode),
+        ] {
             a.param(k, v);
         }
         vals(&reference(&a).unwrap()[0])
@@ -102,7 +119,10 @@ fn matmul_dequantises_weights_and_adds_the_bias() {
     blk.extend((0..32u8).map(|q| q));
     let mut a = OpArgs::new(Op::MulMat);
     a.input("x", Tensor::f32(vec![1, 32], vec![1.0; 32]));
-    a.input("w", Tensor::from_le_bytes(DType::Q8_0, vec![1, 32], blk, crate::launch::Origin::Value));
+    a.input(
+        "w",
+        Tensor::from_le_bytes(DType::Q8_0, vec![1, 32], blk, crate::launch::Origin::Value),
+    );
     a.input("b", Tensor::f32(vec![1], vec![0.25]));
     assert_eq!(vals(&reference(&a).unwrap()[0]), vec![0.5 * 496.0 + 0.25]);
 }
