@@ -87,7 +87,7 @@ static greta_tensor by_id(const char *role, uint64_t id) {
 static uint64_t record(greta_recorder *rec, const char *phase, int layer, const char *stage, const char *route,
                        const greta_tensor *in, size_t nin, const float *out, int n, int cols) {
     greta_param eps = {"eps", 1e-5};
-    greta_launch_desc d = {phase, layer, stage, route, &eps, strstr(stage, "norm") ? 1u : 0u};
+    greta_launch_desc d = {phase, layer, stage, route, &eps, strstr(stage, "norm") ? 1u : 0u, NULL};
     int64_t shape[2];
     greta_tensor o = host("out", out, shape, n, cols);
     uint64_t id = 0;

@@ -443,7 +443,22 @@ fn diff_foreign_against_greta_tape() {
                 )
             })
             .collect();
-        let desc = LaunchDesc::new(b.phase, b.layer, b.stage.name(), "engine_kernel");
+        // An engine gives the params its kernels used (strict contracts: none is assumed).
+        let p = &b.params;
+        let mut desc = LaunchDesc::new(b.phase, b.layer, b.stage.name(), "engine_kernel");
+        for (k, v) in [
+            ("rows", p.rows as f64),
+            ("pos", p.pos as f64),
+            ("n_heads", p.n_heads as f64),
+            ("n_kv_heads", p.n_kv_heads as f64),
+            ("head_dim", p.head_dim as f64),
+            ("rope_dim", p.rope_dim as f64),
+            ("rope_theta", p.rope_theta),
+            ("eps", p.eps),
+            ("scale", p.scale),
+        ] {
+            desc = desc.param(k, v);
+        }
         rec.launch(&desc, ins, outs).unwrap();
     }
     rec.finish().unwrap();
@@ -461,4 +476,111 @@ fn diff_foreign_against_greta_tape() {
         "{v}"
     );
     assert_eq!(f["index"], 9, "{v}");
+}
+
+/// Strict contracts at capture (issue 22): a launch that does not say what it computes is refused with
+/// a message naming what is missing, before anything is recorded; a named op with a free-form stage is
+/// judged by that op's reference; an op greta does not know is kept and listed as unjudged.
+#[test]
+fn capture_enforces_op_contracts() {
+    let d = tmp();
+    let path = d.path().join("ops.tape");
+    let rec = CaptureRecorder::create(
+        &path,
+        CaptureHeader::new("toy-engine", "1"),
+        CaptureOptions::default(),
+    )
+    .unwrap();
+    let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+    let host = |shape: Vec<usize>, v: &[f32]| TensorIn::host(DType::F32, shape, f32_bytes(v));
+    let refused = |desc: &LaunchDesc, ins: Vec<(String, TensorIn)>| match rec.begin(desc, ins) {
+        Err(e @ CaptureError::Contract(_)) => e.to_string(),
+        other => panic!("expected a contract refusal, got {other:?}"),
+    };
+    // rope_q without rope_theta: refused, naming it (before: accepted, judged against 0).
+    let rope = LaunchDesc::new(Phase::Prefill, Some(0), "rope_q", "my_rope")
+        .param("pos", 0.0)
+        .param("n_heads", 2.0)
+        .param("head_dim", 8.0);
+    let e = refused(&rope, vec![("x".into(), host(vec![1, 16], &x))]);
+    assert!(e.contains("missing required param `rope_theta`"), "{e}");
+    // swiglu with roles g/u (before: accepted and judged by position).
+    let sw = LaunchDesc::new(Phase::Prefill, Some(0), "swiglu", "my_swiglu");
+    let e = refused(
+        &sw,
+        vec![
+            ("g".into(), host(vec![1, 16], &x)),
+            ("u".into(), host(vec![1, 16], &x)),
+        ],
+    );
+    assert!(e.contains("unknown input role `g`"), "{e}");
+    // A named op: a misspelt param is refused, not defaulted.
+    let qn = LaunchDesc::new(Phase::Prefill, Some(0), "attn_q_norm", "my_norm")
+        .op("rms_norm")
+        .param("epsilon", 1e-6);
+    let e = refused(&qn, vec![("x".into(), host(vec![2, 8], &x))]);
+    assert!(e.contains("unknown param `epsilon`"), "{e}");
+    // Shapes that do not fit the op's geometry.
+    let e = refused(
+        &LaunchDesc::new(Phase::Prefill, Some(0), "attn_norm", "my_norm").param("eps", 1e-6),
+        vec![
+            ("x".into(), host(vec![2, 8], &x)),
+            ("w".into(), host(vec![4], &x[..4])),
+        ],
+    );
+    assert!(e.contains("`w` has shape [4], expected [8]"), "{e}");
+    // Accepted: a named op on a free-form stage, and an op greta does not know.
+    let qn = LaunchDesc::new(Phase::Prefill, Some(0), "attn_q_norm", "my_norm")
+        .op("rms_norm")
+        .param("eps", 1e-6)
+        .param("rows", 2.0);
+    let y = rmsnorm(&x[..8], &[1.0; 8], 1e-6)
+        .into_iter()
+        .chain(rmsnorm(&x[8..], &[1.0; 8], 1e-6))
+        .collect::<Vec<_>>();
+    rec.launch(
+        &qn,
+        vec![("x".into(), host(vec![2, 8], &x))],
+        vec![(
+            "out".into(),
+            TensorOut::new(DType::F32, vec![2, 8], f32_bytes(&y)),
+        )],
+    )
+    .unwrap();
+    let odd = LaunchDesc::new(Phase::Prefill, Some(0), "my_op", "k").op("frobnicate");
+    rec.launch(
+        &odd,
+        vec![("x".into(), host(vec![2, 8], &x))],
+        vec![(
+            "out".into(),
+            TensorOut::new(DType::F32, vec![2, 8], f32_bytes(&x)),
+        )],
+    )
+    .unwrap();
+    rec.close().unwrap();
+    // The named op is judged by rms_norm's reference: local error of an f32 computation.
+    let out = greta_ok(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--seq",
+        "0",
+        "--reference",
+        "f64",
+        "--json",
+    ]);
+    let j = json(&out);
+    let local = &j[0]["local"];
+    assert!(local["max_abs"].as_f64().unwrap() < 1e-6, "{out}");
+    let (code, out, err) = greta_s(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--seq",
+        "1",
+        "--reference",
+        "f64",
+    ]);
+    assert!(
+        out.contains("no reference for my_op") || err.contains("no reference for my_op"),
+        "{code} {out} {err}"
+    );
 }

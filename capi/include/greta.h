@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define GRETA_ABI_VERSION 1u
+#define GRETA_ABI_VERSION 2u
 
 typedef enum greta_status {
     GRETA_OK = 0,
@@ -78,6 +78,8 @@ typedef struct greta_launch_desc {
     const char *route;
     const greta_param *params;
     size_t n_params;
+    const char *op;          /* NULL: the stage's op; else an op of docs/OPS.md ("rms_norm", ...), whose
+                              * contract greta_begin enforces (GRETA_INVALID_ARGUMENT names what is missing) */
 } greta_launch_desc;
 
 typedef struct greta_header greta_header;

@@ -46,7 +46,9 @@ impl Error {
 impl From<CaptureError> for Error {
     fn from(e: CaptureError) -> Error {
         let status = match &e {
-            CaptureError::InvalidArgument(_) => GretaStatus::InvalidArgument,
+            CaptureError::InvalidArgument(_) | CaptureError::Contract(_) => {
+                GretaStatus::InvalidArgument
+            }
             CaptureError::UnknownId { .. } => GretaStatus::UnknownId,
             CaptureError::NotBegun(_) => GretaStatus::NotBegun,
             CaptureError::NoModel { .. } | CaptureError::Model { .. } => GretaStatus::ModelError,

@@ -28,7 +28,7 @@ use greta::launch::{DType, Phase};
 use std::ffi::{CStr, c_char, c_int, c_void};
 
 /// The ABI version of this library (GRETA_ABI_VERSION in greta.h). Bumped on any incompatible change.
-pub const GRETA_ABI_VERSION: u32 = 1;
+pub const GRETA_ABI_VERSION: u32 = 2;
 /// `greta_recorder_new` flag: `greta_begin` returns once the Begin record is in the file.
 pub const GRETA_SYNC: u32 = 1;
 
@@ -83,6 +83,7 @@ pub struct GretaLaunchDesc {
     pub route: *const c_char,
     pub params: *const GretaParam,
     pub n_params: usize,
+    pub op: *const c_char,
 }
 
 /// Opaque header builder (`greta_header`).
@@ -261,6 +262,9 @@ unsafe fn desc(d: *const GretaLaunchDesc) -> Result<LaunchDesc, Error> {
     }?);
     for p in unsafe { slice(d.params, d.n_params, "params") }? {
         out = out.param(unsafe { cstr(p.name, "param name") }?, p.value);
+    }
+    if let Some(op) = unsafe { opt_cstr(d.op, "op") }? {
+        out = out.op(op);
     }
     Ok(out)
 }

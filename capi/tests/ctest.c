@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     in[0].shape = xs; in[0].ndim = 2; in[0].data = x; in[0].nbytes = sizeof x;
     in[1].role = "w"; in[1].kind = GRETA_TENSOR_WEIGHT; in[1].weight_name = "blk.0.attn_q.weight";
     greta_param ps[2] = {{"pos", 0}, {"my_tile", 128}};
-    greta_launch_desc d = {"prefill", 0, "q_proj", "ctest_gemm<128>", ps, 2};
+    greta_launch_desc d = {"prefill", 0, "q_proj", "ctest_gemm<128>", ps, 2, NULL};
     uint64_t seq = 99;
     EXPECT(greta_begin(rec, &d, in, 2, &seq) == GRETA_OK && seq == 0);
 
@@ -75,17 +75,27 @@ int main(int argc, char **argv) {
     byid.role = "x"; byid.kind = GRETA_TENSOR_ID; byid.id = id;
     out.id = 1234;
     uint64_t id2 = 0;
-    greta_launch_desc d2 = {"decode0", -1, "custom_thing", "k2", NULL, 0};
+    greta_launch_desc d2 = {"decode0", -1, "custom_thing", "k2", NULL, 0, NULL};
     EXPECT(greta_launch(rec, &d2, &byid, 1, &out, 1, &id2) == GRETA_OK && id2 == 1234);
     byid.id = 555;
     EXPECT(greta_launch(rec, &d2, &byid, 1, NULL, 0, NULL) == GRETA_UNKNOWN_ID);
     byid.kind = 42;
     EXPECT(greta_launch(rec, &d2, &byid, 1, NULL, 0, NULL) == GRETA_INVALID_ARGUMENT);
-    greta_launch_desc bad = {"decodeX", 0, "q_proj", "k", NULL, 0};
+    greta_launch_desc bad = {"decodeX", 0, "q_proj", "k", NULL, 0, NULL};
     EXPECT(greta_begin(rec, &bad, NULL, 0, &seq) == GRETA_INVALID_ARGUMENT);
     EXPECT(strstr(greta_last_error(), "decodeX") != NULL);
     EXPECT(greta_begin(rec, &d2, NULL, 1, &seq) == GRETA_INVALID_ARGUMENT);
     EXPECT(greta_begin(NULL, &d2, NULL, 0, &seq) == GRETA_INVALID_ARGUMENT);
+
+    /* Strict op contracts (docs/OPS.md): refused before anything is recorded, naming what is missing. */
+    greta_param rp[3] = {{"pos", 0}, {"n_heads", 2}, {"head_dim", 32}};
+    greta_launch_desc rope = {"prefill", 0, "rope_q", "ctest_rope", rp, 3, NULL};
+    EXPECT(greta_begin(rec, &rope, in, 1, &seq) == GRETA_INVALID_ARGUMENT);
+    EXPECT(strstr(greta_last_error(), "missing required param `rope_theta`") != NULL);
+    greta_param np_[1] = {{"epsilon", 1e-6}};
+    greta_launch_desc qn = {"prefill", 0, "attn_q_norm", "ctest_norm", np_, 1, "rms_norm"};
+    EXPECT(greta_begin(rec, &qn, in, 1, &seq) == GRETA_INVALID_ARGUMENT);
+    EXPECT(strstr(greta_last_error(), "unknown param `epsilon`") != NULL);
 
     /* Device tensors: this build has no GPU support (the hip feature is off in this test). */
     greta_tensor dev = in[0];

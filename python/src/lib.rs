@@ -30,6 +30,7 @@ create_exception!(
 fn err(e: CaptureError) -> PyErr {
     match e {
         CaptureError::InvalidArgument(_)
+        | CaptureError::Contract(_)
         | CaptureError::UnknownId { .. }
         | CaptureError::NotBegun(_)
         | CaptureError::NoModel { .. } => PyValueError::new_err(e.to_string()),
@@ -101,10 +102,12 @@ fn desc(
     stage: &str,
     route: &str,
     params: Vec<(String, f64)>,
+    op: Option<String>,
 ) -> PyResult<LaunchDesc> {
     let phase: Phase = phase.parse().map_err(PyValueError::new_err)?;
     let mut d = LaunchDesc::new(phase, layer, stage, route);
     d.params = params;
+    d.op = op;
     Ok(d)
 }
 
@@ -163,7 +166,7 @@ impl PyRecorder {
     }
 
     /// Writes a launch's Begin record; returns its seq.
-    #[pyo3(signature = (phase, layer, stage, route, params, inputs))]
+    #[pyo3(signature = (phase, layer, stage, route, params, inputs, op=None))]
     #[allow(clippy::too_many_arguments)]
     fn begin(
         &self,
@@ -174,8 +177,9 @@ impl PyRecorder {
         route: &str,
         params: Vec<(String, f64)>,
         inputs: Vec<InTuple<'_>>,
+        op: Option<String>,
     ) -> PyResult<u64> {
-        let d = desc(phase, layer, stage, route, params)?;
+        let d = desc(phase, layer, stage, route, params, op)?;
         let ins = inputs
             .into_iter()
             .map(to_input)
@@ -246,6 +250,7 @@ fn launch_json(l: &Launch, engine: Option<&str>) -> Value {
     json!({
         "seq": b.seq, "phase": b.phase.to_string(), "layer": b.layer, "stage": b.stage_name(),
         "greta_stage": b.stage.name(), "route": b.route_name(), "backend": b.backend,
+        "op": greta::ops::stages::op_for(b.stage, b.foreign.as_ref()).map(|o| o.name()),
         "engine": engine, "params": params, "complete": l.end.is_some(),
         "duration_ns": l.end.as_ref().map(|e| e.duration_ns),
         "inputs": b.inputs.iter().map(tensor_json).collect::<Vec<_>>(),

@@ -176,3 +176,26 @@ def test_readme_python_snippet(tmp_path, monkeypatch):
                                 "--reference", "f64", "--json"))
     assert rows[0]["local"]["max_abs"] < 1e-5  # numpy's f32 rmsnorm against greta's f64 kernel
     assert rows[1]["note"].startswith("no reference for my_custom_op")
+
+
+def test_capture_refuses_launches_outside_their_op_contract(tmp_path):
+    """Strict contracts (docs/OPS.md): a missing required param, an unknown role or param raise ValueError
+    naming what is missing, and nothing is recorded; a named op on a free-form stage is judged by it."""
+    path = tmp_path / "ops.tape"
+    x = np.random.default_rng(2).standard_normal((2, 16)).astype(np.float32)
+    with greta.Recorder(path, engine="numpy", engine_version=np.__version__) as rec:
+        with pytest.raises(ValueError, match="missing required param `rope_theta`"):
+            rec.launch(phase="prefill", layer=0, stage="rope_q", route="np_rope",
+                       params={"pos": 0, "n_heads": 2, "head_dim": 8}, inputs={"x": x}, outputs={"out": x})
+        with pytest.raises(ValueError, match="unknown input role `g`"):
+            rec.launch(phase="prefill", layer=0, stage="swiglu", route="np_swiglu",
+                       inputs={"g": x, "u": x}, outputs={"out": x})
+        with pytest.raises(ValueError, match="unknown param `epsilon`"):
+            rec.launch(phase="prefill", layer=0, stage="attn_q_norm", route="np_norm", op="rms_norm",
+                       params={"epsilon": 1e-6}, inputs={"x": x}, outputs={"out": x})
+        rec.launch(phase="prefill", layer=0, stage="attn_q_norm", route="np_norm", op="rms_norm",
+                   params={"eps": 1e-6}, inputs={"x": x}, outputs={"out": rmsnorm(x, 1.0, 1e-6)})
+    t = greta.open(path)
+    assert len(t) == 1
+    out = json.loads(run_greta("replay", path, "--seq", "0", "--reference", "f64", "--json"))
+    assert out[0]["local"]["max_abs"] < 1e-6

@@ -40,6 +40,9 @@ pub enum CaptureError {
     /// The recorder (worker, tape writer) failed; the tape is left `.incomplete`.
     #[error("recorder: {0}")]
     Recorder(crate::record::RecordError),
+    /// The launch does not fit its op's contract (docs/OPS.md): refused, nothing recorded.
+    #[error("launch refused: {0}")]
+    Contract(#[from] crate::ops::ContractError),
     /// The recorder was closed.
     #[error("the recorder is closed")]
     Closed,

@@ -18,6 +18,10 @@ pub struct LaunchDesc {
     /// `head_dim`, `rope_dim`, `kv_block`: non-negative integers; `rope_theta`, `eps`, `scale`) also fill
     /// greta's [`Params`] so its reference can run the launch.
     pub params: Vec<(String, f64)>,
+    /// The op the launch computes (docs/OPS.md), when its stage does not say: `rms_norm` for a free-form
+    /// `attn_q_norm`. None: the stage's op, if greta knows the stage. An op greta does not know is kept
+    /// and listed as unjudged; a known op's contract is enforced.
+    pub op: Option<String>,
 }
 
 impl LaunchDesc {
@@ -29,7 +33,14 @@ impl LaunchDesc {
             stage: stage.to_string(),
             route: route.to_string(),
             params: Vec::new(),
+            op: None,
         }
+    }
+
+    /// Names the op the launch computes.
+    pub fn op(mut self, op: &str) -> LaunchDesc {
+        self.op = Some(op.to_string());
+        self
     }
 
     /// Adds a parameter.

@@ -129,6 +129,13 @@ impl CaptureRecorder {
             tensors.push(inner.input(&role, t)?);
             roles.push(role);
         }
+        let foreign = crate::launch::Foreign {
+            stage: desc.stage.clone(),
+            route: desc.route.clone(),
+            params: desc.params.clone(),
+            op: desc.op.clone(),
+        };
+        check_contract(stage, &foreign, &roles, &tensors)?;
         let rows = tensors
             .iter()
             .find(|t| t.weight_name().is_none())
@@ -142,11 +149,7 @@ impl CaptureRecorder {
             backend: inner.engine.clone(),
             params: desc.greta_params(rows)?,
             foreign: Some(Arc::new(ForeignLaunch {
-                foreign: crate::launch::Foreign {
-                    stage: desc.stage.clone(),
-                    route: desc.route.clone(),
-                    params: desc.params.clone(),
-                },
+                foreign,
                 input_roles: roles,
                 output_roles: Vec::new(),
             })),
@@ -310,6 +313,43 @@ impl Inner {
 }
 
 /// Inputs in greta's role order when the stage is greta's and every role it needs is named.
+/// The op contract of a foreign launch (docs/OPS.md), checked before anything is recorded: for a named op
+/// every param given must be one of the op's (or `rows`, which every launch may give); for a greta stage
+/// the engine's other params are its own business. Roles, types, required params and shapes, always.
+/// A launch of an op greta does not know passes: it is kept, diffed by hash and listed as unjudged.
+fn check_contract(
+    stage: crate::launch::Stage,
+    f: &crate::launch::Foreign,
+    roles: &[String],
+    tensors: &[Tensor],
+) -> Result<(), CaptureError> {
+    let Some(mut a) =
+        crate::ops::stages::op_args(stage, &crate::launch::Params::default(), Some(f))
+    else {
+        return Ok(());
+    };
+    if f.op.is_some() {
+        let spec = a.op.spec();
+        if let Some((k, _)) = f
+            .params
+            .iter()
+            .find(|(k, _)| k != "rows" && !spec.params.iter().any(|p| p.name == k))
+        {
+            return Err(crate::ops::ContractError::UnknownParam {
+                op: a.op.name(),
+                param: k.clone(),
+                expected: spec.params.iter().map(|p| p.name).collect(),
+            }
+            .into());
+        }
+    }
+    for (r, t) in roles.iter().zip(tensors) {
+        a.declare(r, t.dtype, t.shape.clone());
+    }
+    crate::ops::check(&a)?;
+    Ok(())
+}
+
 fn greta_order(
     stage: crate::launch::Stage,
     mut inputs: Vec<(String, TensorIn)>,

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use greta::launch::Foreign;
-//! let f = Foreign { stage: "rope_yarn".into(), route: "my_rope_kernel".into(), params: vec![("pos".into(), 3.0)] };
+//! let f = Foreign { stage: "rope_yarn".into(), route: "my_rope_kernel".into(), params: vec![("pos".into(), 3.0)], op: Some("rope".into()) };
 //! assert_eq!(f.param("pos"), Some(3.0));
 //! ```
 
@@ -23,6 +23,10 @@ pub struct Foreign {
     pub route: String,
     /// Every scalar parameter as given, by name, in the order given.
     pub params: Vec<(String, f64)>,
+    /// The op the engine named for the launch (format version 5; docs/OPS.md): what maths it does,
+    /// when the stage does not say (a free-form stage such as `attn_q_norm` computing `rms_norm`).
+    /// None: the op follows from the stage, if greta knows it.
+    pub op: Option<String>,
 }
 
 impl Foreign {

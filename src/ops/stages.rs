@@ -94,13 +94,24 @@ fn from_names(stage: Stage, op: Op, given: &[(String, f64)]) -> Vec<(&'static st
     out
 }
 
+/// The op of a launch: the one its engine named (`foreign.op`), else its stage's. None: greta does not
+/// know it (the launch is kept, diffed by hash and listed as unjudged).
+pub fn op_for(stage: Stage, foreign: Option<&Foreign>) -> Option<Op> {
+    match foreign.and_then(|f| f.op.as_deref()) {
+        Some(name) => Op::from_name(name),
+        None => op_of(stage),
+    }
+}
+
 /// The op call of a launch of `stage`: its op and params; the caller adds the inputs by role. None for
-/// a stage greta has no op for. `foreign`: the launch was recorded by another engine (its params by
+/// a launch greta has no op for. `foreign`: the launch was recorded by another engine (its params by
 /// name are what counts).
 pub fn op_args(stage: Stage, params: &Params, foreign: Option<&Foreign>) -> Option<OpArgs> {
-    let op = op_of(stage)?;
+    let op = op_for(stage, foreign)?;
     let mut a = OpArgs::new(op);
     let ps = match foreign {
+        // An op the engine named: its params by their own names (rope_k's renaming is the stage's).
+        Some(f) if f.op.is_some() => from_names(Stage::Other, op, &f.params),
         Some(f) => from_names(stage, op, &f.params),
         None => from_params(stage, op, params),
     };

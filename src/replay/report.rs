@@ -259,14 +259,19 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
     // Another engine's launch (open capture): its own kernel cannot run here. Without --route nothing
     // is replayed; the f64 reference runs greta's kernel for the stage, when greta knows the stage.
     let foreign = b.foreign.is_some();
+    // The op the launch computes (its stage's, or the one its engine named): what the reference judges.
+    let judged = crate::ops::stages::op_for(b.stage, b.foreign.as_ref()).is_some();
     if let Some(f) = &b.foreign {
         row.stage = f.stage.clone();
         row.route = f.route.clone();
-        if b.stage == Stage::Other {
+        if !judged {
             row.replay_route = "-".into();
             row.note = Some(format!(
-                "no reference for {}: greta does not know this stage (kept and diffed by hash only)",
-                f.stage
+                "no reference for {}: greta does not know its op{} (kept and diffed by hash only)",
+                f.stage,
+                f.op.as_deref()
+                    .map(|o| format!(" `{o}`"))
+                    .unwrap_or_default()
             ));
             return row;
         }
@@ -286,7 +291,7 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
         }
     }
     let result = (|| -> Result<(), ReplayError> {
-        if b.stage == Stage::Other {
+        if !judged {
             return Err(ReplayError::NoReference(b.stage_name().to_string()));
         }
         let ins = inputs(src, l)?;

@@ -60,6 +60,7 @@ mod record;
 mod scan;
 pub mod trailer;
 mod v1;
+mod v4;
 mod verify;
 mod writer;
 

@@ -359,10 +359,18 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
     Ok(v)
 }
 
-/// Decodes a chained record written by format `version` (1: before open capture, see [`super::v1`]).
+/// Decodes a chained record written by format `version` (1: before open capture, see [`super::v1`];
+/// 2-4: before ops, see [`super::v4`]).
 pub(crate) fn decode_record(bytes: &[u8], version: u32) -> Result<Chained<Record>, String> {
     if version == 1 {
         let c: Chained<super::v1::RecordV1> = decode(bytes)?;
+        return Ok(Chained {
+            prev: c.prev,
+            record: c.record.into(),
+        });
+    }
+    if version <= 4 {
+        let c: Chained<super::v4::RecordV4> = decode(bytes)?;
         return Ok(Chained {
             prev: c.prev,
             record: c.record.into(),

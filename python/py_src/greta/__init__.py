@@ -209,13 +209,19 @@ class Recorder:
         layer: Optional[int],
         stage: str,
         route: str,
+        op: Optional[str] = None,
         params: Optional[Mapping[str, float]] = None,
         inputs: Optional[Mapping[str, Any]] = None,
         input_ids: Optional[Mapping[str, int]] = None,
     ) -> int:
-        """Writes the Begin record of a launch before the engine runs it; returns its seq for :meth:`end`."""
+        """Writes the Begin record of a launch before the engine runs it; returns its seq for :meth:`end`.
+
+        ``op`` names the maths the launch does (docs/OPS.md: ``rms_norm``, ``rope``, ``attention``, ...) when
+        ``stage`` is not one of greta's; a known op's contract is enforced: a missing required param, an
+        unknown input role or param, or shapes that do not fit raise ``ValueError`` and nothing is recorded.
+        """
         return self._rec.begin(
-            phase, layer, stage, route, _params(params), _inputs(inputs, input_ids)
+            phase, layer, stage, route, _params(params), _inputs(inputs, input_ids), op
         )
 
     def end(
@@ -245,6 +251,7 @@ class Recorder:
         layer: Optional[int],
         stage: str,
         route: str,
+        op: Optional[str] = None,
         params: Optional[Mapping[str, float]] = None,
         inputs: Optional[Mapping[str, Any]] = None,
         outputs: Optional[Mapping[str, Any]] = None,
@@ -257,6 +264,7 @@ class Recorder:
             layer=layer,
             stage=stage,
             route=route,
+            op=op,
             params=params,
             inputs=inputs,
             input_ids=input_ids,
