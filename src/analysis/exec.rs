@@ -8,8 +8,9 @@
 use super::{Compare, compare};
 use super::{Source, SourceError};
 use crate::backend::{Backend, BackendError};
-use crate::launch::{DType, Origin, Precision, Route, Tensor};
-use crate::tape::{Launch, Storage};
+use crate::backend::cpu::CpuBackend;
+use crate::launch::{DType, Origin, Precision, Route, RoutePolicy, Stage, Tensor, Variant};
+use crate::tape::{Launch, LaunchBegin, Storage};
 
 /// Replay failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,35 @@ pub fn execute(
             }),
         })
         .collect()
+}
+
+/// The route greta's default rule picks for `stage` over `rows` rows, at precision `p`. Attention stages
+/// keep their own family member (`attn` is the fused route, `qk`/`softmax`/`pv` the manual one).
+pub fn greta_route(stage: Stage, rows: usize, p: Precision) -> Route {
+    let variant = match stage {
+        Stage::Attn => Variant::Fused,
+        Stage::Qk | Stage::Softmax | Stage::Pv => Variant::Manual,
+        s => RoutePolicy::new(p).choose(s, rows).variant,
+    };
+    Route::new(variant, p)
+}
+
+/// The f64 reference route for `b`: its own variant at f64, or greta's for another engine's launch.
+pub fn reference_route(b: &LaunchBegin) -> Route {
+    let v = if b.route.variant == Variant::Engine {
+        greta_route(b.stage, b.params.rows.max(1) as usize, Precision::F64).variant
+    } else {
+        b.route.variant
+    };
+    Route::new(v, Precision::F64)
+}
+
+/// The f64 reference outputs of launch `l` on its recorded `inputs` (as [`inputs`] returns them). Every
+/// local error greta reports (`replay --reference f64`, the local-error rule of `diff`'s significance,
+/// `--kernels` plugins' `vs_f64`) is measured against this one function, so that the reference can be
+/// replaced in one place (issue 28: a reference that shares the route's algorithm shares its bugs).
+pub fn reference(l: &Launch, inputs: &[Tensor]) -> Result<Vec<Tensor>, ReplayError> {
+    execute(l, inputs, &CpuBackend::new(0), reference_route(&l.begin))
 }
 
 /// A recorded output with its bytes when they were captured.

@@ -4,8 +4,7 @@
 use super::plugin::{OutputSpec, Plugin};
 use super::report::{MatrixCell, merge};
 use crate::analysis::Source;
-use crate::analysis::exec::{Recorded, against, execute, inputs, recorded};
-use crate::backend::cpu::CpuBackend;
+use crate::analysis::exec::{Recorded, against, inputs, recorded};
 use crate::launch::Tensor;
 use crate::tape::Launch;
 
@@ -51,13 +50,7 @@ pub fn plugin_cell(src: &Source, l: &Launch, plugin: &Plugin) -> MatrixCell {
         let outs = plugin
             .run(stage, &b.route_name(), &b.params, &named, &specs)
             .map_err(|e| e.to_string())?;
-        let reference = execute(
-            l,
-            &ins,
-            &CpuBackend::new(0),
-            super::foreign::reference_route(b),
-        )
-        .map_err(|e| e.to_string())?;
+        let reference = crate::analysis::exec::reference(l, &ins).map_err(|e| e.to_string())?;
         Ok((rec, outs, reference))
     };
     match run() {

@@ -2,7 +2,9 @@
 //! against the f64 reference on the exact recorded inputs, the inherited error against an f64 run of the
 //! whole model, and optionally the route matrix.
 
-use crate::analysis::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
+use crate::analysis::exec::{
+    Recorded, ReplayError, against, execute, inputs, recorded, reference,
+};
 use crate::analysis::heads::{HeadRow, Side, by_head, compare_heads};
 use crate::analysis::substage::{self, DERIVED_ROUTE};
 use crate::analysis::{Compare, FirstDiff};
@@ -340,9 +342,8 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
             row.by_head = hr;
         }
         let need_ref = o.reference || o.all_routes;
-        let cpu = CpuBackend::new(0);
         let reference = if need_ref {
-            Some(execute(l, &ins, &cpu, super::foreign::reference_route(b))?)
+            Some(reference(l, &ins)?)
         } else {
             None
         };
