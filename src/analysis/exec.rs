@@ -7,8 +7,8 @@
 
 use super::{Compare, compare};
 use super::{Source, SourceError};
-use crate::backend::{Backend, BackendError};
 use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, BackendError};
 use crate::launch::{DType, Origin, Precision, Route, RoutePolicy, Stage, Tensor, Variant};
 use crate::tape::{Launch, LaunchBegin, Storage};
 

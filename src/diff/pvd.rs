@@ -191,7 +191,7 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
                             && va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
                         let c = compare_values(da, &va, &vb, &[va.len() as u64], bits);
                         r.equal = bits;
-                        let env = envelope_of(lp.begin.route.precision, ld.begin.route.precision);
+                        let env = envelope_of(lp.begin.route, ld.begin.route);
                         let v = tracker.judge(e.seq, &lp.begin.inputs, da, &c, env);
                         if significant.is_none() {
                             significant = v.map(|why| (rows.len(), why));

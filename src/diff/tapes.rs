@@ -162,25 +162,37 @@ fn keys(t: &TapeReader) -> Result<Vec<(Key, u64)>, TapeError> {
 }
 
 /// What differs between the builds that recorded A and B (see [`crate::tape::Provenance`]): empty when
-/// both tapes carry the same provenance.
+/// both tapes carry the same provenance. A tape without provenance is named with why it has none: format
+/// version 1 predates it; another engine's tape (open capture) records the engine, not a greta build.
 pub fn provenance_diff(a: &TapeReader, b: &TapeReader) -> Vec<String> {
+    let why = |t: &TapeReader| match (&t.header().engine, t.version()) {
+        (_, 1) => "format version 1".to_string(),
+        (Some(e), _) => format!("written by {} through the capture API", e.name),
+        (None, v) => format!("format version {v}"),
+    };
+    let may = "the builds may differ";
     match (&a.header().provenance, &b.header().provenance) {
         (Some(pa), Some(pb)) => crate::tape::Provenance::differences(pa, pb),
-        (None, None) => {
-            vec!["neither tape records its build (format version 1): the builds may differ".into()]
+        (None, None) if why(a) == why(b) => {
+            vec![format!(
+                "neither tape records its build ({}): {may}",
+                why(a)
+            )]
         }
-        (None, Some(_)) => {
-            vec!["A does not record its build (format version 1): the builds may differ".into()]
-        }
-        (Some(_), None) => {
-            vec!["B does not record its build (format version 1): the builds may differ".into()]
-        }
+        (None, None) => vec![format!(
+            "neither tape records its build (A: {}; B: {}): {may}",
+            why(a),
+            why(b)
+        )],
+        (None, Some(_)) => vec![format!("A does not record its build ({}): {may}", why(a))],
+        (Some(_), None) => vec![format!("B does not record its build ({}): {may}", why(b))],
     }
 }
 
 /// Explains when A and B are the same computation (comparing a run with itself proves nothing), or the same
-/// inputs run by different builds.
-pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
+/// inputs run by different builds; `equal` says whether all their outputs were equal (what the second
+/// case shows depends on it).
+pub fn same_computation(a: &TapeReader, b: &TapeReader, equal: bool) -> Option<String> {
     let (ha, hb) = (a.header(), b.header());
     let same = ha.model.blake3 == hb.model.blake3
         && ha.prompt_tokens == hb.prompt_tokens
@@ -194,9 +206,13 @@ pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
     let builds = provenance_diff(a, b);
     if !builds.is_empty() {
         return Some(format!(
-            "A and B ran the same model, prompt, routes, backend and options on different or unknown builds ({}): \
-             equal outputs show those builds compute the same bits for this run",
-            builds.join("; ")
+            "A and B ran the same model, prompt, routes, backend and options on different or unknown builds ({}): {}",
+            builds.join("; "),
+            if equal {
+                "their equal outputs show those builds compute the same bits for this run"
+            } else {
+                "their outputs differ: those builds compute different bits for this run (or one is nondeterministic)"
+            }
         ));
     }
     let mut differ = Vec::new();
@@ -288,7 +304,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
                     tracker.set(*seq_a, 0.0);
                     continue;
                 }
-                let env = envelope_of(la.begin.route.precision, lb.begin.route.precision);
+                let env = envelope_of(la.begin.route, lb.begin.route);
                 let verdict = tracker.judge(*seq_a, &la.begin.inputs, oa[0].dtype, &c, env);
                 if significant.is_none() {
                     significant = verdict.map(|why| (launches.len(), why));
@@ -311,6 +327,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         }
         launches.push(d);
     }
+    let equal = first.is_none() && launches.is_empty();
     Ok(TapeDiff {
         first_divergence: first,
         first_significant: significant.map(|(i, why)| FirstSignificant {
@@ -323,7 +340,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         aligned,
         only_a: ka.len() - aligned,
         only_b: kb.len() - aligned,
-        warning: same_computation(a, b),
+        warning: same_computation(a, b, equal),
         provenance: provenance_diff(a, b),
     })
 }

@@ -2,9 +2,7 @@
 //! against the f64 reference on the exact recorded inputs, the inherited error against an f64 run of the
 //! whole model, and optionally the route matrix.
 
-use crate::analysis::exec::{
-    Recorded, ReplayError, against, execute, inputs, recorded, reference,
-};
+use crate::analysis::exec::{Recorded, ReplayError, against, execute, inputs, recorded, reference};
 use crate::analysis::heads::{HeadRow, Side, by_head, compare_heads};
 use crate::analysis::substage::{self, DERIVED_ROUTE};
 use crate::analysis::{Compare, FirstDiff};
