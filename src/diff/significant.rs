@@ -19,7 +19,7 @@
 //! follows it inherits an infinite error.
 
 use crate::analysis::Compare;
-use crate::launch::{DType, Precision, Route, Variant};
+use crate::launch::{DType, Precision, Route};
 use crate::tape::{Storage, TensorRef};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -43,25 +43,7 @@ pub fn envelope(p: Precision) -> f64 {
     }
 }
 
-/// Relative L2 error `gemv_q8` adds by design: activations quantised to Q8_1 blocks of 32 (an 8-bit
-/// mantissa per element). Measured on random inputs by `route_envelopes_bound_measured_noise`
-/// (tests/verdicts.rs; table in docs/DIAGNOSIS.md): 4.9e-3 to 5.2e-3 over weight types and widths; this
-/// bound is four times that (real activations have heavier tails than the test's, so coarser blocks).
-pub const ENVELOPE_GEMV_Q8: f64 = 2e-2;
-/// Relative L2 error `gemm_mma` adds by design: x and W rounded to f16 (11-bit mantissas), f32
-/// accumulation. Measured as [`ENVELOPE_GEMV_Q8`]: 2.9e-4 to 3.3e-4; this bound is three times that.
-pub const ENVELOPE_GEMM_MMA: f64 = 1e-3;
-
-/// The noise envelope of a route: what its variant does by design (rounding x to Q8 or f16), else what
-/// its precision allows.
-pub fn route_envelope(r: Route) -> f64 {
-    let by_variant = match r.variant {
-        Variant::GemvQ8 => ENVELOPE_GEMV_Q8,
-        Variant::GemmMma => ENVELOPE_GEMM_MMA,
-        _ => 0.0,
-    };
-    by_variant.max(envelope(r.precision))
-}
+pub use crate::analysis::bounds::{ENVELOPE_GEMM_MMA, ENVELOPE_GEMV_Q8, route_envelope};
 
 /// The envelope for a comparison of two routes: the coarser route's.
 pub fn envelope_of(a: Route, b: Route) -> f64 {
