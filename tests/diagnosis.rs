@@ -6,7 +6,7 @@ use greta::launch::Stage;
 use greta::tape::{Launch, Record, Storage, TapeHeader, TapeReader, TapeWriter, WriterOptions};
 use std::path::{Path, PathBuf};
 
-fn record(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+pub(crate) fn record(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let model = tiny();
     let mut args = vec![
@@ -28,7 +28,7 @@ fn record(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 
 /// Copies a tape launch by launch, letting `edit` change the header and each launch (tensor bytes stored
 /// as chunks are copied; references to producers, rows and weights are kept as they are).
-fn rewrite(
+pub(crate) fn rewrite(
     src: &Path,
     dst: &Path,
     header: impl FnOnce(&mut TapeHeader),

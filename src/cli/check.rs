@@ -253,6 +253,7 @@ fn golden_check(
                     gp.display()
                 )?;
                 writeln!(o, "  {p}")?;
+                build_note(&g, o)?;
             }
             Ok(Outcome::Different)
         }
@@ -292,10 +293,24 @@ fn golden_check(
                 if let Some(p) = &params {
                     writeln!(o, "  {p}")?;
                 }
+                build_note(&g, o)?;
             }
             Ok(Outcome::Different)
         }
     }
+}
+
+/// On a difference: which build blessed the golden, when it is not this one.
+fn build_note(g: &Golden, o: &mut impl Write) -> std::io::Result<()> {
+    let d = g.build_differences();
+    if d.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        o,
+        "  the golden was blessed by another build: {}",
+        d.join("; ")
+    )
 }
 
 /// `greta check --golden G` with no prompt: the run's options come from the golden. Options that would

@@ -173,10 +173,18 @@ pub fn tapes(o: &mut impl Write, d: &TapeDiff, all: bool) -> std::io::Result<()>
 
 /// One line: what the diff found, naming the launch a reader should look at.
 fn tape_verdict(d: &TapeDiff) -> String {
-    let kind = |w: &Significance| if w.local.is_some() { "local" } else { "inherited rule" };
+    let kind = |w: &Significance| {
+        if w.local.is_some() {
+            "local"
+        } else {
+            "inherited rule"
+        }
+    };
     match (&d.first_divergence, &d.first_significant) {
         (None, _) if d.param_diffs.is_empty() && d.only_a + d.only_b == 0 => "identical".into(),
-        (None, _) if d.param_diffs.is_empty() => "same outputs where aligned; launches differ".into(),
+        (None, _) if d.param_diffs.is_empty() => {
+            "same outputs where aligned; launches differ".into()
+        }
         (None, _) => format!(
             "DIFFERENT: same output bits, params differ at {} launches",
             d.param_diffs.len()
@@ -275,20 +283,35 @@ pub fn pvd(o: &mut impl Write, r: &Pvd, all: bool) -> std::io::Result<()> {
                 "DIFFERENT: layer {} {} is significant ({})",
                 layer(s.at.layer),
                 stage_name(&s.at),
-                if s.why.local.is_some() { "local" } else { "inherited rule" }
+                if s.why.local.is_some() {
+                    "local"
+                } else {
+                    "inherited rule"
+                }
             ),
             (None, None) if r.param_diffs.is_empty() => "bit-identical".into(),
             (_, None) if !r.param_diffs.is_empty() => {
-                format!("DIFFERENT: params differ at {} launches", r.param_diffs.len())
+                format!(
+                    "DIFFERENT: params differ at {} launches",
+                    r.param_diffs.len()
+                )
             }
             (_, None) => "route noise only: no significant difference".into(),
         }
     )?;
-    for p in r.param_diffs.iter().take(if all { usize::MAX } else { PARAMS_SHOWN }) {
+    for p in r
+        .param_diffs
+        .iter()
+        .take(if all { usize::MAX } else { PARAMS_SHOWN })
+    {
         writeln!(o, "{p}")?;
     }
     if !all && r.param_diffs.len() > PARAMS_SHOWN {
-        writeln!(o, "... {} more params differences (--all)", r.param_diffs.len() - PARAMS_SHOWN)?;
+        writeln!(
+            o,
+            "... {} more params differences (--all)",
+            r.param_diffs.len() - PARAMS_SHOWN
+        )?;
     }
     if all {
         pvd_header(o)?;

@@ -58,7 +58,13 @@ pub fn summary(o: &mut impl Write, rows: &[Row], reference: bool) -> std::io::Re
     let not_replayed = |r: &&Row| r.replay_route == "-";
     let errors: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.error.is_some() && !r.error.as_deref().is_some_and(|e| e.starts_with("no reference for")))
+        .filter(|r| {
+            r.error.is_some()
+                && !r
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("no reference for"))
+        })
         .collect();
     let differ: Vec<&Row> = rows
         .iter()
@@ -82,7 +88,11 @@ pub fn summary(o: &mut impl Write, rows: &[Row], reference: bool) -> std::io::Re
         writeln!(o, "  not bit-exact: {}", names(differ.iter().copied()))?;
     }
     if !errors.is_empty() {
-        writeln!(o, "  could not be replayed: {}", names(errors.iter().copied()))?;
+        writeln!(
+            o,
+            "  could not be replayed: {}",
+            names(errors.iter().copied())
+        )?;
     }
     if !reference {
         return writeln!(
@@ -99,12 +109,20 @@ pub fn summary(o: &mut impl Write, rows: &[Row], reference: bool) -> std::io::Re
         .iter()
         .filter(|r| local_ratio(r).is_some_and(|x| x > 1.0))
         .collect();
-    over.sort_by(|a, b| local_ratio(b).unwrap_or(0.0).total_cmp(&local_ratio(a).unwrap_or(0.0)));
+    over.sort_by(|a, b| {
+        local_ratio(b)
+            .unwrap_or(0.0)
+            .total_cmp(&local_ratio(a).unwrap_or(0.0))
+    });
     if over.is_empty() {
         let worst = rows
             .iter()
             .filter(|r| local_ratio(r).is_some())
-            .max_by(|a, b| local_ratio(a).unwrap_or(0.0).total_cmp(&local_ratio(b).unwrap_or(0.0)));
+            .max_by(|a, b| {
+                local_ratio(a)
+                    .unwrap_or(0.0)
+                    .total_cmp(&local_ratio(b).unwrap_or(0.0))
+            });
         if let Some(w) = worst {
             writeln!(
                 o,
@@ -115,7 +133,11 @@ pub fn summary(o: &mut impl Write, rows: &[Row], reference: bool) -> std::io::Re
             )?;
         }
     } else {
-        writeln!(o, "  local error above its stage's bound at {} launches:", over.len())?;
+        writeln!(
+            o,
+            "  local error above its stage's bound at {} launches:",
+            over.len()
+        )?;
         for r in over.iter().take(SHOWN) {
             writeln!(
                 o,

@@ -166,7 +166,9 @@ impl LocalErrors {
         let unmeasured: usize = all.iter().map(|l| l.unmeasured).sum();
         let why = all.iter().find_map(|l| l.why_not.clone());
         match (measured, unmeasured, why) {
-            (0, 0, _) => "local errors: none needed (no differing launch greta's reference judges)".into(),
+            (0, 0, _) => {
+                "local errors: none needed (no differing launch greta's reference judges)".into()
+            }
             (m, 0, _) => format!("local errors: {m} launches measured against the f64 reference"),
             (0, u, Some(w)) => format!(
                 "local errors: not measured for any of {u} launches ({w}): significance from inherited errors only"

@@ -223,10 +223,15 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
                 r.routes.1 = ld.begin.route_name();
                 // The decode launch runs position k (one row): a recorded pos that says otherwise is named
                 // (issue 28: it printed "row not in launch" and blamed kv_write), and its row compared.
-                let mut what: Vec<String> = super::params::params(&lp.begin.params, &ld.begin.params)
-                    .into_iter()
-                    .filter(|w| !["rows ", "pos ", "kv_block "].iter().any(|f| w.starts_with(f)))
-                    .collect();
+                let mut what: Vec<String> =
+                    super::params::params(&lp.begin.params, &ld.begin.params)
+                        .into_iter()
+                        .filter(|w| {
+                            !["rows ", "pos ", "kv_block "]
+                                .iter()
+                                .any(|f| w.starts_with(f))
+                        })
+                        .collect();
                 let dpos = ld.begin.params.pos as usize;
                 let start = if ld.begin.params.rows == 1 && dpos != k {
                     what.insert(0, format!("pos {dpos}, but {dp} runs position {k}"));
@@ -251,14 +256,7 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
                         let c = compare_values(da, &va, &vb, &[va.len() as u64], bits);
                         r.equal = bits;
                         let env = envelope_of(lp.begin.route, ld.begin.route);
-                        let v = tracker.judge(
-                            e.seq,
-                            &lp.begin.inputs,
-                            da,
-                            &c,
-                            env,
-                            &copied(&lp),
-                        );
+                        let v = tracker.judge(e.seq, &lp.begin.inputs, da, &c, env, &copied(&lp));
                         judged.insert(rows.len(), (tracker.inherited(&lp.begin.inputs), env));
                         if significant.is_none() {
                             significant = v.map(|why| (rows.len(), why));
@@ -280,7 +278,10 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
         .cloned();
     // The local-error rule over the launches compared (prefill's and decode's, one tape).
     let mut seqs: Vec<u64> = Vec::new();
-    for r in rows.iter().filter(|r| r.compare.as_ref().is_some_and(|_| !r.equal)) {
+    for r in rows
+        .iter()
+        .filter(|r| r.compare.as_ref().is_some_and(|_| !r.equal))
+    {
         seqs.push(r.seq_prefill);
         seqs.extend(r.seq_decode);
     }

@@ -152,11 +152,7 @@ impl Tracker {
         };
         let mut m = 0.0f64;
         for s in seqs {
-            let a = if other {
-                *self.alias.get(&s)?
-            } else {
-                s
-            };
+            let a = if other { *self.alias.get(&s)? } else { s };
             m = m.max(self.err.get(&a).copied().unwrap_or(0.0));
         }
         Some(m)
@@ -203,7 +199,11 @@ impl Tracker {
                     "relative error {err:.2e}; its input {} differs between the tapes by {e:.2e}, though the launches \
                      that produced it differ by {}: the input changed between its producer and this launch",
                     d.role,
-                    if p == 0.0 { "nothing".to_string() } else { format!("only {p:.2e}") }
+                    if p == 0.0 {
+                        "nothing".to_string()
+                    } else {
+                        format!("only {p:.2e}")
+                    }
                 ),
                 inputs: differ.to_vec(),
                 local: None,
@@ -292,16 +292,24 @@ mod tests {
         let env = envelope(Precision::F32);
         // Route noise with identical inputs, then noise carried forward with modest growth.
         assert!(t.judge(1, &[], DType::F32, &c(2e-7), env, &[]).is_none());
-        assert!(t.judge(2, &[from(1)], DType::F32, &c(3e-6), env, &[]).is_none());
+        assert!(
+            t.judge(2, &[from(1)], DType::F32, &c(3e-6), env, &[])
+                .is_none()
+        );
         // A launch not compared passes on what it inherited.
         let inh = t.inherited(&[from(2)]);
         t.set(3, inh);
         // Five orders of magnitude over its inputs: significant.
-        let s = t.judge(4, &[from(3)], DType::F32, &c(0.3), env, &[]).unwrap();
+        let s = t
+            .judge(4, &[from(3)], DType::F32, &c(0.3), env, &[])
+            .unwrap();
         assert_eq!(s.inherited, 3e-6);
         assert!(s.growth > GROWTH, "{s:?}");
         // Inherited error passes through without a verdict.
-        assert!(t.judge(5, &[from(4)], DType::F32, &c(0.5), env, &[]).is_none());
+        assert!(
+            t.judge(5, &[from(4)], DType::F32, &c(0.5), env, &[])
+                .is_none()
+        );
         // Identical inputs but beyond the f32 envelope: significant.
         assert!(t.judge(6, &[], DType::F32, &c(1e-3), env, &[]).is_some());
         // The f16 envelope is wider.
@@ -311,6 +319,9 @@ mod tests {
         );
         // A different token is not judged; what follows inherits an infinite error.
         assert!(t.judge(8, &[], DType::I32, &c(1.0), env, &[]).is_none());
-        assert!(t.judge(9, &[from(8)], DType::F32, &c(1.0), env, &[]).is_none());
+        assert!(
+            t.judge(9, &[from(8)], DType::F32, &c(1.0), env, &[])
+                .is_none()
+        );
     }
 }

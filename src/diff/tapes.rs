@@ -4,8 +4,8 @@
 //! shapes differ still line up stage by stage. Output hashes are compared first; tensor bytes are read
 //! (decompressed) only for launches whose hashes differ.
 
-use super::params::{ParamDiff, describe_diff};
 use super::local::{BUDGET_BYTES, LocalErrors};
+use super::params::{ParamDiff, describe_diff};
 use super::significant::{InputDiff, Significance, Tracker, envelope_of};
 use crate::analysis::Source;
 use crate::analysis::{Compare, compare};
@@ -396,18 +396,15 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
 
 /// The inputs of `la` whose bytes differ from `lb`'s input of the same role (by hash, however each was
 /// recorded), measured when both sides' bytes can be read.
-fn input_diffs(
-    la: &Launch,
-    lb: &Launch,
-    sa: &Source,
-    sb: &Source,
-    t: &Tracker,
-) -> Vec<InputDiff> {
+fn input_diffs(la: &Launch, lb: &Launch, sa: &Source, sb: &Source, t: &Tracker) -> Vec<InputDiff> {
     let (ia, ib) = (&la.begin.inputs, &lb.begin.inputs);
     ia.iter()
         .enumerate()
         .filter_map(|(i, ra)| {
-            let rb = ib.iter().find(|r| r.role == ra.role).or_else(|| ib.get(i))?;
+            let rb = ib
+                .iter()
+                .find(|r| r.role == ra.role)
+                .or_else(|| ib.get(i))?;
             if ra.hash == rb.hash {
                 return None;
             }
