@@ -6,7 +6,7 @@ use greta::launch::Stage;
 use greta::tape::{Launch, Record, Storage, TapeHeader, TapeReader, TapeWriter, WriterOptions};
 use std::path::{Path, PathBuf};
 
-fn record(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+pub(crate) fn record(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let model = tiny();
     let mut args = vec![
@@ -28,7 +28,7 @@ fn record(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 
 /// Copies a tape launch by launch, letting `edit` change the header and each launch (tensor bytes stored
 /// as chunks are copied; references to producers, rows and weights are kept as they are).
-fn rewrite(
+pub(crate) fn rewrite(
     src: &Path,
     dst: &Path,
     header: impl FnOnce(&mut TapeHeader),
@@ -252,7 +252,9 @@ fn params_that_change_no_bit_still_differ() {
         out.contains("identical: every aligned launch has the same output hashes"),
         "{out}"
     );
-    let want = format!("params differ at seq {seq} prefill - final_norm: eps {orig:e} vs 9.99e-6");
+    // The model's f32 epsilon prints as given (issue 28: it printed as 9.999999747378752e-6).
+    assert_eq!(orig, f64::from(1e-5f32));
+    let want = format!("params differ at seq {seq} prefill - final_norm: eps 1e-5 vs 9.99e-6");
     assert!(out.contains(&want), "want `{want}` in:\n{out}");
     let v = json(&greta_s(&["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]).1);
     assert_eq!(v["param_diffs"].as_array().unwrap().len(), 1);

@@ -8,7 +8,7 @@
 use super::{Compare, compare};
 use super::{Source, SourceError};
 use crate::backend::{Backend, BackendError};
-use crate::launch::{DType, Origin, Precision, Route, Tensor};
+use crate::launch::{DType, Origin, Precision, Route, RoutePolicy, Stage, Tensor, Variant};
 use crate::tape::{Launch, Storage};
 
 /// Replay failed.
@@ -120,6 +120,26 @@ pub fn execute(
             }),
         })
         .collect()
+}
+
+/// The route greta's default rule picks for `stage` over `rows` rows, at precision `p`. Attention stages
+/// keep their own family member (`attn` is the fused route, `qk`/`softmax`/`pv` the manual one).
+pub fn greta_route(stage: Stage, rows: usize, p: Precision) -> Route {
+    let variant = match stage {
+        Stage::Attn => Variant::Fused,
+        Stage::Qk | Stage::Softmax | Stage::Pv => Variant::Manual,
+        s => RoutePolicy::new(p).choose(s, rows).variant,
+    };
+    Route::new(variant, p)
+}
+
+/// The f64 reference outputs of launch `l` on its recorded `inputs` (as [`inputs`] returns them): the
+/// op's plain-maths kernel ([`super::reference`], `crate::ops`), never a route. Every
+/// local error greta reports (`replay --reference f64`, the local-error rule of `diff`'s significance,
+/// `--kernels` plugins' `vs_f64`) is measured against this one function, so that the reference can be
+/// replaced in one place (issue 28: a reference that shares the route's algorithm shares its bugs).
+pub fn reference(l: &Launch, inputs: &[Tensor]) -> Result<Vec<Tensor>, ReplayError> {
+    super::reference::reference(l, inputs)
 }
 
 /// A recorded output with its bytes when they were captured.

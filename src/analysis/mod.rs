@@ -14,6 +14,7 @@
 //! assert!(compare(DType::F32, &a, DType::F32, &a, &[2]).bit_exact);
 //! ```
 
+pub mod bounds;
 pub mod compare;
 pub mod exec;
 pub mod heads;

@@ -40,6 +40,10 @@ pub struct Golden {
     /// it existed have none, and their params are not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<String>>,
+    /// The build that blessed it (git commit, binary and source hashes). Optional: older goldens have
+    /// none. A check that finds a difference names what differs between that build and its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::tape::Provenance>,
 }
 
 fn params(l: &crate::inspect::manifest::ManifestLaunch) -> String {
@@ -99,7 +103,16 @@ impl Golden {
             fingerprint: m.fingerprint.clone(),
             launches: m.launches.iter().map(line).collect(),
             params: Some(m.launches.iter().map(params).collect()),
+            build: Some(crate::tape::Provenance::current()),
         }
+    }
+
+    /// What differs between the build that blessed the golden and the running one (empty: the same, or
+    /// unknown for an older golden).
+    pub fn build_differences(&self) -> Vec<String> {
+        self.build.as_ref().map_or_else(Vec::new, |b| {
+            crate::tape::Provenance::differences(b, &crate::tape::Provenance::current())
+        })
     }
 
     /// Checks the params of a manifest's launches against the golden's (None when the golden has no

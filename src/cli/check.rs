@@ -65,8 +65,9 @@ pub struct Args {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Perturb the last recorded run (phase=P,layer=L,stage=S,index=I,ulps=U): checks that `check` finds
-    /// and names a non-deterministic element. For testing greta itself.
+    /// Perturb every recorded run after the first (the only one when --runs 1) (phase=P,layer=L,stage=S,
+    /// index=I,ulps=U): checks that `check` finds and names a non-deterministic element in any number of
+    /// differing runs. For testing greta itself.
     #[arg(long, hide = true, value_parser = super::common::valid::<crate::record::fault::Fault>)]
     inject_fault: Option<String>,
 }
@@ -252,6 +253,7 @@ fn golden_check(
                     gp.display()
                 )?;
                 writeln!(o, "  {p}")?;
+                build_note(&g, o)?;
             }
             Ok(Outcome::Different)
         }
@@ -291,10 +293,24 @@ fn golden_check(
                 if let Some(p) = &params {
                     writeln!(o, "  {p}")?;
                 }
+                build_note(&g, o)?;
             }
             Ok(Outcome::Different)
         }
     }
+}
+
+/// On a difference: which build blessed the golden, when it is not this one.
+fn build_note(g: &Golden, o: &mut impl Write) -> std::io::Result<()> {
+    let d = g.build_differences();
+    if d.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        o,
+        "  the golden was blessed by another build: {}",
+        d.join("; ")
+    )
 }
 
 /// `greta check --golden G` with no prompt: the run's options come from the golden. Options that would
@@ -393,7 +409,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     for i in 0..a.runs {
         let th = a.threads[i % a.threads.len()];
         eprintln!("run {}/{}: recorded, {th} threads", i + 1, a.runs + 1);
-        let faulted = i + 1 == a.runs;
+        let faulted = i > 0 || a.runs == 1;
         manifests.push(one_run(&a, th, true, dir.path(), i, faulted, None)?.0);
         configs.push((th, true, faulted));
         labels.push(format!("run {} (recorded, {th} threads)", i + 1));
@@ -415,8 +431,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .collect();
     // The first differing element of each mismatch: rerun both sides keeping that launch's output.
     let mut elements = Vec::new();
-    for (i, d) in &diffs {
-        let keep = |k: usize| -> anyhow::Result<crate::check::element::Kept> {
+    // Each rerun records its own tape: two per mismatch, numbered after the runs (issue 28: with two
+    // mismatches the second pair reused the first pair's names and stopped with "already exists").
+    for (j, (i, d)) in diffs.iter().enumerate() {
+        let keep = |k: usize, side: usize| -> anyhow::Result<crate::check::element::Kept> {
             let kept = crate::check::element::Kept::default();
             let (th, rec, f) = configs[k];
             let obs = crate::check::element::KeepOutput {
@@ -428,13 +446,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 th,
                 rec,
                 dir.path(),
-                a.runs + 1 + k,
+                a.runs + 1 + 2 * j + side,
                 f,
                 Some(Box::new(obs)),
             )?;
             Ok(kept)
         };
-        let (k0, ki) = (keep(0)?, keep(*i)?);
+        let (k0, ki) = (keep(0, 0)?, keep(*i, 1)?);
         elements.push(crate::check::element::compare_kept(&k0, &ki));
     }
     let n = manifests.len();

@@ -115,7 +115,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             )
             .with_context(|| format!("writing {}", p.display()))?;
         }
-        let same = r.first_divergence.is_none();
+        let same = r.first_divergence.is_none() && r.param_diffs.is_empty();
         if a.json {
             writeln!(o, "{}", serde_json::to_string(&r)?)?;
             return Ok(if same {

@@ -47,9 +47,13 @@ fn at(f: &FirstDivergence) -> String {
 pub fn tapes(o: &mut impl Write, d: &TapeDiff, all: bool) -> std::io::Result<()> {
     writeln!(
         o,
-        "{} aligned launches; {} only in A, {} only in B",
-        d.aligned, d.only_a, d.only_b
+        "{} aligned launches; {} only in A, {} only in B; {} differ",
+        d.aligned,
+        d.only_a,
+        d.only_b,
+        d.launches.len()
     )?;
+    writeln!(o, "verdict: {}", tape_verdict(d))?;
     if !d.provenance.is_empty() {
         writeln!(o, "builds differ: {}", d.provenance.join("; "))?;
     }
@@ -87,6 +91,7 @@ pub fn tapes(o: &mut impl Write, d: &TapeDiff, all: bool) -> std::io::Result<()>
             )?,
             Some(s) => writeln!(o, "first significant: {}\n  {}", at(&s.at), why(&s.why))?,
         }
+        writeln!(o, "{}", d.local_errors)?;
     }
     if d.first_divergence.is_none() {
         return Ok(());
@@ -166,6 +171,38 @@ pub fn tapes(o: &mut impl Write, d: &TapeDiff, all: bool) -> std::io::Result<()>
     writeln!(o, "(every stage and launch: --all)")
 }
 
+/// One line: what the diff found, naming the launch a reader should look at.
+fn tape_verdict(d: &TapeDiff) -> String {
+    let kind = |w: &Significance| {
+        if w.local.is_some() {
+            "local"
+        } else {
+            "inherited rule"
+        }
+    };
+    match (&d.first_divergence, &d.first_significant) {
+        (None, _) if d.param_diffs.is_empty() && d.only_a + d.only_b == 0 => "identical".into(),
+        (None, _) if d.param_diffs.is_empty() => {
+            "same outputs where aligned; launches differ".into()
+        }
+        (None, _) => format!(
+            "DIFFERENT: same output bits, params differ at {} launches",
+            d.param_diffs.len()
+        ),
+        (Some(_), None) => format!(
+            "route noise only: {} launches differ, none significantly",
+            d.launches.len()
+        ),
+        (Some(_), Some(s)) => format!(
+            "DIFFERENT: {} layer {} {} is significant ({})",
+            s.at.phase,
+            layer(s.at.layer),
+            s.at.stage,
+            kind(&s.why)
+        ),
+    }
+}
+
 fn stage_name(x: &PvdRow) -> String {
     if x.stage == x.decode_stage {
         x.stage.clone()
@@ -238,6 +275,44 @@ pub fn pvd(o: &mut impl Write, r: &Pvd, all: bool) -> std::io::Result<()> {
         r.decode_phase,
         r.rows.iter().filter(|x| x.compare.is_some()).count()
     )?;
+    writeln!(
+        o,
+        "verdict: {}",
+        match (&r.first_divergence, &r.first_significant) {
+            (_, Some(s)) => format!(
+                "DIFFERENT: layer {} {} is significant ({})",
+                layer(s.at.layer),
+                stage_name(&s.at),
+                if s.why.local.is_some() {
+                    "local"
+                } else {
+                    "inherited rule"
+                }
+            ),
+            (None, None) if r.param_diffs.is_empty() => "bit-identical".into(),
+            (_, None) if !r.param_diffs.is_empty() => {
+                format!(
+                    "DIFFERENT: params differ at {} launches",
+                    r.param_diffs.len()
+                )
+            }
+            (_, None) => "route noise only: no significant difference".into(),
+        }
+    )?;
+    for p in r
+        .param_diffs
+        .iter()
+        .take(if all { usize::MAX } else { PARAMS_SHOWN })
+    {
+        writeln!(o, "{p}")?;
+    }
+    if !all && r.param_diffs.len() > PARAMS_SHOWN {
+        writeln!(
+            o,
+            "... {} more params differences (--all)",
+            r.param_diffs.len() - PARAMS_SHOWN
+        )?;
+    }
     if all {
         pvd_header(o)?;
         for x in &r.rows {
@@ -261,6 +336,7 @@ pub fn pvd(o: &mut impl Write, r: &Pvd, all: bool) -> std::io::Result<()> {
         )?,
         Some(s) => writeln!(o, "first significant: {}\n  {}", pvd_at(&s.at), why(&s.why))?,
     }
+    writeln!(o, "{}", r.local_errors)?;
     if !all {
         let mut worst: Vec<&PvdRow> = r.rows.iter().filter(|x| x.compare.is_some()).collect();
         worst.sort_by(|a, b| {

@@ -13,6 +13,7 @@ mod ls;
 mod manifest;
 mod record;
 mod replay;
+mod replay_summary;
 mod run;
 mod show;
 mod stage_sel;

@@ -254,6 +254,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             && (r.error.is_none() || no_reference(r))
             && plugin_exact(r)
     });
+    // A local error above its stage's bound is a failure whatever the replay's bits (issue 28).
+    let over_bound = |r: &crate::replay::Row| matches!((&r.local, r.local_bound), (Some(c), Some(b)) if c.rel_l2 > b || c.nonfinite_mismatch > 0);
+    let all_exact = all_exact && !rows.iter().any(over_bound);
     // A launch that could not be replayed (missing model, a route the backend lacks) is an error
     // (exit 2), not a difference: nothing was compared.
     let failed = rows
@@ -304,6 +307,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing {}", p.display()))?;
     }
     let mut o = std::io::stdout().lock();
+    if !a.json {
+        super::replay_summary::summary(&mut o, &rows, a.reference.is_some())?;
+    }
     if a.json {
         writeln!(o, "{}", serde_json::to_string(&rows)?)?;
         if failed > 0 {

@@ -8,7 +8,9 @@
 //! manual attention ends in `pv`, decode's fused attention in `attn`: those two are compared as the
 //! attention output; `qk` and `softmax` have no decode counterpart then and are listed as such.
 
-use super::significant::{Significance, Tracker, envelope_of};
+use super::local::{BUDGET_BYTES, LocalErrors};
+use super::params::ParamDiff;
+use super::significant::{InputDiff, Significance, Tracker, envelope_of};
 use crate::analysis::Source;
 use crate::analysis::compare::{Compare, compare_values};
 use crate::analysis::values;
@@ -64,6 +66,11 @@ pub struct Pvd {
     pub first_significant: Option<PvdSignificant>,
     /// Every comparison, in forward order.
     pub rows: Vec<PvdRow>,
+    /// Decode launches whose params contradict prefill's (rows, position and key block aside) or whose
+    /// `pos` is not the position their phase runs.
+    pub param_diffs: Vec<ParamDiff>,
+    /// How many launches the local-error rule measured, and why not the others (see `diff::local`).
+    pub local_errors: String,
 }
 
 /// What went wrong.
@@ -89,13 +96,23 @@ pub enum PvdError {
 
 /// The rows of an output for position `k` as values: launch covers positions `pos..pos+rows`.
 fn slice(l: &Launch, src: &Source, k: usize) -> Result<(crate::launch::DType, Vec<f64>), String> {
+    slice_at(l, src, k, l.begin.params.pos as usize)
+}
+
+/// [`slice`] for a launch whose rows start at position `start` (its recorded `pos` unless that is wrong).
+fn slice_at(
+    l: &Launch,
+    src: &Source,
+    k: usize,
+    start: usize,
+) -> Result<(crate::launch::DType, Vec<f64>), String> {
     let end = l.end.as_ref().ok_or("no outputs recorded")?;
     let o = end.outputs.first().ok_or("no outputs")?;
     let bytes = src.bytes(o).map_err(|e| e.to_string())?;
     let v = values(o.dtype, &bytes).ok_or("not a float tensor")?;
     let p = &l.begin.params;
     let i = k
-        .checked_sub(p.pos as usize)
+        .checked_sub(start)
         .filter(|&i| i < p.rows as usize)
         .ok_or("row not in launch")?;
     let shape: Vec<usize> = o.shape.iter().map(|&d| d as usize).collect();
@@ -114,6 +131,23 @@ fn slice(l: &Launch, src: &Source, k: usize) -> Result<(crate::launch::DType, Ve
         _ => return Err(format!("cannot slice shape {:?}", o.shape)),
     };
     Ok((o.dtype, out))
+}
+
+/// The activation inputs of `l` recorded as copies: prefill-vs-decode follows producers only, so what a
+/// copy carried is unknown (not "identical"), and the inherited rule gives no verdict on the launch.
+fn copied(l: &Launch) -> Vec<InputDiff> {
+    use crate::tape::Storage;
+    l.begin
+        .inputs
+        .iter()
+        .filter(|r| !matches!(r.role.as_str(), "w" | "table" | "ids"))
+        .filter(|r| matches!(r.storage, Storage::Chunks(_) | Storage::HashOnly))
+        .map(|r| InputDiff {
+            role: r.role.clone(),
+            err: None,
+            produced: None,
+        })
+        .collect()
 }
 
 /// Compares prefill's row `row` (default: last prompt row) with the decode launch at that position.
@@ -155,6 +189,8 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
     let mut rows = Vec::new();
     let mut tracker = Tracker::default();
     let mut significant = None;
+    let mut param_diffs = Vec::new();
+    let mut judged: HashMap<usize, (f64, f64)> = HashMap::new();
     for e in &prefill {
         let lp = t.launch(e.seq)?;
         let p = &lp.begin.params;
@@ -185,14 +221,43 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             Some(sd) => {
                 let ld = t.launch(sd)?;
                 r.routes.1 = ld.begin.route_name();
-                match (slice(&lp, &src, k), slice(&ld, &src, k)) {
+                // The decode launch runs position k (one row): a recorded pos that says otherwise is named
+                // (issue 28: it printed "row not in launch" and blamed kv_write), and its row compared.
+                let mut what: Vec<String> =
+                    super::params::params(&lp.begin.params, &ld.begin.params)
+                        .into_iter()
+                        .filter(|w| {
+                            !["rows ", "pos ", "kv_block "]
+                                .iter()
+                                .any(|f| w.starts_with(f))
+                        })
+                        .collect();
+                let dpos = ld.begin.params.pos as usize;
+                let start = if ld.begin.params.rows == 1 && dpos != k {
+                    what.insert(0, format!("pos {dpos}, but {dp} runs position {k}"));
+                    k
+                } else {
+                    dpos
+                };
+                if !what.is_empty() {
+                    param_diffs.push(ParamDiff {
+                        phase: dp.to_string(),
+                        layer: e.layer,
+                        stage: dstage.name().into(),
+                        seq_a: e.seq,
+                        seq_b: sd,
+                        what,
+                    });
+                }
+                match (slice(&lp, &src, k), slice_at(&ld, &src, k, start)) {
                     (Ok((da, va)), Ok((_, vb))) => {
                         let bits = va.len() == vb.len()
                             && va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
                         let c = compare_values(da, &va, &vb, &[va.len() as u64], bits);
                         r.equal = bits;
-                        let env = envelope_of(lp.begin.route.precision, ld.begin.route.precision);
-                        let v = tracker.judge(e.seq, &lp.begin.inputs, da, &c, env);
+                        let env = envelope_of(lp.begin.route, ld.begin.route);
+                        let v = tracker.judge(e.seq, &lp.begin.inputs, da, &c, env, &copied(&lp));
+                        judged.insert(rows.len(), (tracker.inherited(&lp.begin.inputs), env));
                         if significant.is_none() {
                             significant = v.map(|why| (rows.len(), why));
                         }
@@ -211,7 +276,51 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
         .iter()
         .find(|r| r.compare.is_some() && !r.equal)
         .cloned();
+    // The local-error rule over the launches compared (prefill's and decode's, one tape).
+    let mut seqs: Vec<u64> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.compare.as_ref().is_some_and(|_| !r.equal))
+    {
+        seqs.push(r.seq_prefill);
+        seqs.extend(r.seq_decode);
+    }
+    let mut budget = BUDGET_BYTES;
+    let local = LocalErrors::measure(t, &seqs, &mut budget)?;
+    let by_local = rows.iter().enumerate().find_map(|(i, r)| {
+        if r.equal || r.compare.is_none() {
+            return None;
+        }
+        let v = local
+            .verdict(r.seq_prefill, "prefill")
+            .or_else(|| local.verdict(r.seq_decode?, "decode"))?;
+        Some((i, v))
+    });
+    if let Some((i, v)) = by_local {
+        match &mut significant {
+            Some((j, why)) if *j == i => why.local = Some(v),
+            Some((j, _)) if *j < i => {}
+            _ => {
+                let r = &rows[i];
+                let (inherited, envelope) = judged.get(&i).copied().unwrap_or((0.0, 0.0));
+                significant = Some((
+                    i,
+                    Significance {
+                        err: r.compare.as_ref().map_or(0.0, |c| c.rel_l2),
+                        inherited,
+                        envelope,
+                        growth: v.local / v.typical.max(f64::MIN_POSITIVE),
+                        reason: v.reason(&r.stage),
+                        inputs: Vec::new(),
+                        local: Some(v),
+                    },
+                ));
+            }
+        }
+    }
     Ok(Pvd {
+        param_diffs,
+        local_errors: LocalErrors::note(&[&local]),
         row: k,
         decode_phase: dp.to_string(),
         first_divergence: first,

@@ -19,7 +19,7 @@
 //! follows it inherits an infinite error.
 
 use crate::analysis::Compare;
-use crate::launch::{DType, Precision};
+use crate::launch::{DType, Precision, Route};
 use crate::tape::{Storage, TensorRef};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -43,9 +43,11 @@ pub fn envelope(p: Precision) -> f64 {
     }
 }
 
-/// The envelope for a comparison of two routes: the coarser precision's.
-pub fn envelope_of(a: Precision, b: Precision) -> f64 {
-    envelope(a).max(envelope(b))
+pub use crate::analysis::bounds::{ENVELOPE_GEMM_MMA, ENVELOPE_GEMV_Q8, route_envelope};
+
+/// The envelope for a comparison of two routes: the coarser route's.
+pub fn envelope_of(a: Route, b: Route) -> f64 {
+    route_envelope(a).max(route_envelope(b))
 }
 
 /// The verdict on one launch.
@@ -61,12 +63,52 @@ pub struct Significance {
     pub growth: f64,
     /// Why it is significant, in words.
     pub reason: String,
+    /// The inputs whose bytes differ between the two sides (empty: byte-identical inputs, or not
+    /// measured: prefill-vs-decode follows producers only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputDiff>,
+    /// Set when the local-error rule named the launch (see [`super::local`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<super::local::LocalVerdict>,
+}
+
+/// An input of a compared launch whose bytes differ between the two sides (hashes compared, whether the
+/// input was recorded as a copy, as KV-cache rows or as a reference to its producer: issue 28).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InputDiff {
+    /// Its role.
+    pub role: String,
+    /// Relative L2 error between the two sides' bytes (None: not measurable: hash only, or the shapes or
+    /// kinds differ).
+    pub err: Option<f64>,
+    /// The largest error among the launches that produced it, followed through either tape's references
+    /// (None: neither side names a producer, e.g. both recorded it as a copy).
+    pub produced: Option<f64>,
+}
+
+impl InputDiff {
+    /// `k_cache (relative error 6.1e-1)`.
+    pub fn describe(&self) -> String {
+        match self.err {
+            Some(e) => format!("{} (relative error {e:.2e})", self.role),
+            None => format!("{} (bytes differ; not measurable)", self.role),
+        }
+    }
+}
+
+fn describe_all(d: &[InputDiff]) -> String {
+    d.iter()
+        .map(InputDiff::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Follows relative errors forward through the producers of a tape's launches.
 #[derive(Default, Debug)]
 pub struct Tracker {
     err: HashMap<u64, f64>,
+    /// Launch in the other tape (B) → its aligned launch in the followed one (A).
+    alias: HashMap<u64, u64>,
 }
 
 impl Tracker {
@@ -93,6 +135,29 @@ impl Tracker {
         self.err.insert(seq, err);
     }
 
+    /// Says that launch `seq_b` of the other tape is aligned with `seq_a` of the followed one, so that
+    /// B's references can be followed too.
+    pub fn align(&mut self, seq_a: u64, seq_b: u64) {
+        self.alias.insert(seq_b, seq_a);
+    }
+
+    /// The largest error among the producers `r` names (None when it names none): in the followed tape,
+    /// or with `other` in the other tape through [`Tracker::align`]. A producer whose outputs were
+    /// identical (never set) counts as 0.
+    pub fn produced(&self, r: &TensorRef, other: bool) -> Option<f64> {
+        let seqs: Vec<u64> = match &r.storage {
+            Storage::Producer { seq, .. } => vec![*seq],
+            Storage::Rows(spans) => spans.iter().map(|s| s.seq).collect(),
+            _ => return None,
+        };
+        let mut m = 0.0f64;
+        for s in seqs {
+            let a = if other { *self.alias.get(&s)? } else { s };
+            m = m.max(self.err.get(&a).copied().unwrap_or(0.0));
+        }
+        Some(m)
+    }
+
     /// Judges a compared launch (`seq` in the tape whose inputs are followed) and records its error.
     /// Returns the verdict when it is significant.
     pub fn judge(
@@ -102,8 +167,10 @@ impl Tracker {
         dtype: DType,
         c: &Compare,
         envelope: f64,
+        differ: &[InputDiff],
     ) -> Option<Significance> {
-        let inherited = self.inherited(inputs);
+        let measured = differ.iter().filter_map(|d| d.err).fold(0.0, f64::max);
+        let mut inherited = self.inherited(inputs).max(measured);
         if matches!(dtype, DType::I32) {
             self.set(seq, if c.differing > 0 { f64::INFINITY } else { 0.0 });
             return None;
@@ -116,6 +183,36 @@ impl Tracker {
             c.rel_l2
         };
         self.set(seq, err);
+        // An input that differs by far more than the launches that produced it: it changed on its way
+        // from producer to consumer (a stale KV row, a buffer overwritten), whatever this launch did.
+        let transit = differ.iter().find(|d| {
+            matches!((d.err, d.produced), (Some(e), Some(p)) if e > envelope.max(GROWTH * p) && e.is_finite())
+        });
+        if let Some(d) = transit {
+            let (e, p) = (d.err.unwrap_or(0.0), d.produced.unwrap_or(0.0));
+            return Some(Significance {
+                err,
+                inherited,
+                envelope,
+                growth: e / envelope.max(p),
+                reason: format!(
+                    "relative error {err:.2e}; its input {} differs between the tapes by {e:.2e}, though the launches \
+                     that produced it differ by {}: the input changed between its producer and this launch",
+                    d.role,
+                    if p == 0.0 {
+                        "nothing".to_string()
+                    } else {
+                        format!("only {p:.2e}")
+                    }
+                ),
+                inputs: differ.to_vec(),
+                local: None,
+            });
+        }
+        // An input that differs by an amount nobody can measure (hash only): no verdict on this launch.
+        if differ.iter().any(|d| d.err.is_none()) {
+            inherited = inherited.max(err);
+        }
         let bound = envelope.max(GROWTH * inherited);
         if c.nonfinite_mismatch > 0 && inherited.is_finite() {
             return Some(Significance {
@@ -127,6 +224,8 @@ impl Tracker {
                     "{} values finite on one side only, none inherited",
                     c.nonfinite_mismatch
                 ),
+                inputs: differ.to_vec(),
+                local: None,
             });
         }
         (err > bound && err.is_finite()).then(|| Significance {
@@ -135,24 +234,31 @@ impl Tracker {
             envelope,
             growth: err / envelope.max(inherited),
             reason: if inherited == 0.0 {
-                format!("relative error {err:.2e} with identical inputs; the route's noise envelope is {envelope:.0e}")
+                format!(
+                    "relative error {err:.2e} with byte-identical inputs; the routes' noise envelope is {envelope:.0e}"
+                )
             } else if inherited * GROWTH > envelope {
                 format!(
-                    "relative error {err:.2e} is {:.0}x what its inputs carried ({inherited:.2e}); the bound is {GROWTH}x",
-                    err / inherited
+                    "relative error {err:.2e} is {:.0}x what its inputs carried ({inherited:.2e}{}); the bound is {GROWTH}x",
+                    err / inherited,
+                    if differ.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; differing: {}", describe_all(differ))
+                    }
                 )
             } else {
                 format!(
-                    "relative error {err:.2e} with inputs within the noise envelope ({inherited:.2e}); the {} envelope is {envelope:.0e}",
-                    if envelope >= ENVELOPE_F16 {
-                        "f16"
-                    } else if envelope >= ENVELOPE_F32 {
-                        "f32"
+                    "relative error {err:.2e} with inputs within the noise envelope ({inherited:.2e}{}); the routes' envelope is {envelope:.0e}",
+                    if differ.is_empty() {
+                        String::new()
                     } else {
-                        "f64"
+                        format!("; differing: {}", describe_all(differ))
                     }
                 )
             },
+            inputs: differ.to_vec(),
+            local: None,
         })
     }
 }
@@ -185,26 +291,37 @@ mod tests {
         let mut t = Tracker::default();
         let env = envelope(Precision::F32);
         // Route noise with identical inputs, then noise carried forward with modest growth.
-        assert!(t.judge(1, &[], DType::F32, &c(2e-7), env).is_none());
-        assert!(t.judge(2, &[from(1)], DType::F32, &c(3e-6), env).is_none());
+        assert!(t.judge(1, &[], DType::F32, &c(2e-7), env, &[]).is_none());
+        assert!(
+            t.judge(2, &[from(1)], DType::F32, &c(3e-6), env, &[])
+                .is_none()
+        );
         // A launch not compared passes on what it inherited.
         let inh = t.inherited(&[from(2)]);
         t.set(3, inh);
         // Five orders of magnitude over its inputs: significant.
-        let s = t.judge(4, &[from(3)], DType::F32, &c(0.3), env).unwrap();
+        let s = t
+            .judge(4, &[from(3)], DType::F32, &c(0.3), env, &[])
+            .unwrap();
         assert_eq!(s.inherited, 3e-6);
         assert!(s.growth > GROWTH, "{s:?}");
         // Inherited error passes through without a verdict.
-        assert!(t.judge(5, &[from(4)], DType::F32, &c(0.5), env).is_none());
+        assert!(
+            t.judge(5, &[from(4)], DType::F32, &c(0.5), env, &[])
+                .is_none()
+        );
         // Identical inputs but beyond the f32 envelope: significant.
-        assert!(t.judge(6, &[], DType::F32, &c(1e-3), env).is_some());
+        assert!(t.judge(6, &[], DType::F32, &c(1e-3), env, &[]).is_some());
         // The f16 envelope is wider.
         assert!(
-            t.judge(7, &[], DType::F32, &c(1e-3), envelope(Precision::F16))
+            t.judge(7, &[], DType::F32, &c(1e-3), envelope(Precision::F16), &[])
                 .is_none()
         );
         // A different token is not judged; what follows inherits an infinite error.
-        assert!(t.judge(8, &[], DType::I32, &c(1.0), env).is_none());
-        assert!(t.judge(9, &[from(8)], DType::F32, &c(1.0), env).is_none());
+        assert!(t.judge(8, &[], DType::I32, &c(1.0), env, &[]).is_none());
+        assert!(
+            t.judge(9, &[from(8)], DType::F32, &c(1.0), env, &[])
+                .is_none()
+        );
     }
 }

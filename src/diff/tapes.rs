@@ -4,8 +4,9 @@
 //! shapes differ still line up stage by stage. Output hashes are compared first; tensor bytes are read
 //! (decompressed) only for launches whose hashes differ.
 
+use super::local::{BUDGET_BYTES, LocalErrors};
 use super::params::{ParamDiff, describe_diff};
-use super::significant::{Significance, Tracker, envelope_of};
+use super::significant::{InputDiff, Significance, Tracker, envelope_of};
 use crate::analysis::Source;
 use crate::analysis::{Compare, compare};
 use crate::launch::{Phase, Stage};
@@ -136,6 +137,8 @@ pub struct TapeDiff {
     pub warning: Option<String>,
     /// What differs between the builds that recorded A and B (empty: same build).
     pub provenance: Vec<String>,
+    /// How many launches the local-error rule measured, and why not the others (see `diff::local`).
+    pub local_errors: String,
 }
 
 /// (phase, layer, stage, stage name, occurrence). The name tells apart the free-form stages of another
@@ -162,25 +165,37 @@ fn keys(t: &TapeReader) -> Result<Vec<(Key, u64)>, TapeError> {
 }
 
 /// What differs between the builds that recorded A and B (see [`crate::tape::Provenance`]): empty when
-/// both tapes carry the same provenance.
+/// both tapes carry the same provenance. A tape without provenance is named with why it has none: format
+/// version 1 predates it; another engine's tape (open capture) records the engine, not a greta build.
 pub fn provenance_diff(a: &TapeReader, b: &TapeReader) -> Vec<String> {
+    let why = |t: &TapeReader| match (&t.header().engine, t.version()) {
+        (_, 1) => "format version 1".to_string(),
+        (Some(e), _) => format!("written by {} through the capture API", e.name),
+        (None, v) => format!("format version {v}"),
+    };
+    let may = "the builds may differ";
     match (&a.header().provenance, &b.header().provenance) {
         (Some(pa), Some(pb)) => crate::tape::Provenance::differences(pa, pb),
-        (None, None) => {
-            vec!["neither tape records its build (format version 1): the builds may differ".into()]
+        (None, None) if why(a) == why(b) => {
+            vec![format!(
+                "neither tape records its build ({}): {may}",
+                why(a)
+            )]
         }
-        (None, Some(_)) => {
-            vec!["A does not record its build (format version 1): the builds may differ".into()]
-        }
-        (Some(_), None) => {
-            vec!["B does not record its build (format version 1): the builds may differ".into()]
-        }
+        (None, None) => vec![format!(
+            "neither tape records its build (A: {}; B: {}): {may}",
+            why(a),
+            why(b)
+        )],
+        (None, Some(_)) => vec![format!("A does not record its build ({}): {may}", why(a))],
+        (Some(_), None) => vec![format!("B does not record its build ({}): {may}", why(b))],
     }
 }
 
 /// Explains when A and B are the same computation (comparing a run with itself proves nothing), or the same
-/// inputs run by different builds.
-pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
+/// inputs run by different builds; `equal` says whether all their outputs were equal (what the second
+/// case shows depends on it).
+pub fn same_computation(a: &TapeReader, b: &TapeReader, equal: bool) -> Option<String> {
     let (ha, hb) = (a.header(), b.header());
     let same = ha.model.blake3 == hb.model.blake3
         && ha.prompt_tokens == hb.prompt_tokens
@@ -194,9 +209,13 @@ pub fn same_computation(a: &TapeReader, b: &TapeReader) -> Option<String> {
     let builds = provenance_diff(a, b);
     if !builds.is_empty() {
         return Some(format!(
-            "A and B ran the same model, prompt, routes, backend and options on different or unknown builds ({}): \
-             equal outputs show those builds compute the same bits for this run",
-            builds.join("; ")
+            "A and B ran the same model, prompt, routes, backend and options on different or unknown builds ({}): {}",
+            builds.join("; "),
+            if equal {
+                "their equal outputs show those builds compute the same bits for this run"
+            } else {
+                "their outputs differ: those builds compute different bits for this run (or one is nondeterministic)"
+            }
         ));
     }
     let mut differ = Vec::new();
@@ -229,6 +248,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
     let mut first = None;
     let mut significant = None;
     let mut tracker = Tracker::default();
+    let mut judged: HashMap<usize, (f64, f64)> = HashMap::new();
     let mut param_diffs = Vec::new();
     let mut aligned = 0;
     for (key, seq_a) in &ka {
@@ -236,6 +256,7 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
             continue;
         };
         aligned += 1;
+        tracker.align(*seq_a, seq_b);
         let (la, lb) = (a.launch(*seq_a)?, b.launch(seq_b)?);
         let row = rows
             .entry((key.2, key.3.clone()))
@@ -288,8 +309,11 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
                     tracker.set(*seq_a, 0.0);
                     continue;
                 }
-                let env = envelope_of(la.begin.route.precision, lb.begin.route.precision);
-                let verdict = tracker.judge(*seq_a, &la.begin.inputs, oa[0].dtype, &c, env);
+                let env = envelope_of(la.begin.route, lb.begin.route);
+                let differ = input_diffs(&la, &lb, &sa, &sb, &tracker);
+                let verdict =
+                    tracker.judge(*seq_a, &la.begin.inputs, oa[0].dtype, &c, env, &differ);
+                judged.insert(launches.len(), (tracker.inherited(&la.begin.inputs), env));
                 if significant.is_none() {
                     significant = verdict.map(|why| (launches.len(), why));
                 }
@@ -311,7 +335,49 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         }
         launches.push(d);
     }
+    // The local-error rule over the compared launches of both tapes: the earlier of its first verdict and
+    // the inherited rule's is the first significant launch.
+    let compared = |side: fn(&LaunchDiff) -> u64| -> Vec<u64> {
+        launches
+            .iter()
+            .filter(|d| d.compare.is_some())
+            .map(side)
+            .collect()
+    };
+    let mut budget = BUDGET_BYTES;
+    let local_a = LocalErrors::measure(a, &compared(|d| d.seq_a), &mut budget)?;
+    let local_b = LocalErrors::measure(b, &compared(|d| d.seq_b), &mut budget)?;
+    let by_local = launches.iter().enumerate().find_map(|(i, d)| {
+        let v = local_a
+            .verdict(d.seq_a, "A")
+            .or_else(|| local_b.verdict(d.seq_b, "B"))?;
+        Some((i, v))
+    });
+    if let Some((i, v)) = by_local {
+        match &mut significant {
+            Some((j, why)) if *j == i => why.local = Some(v),
+            Some((j, _)) if *j < i => {}
+            _ => {
+                let d = &launches[i];
+                let (inherited, envelope) = judged.get(&i).copied().unwrap_or((0.0, 0.0));
+                significant = Some((
+                    i,
+                    Significance {
+                        err: d.compare.as_ref().map_or(0.0, |c| c.rel_l2),
+                        inherited,
+                        envelope,
+                        growth: v.local / v.typical.max(f64::MIN_POSITIVE),
+                        reason: v.reason(&d.stage),
+                        inputs: Vec::new(),
+                        local: Some(v),
+                    },
+                ));
+            }
+        }
+    }
+    let equal = first.is_none() && launches.is_empty();
     Ok(TapeDiff {
+        local_errors: LocalErrors::note(&[&local_a, &local_b]),
         first_divergence: first,
         first_significant: significant.map(|(i, why)| FirstSignificant {
             at: FirstDivergence::of(&launches[i]),
@@ -323,9 +389,47 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
         aligned,
         only_a: ka.len() - aligned,
         only_b: kb.len() - aligned,
-        warning: same_computation(a, b),
+        warning: same_computation(a, b, equal),
         provenance: provenance_diff(a, b),
     })
+}
+
+/// The inputs of `la` whose bytes differ from `lb`'s input of the same role (by hash, however each was
+/// recorded), measured when both sides' bytes can be read.
+fn input_diffs(la: &Launch, lb: &Launch, sa: &Source, sb: &Source, t: &Tracker) -> Vec<InputDiff> {
+    let (ia, ib) = (&la.begin.inputs, &lb.begin.inputs);
+    ia.iter()
+        .enumerate()
+        .filter_map(|(i, ra)| {
+            let rb = ib
+                .iter()
+                .find(|r| r.role == ra.role)
+                .or_else(|| ib.get(i))?;
+            if ra.hash == rb.hash {
+                return None;
+            }
+            let err = match (sa.bytes(ra), sb.bytes(rb)) {
+                (Ok(x), Ok(y))
+                    if ra.shape == rb.shape
+                        && crate::analysis::values(ra.dtype, &x).is_some()
+                        && crate::analysis::values(rb.dtype, &y).is_some() =>
+                {
+                    let c = compare(ra.dtype, &x, rb.dtype, &y, &ra.shape);
+                    Some(if c.nonfinite_mismatch > 0 {
+                        f64::INFINITY
+                    } else {
+                        c.rel_l2
+                    })
+                }
+                _ => None,
+            };
+            Some(InputDiff {
+                role: ra.role.clone(),
+                err,
+                produced: t.produced(ra, false).or_else(|| t.produced(rb, true)),
+            })
+        })
+        .collect()
 }
 
 fn outs(l: &Launch) -> &[crate::tape::TensorRef] {

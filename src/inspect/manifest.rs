@@ -39,7 +39,7 @@ pub fn params_line(p: &crate::launch::Params) -> String {
     m.iter()
         .filter(|(_, v)| v.as_f64() != Some(0.0))
         .map(|(k, v)| match v.as_f64() {
-            Some(x) if v.is_f64() => format!("{k}={x:e}"),
+            Some(x) if v.is_f64() => format!("{k}={}", crate::launch::float_text(x)),
             _ => format!("{k}={v}"),
         })
         .collect::<Vec<_>>()

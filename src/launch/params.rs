@@ -27,3 +27,30 @@ pub struct Params {
     /// Key block size of the fused attention route (flash-decoding split); 0 when unused.
     pub kv_block: u32,
 }
+
+/// A float param as it was given: the shortest text that round-trips the value, read as an f32 when the
+/// value is exactly one (model metadata stores eps and rope theta as f32: `1e-5`, not the widened
+/// `9.999999747378752e-6`), else as an f64.
+///
+/// ```
+/// use greta::launch::float_text;
+/// assert_eq!(float_text(f64::from(1e-5f32)), "1e-5");
+/// assert_eq!(float_text(1e-6), "1e-6");
+/// assert_eq!(float_text(1.0000000000000002e-6), "1.0000000000000002e-6");
+/// ```
+pub fn float_text(x: f64) -> String {
+    if x.is_finite() && f64::from(x as f32) == x {
+        format!("{:e}", x as f32)
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// The same scalar given once as an f32 and once as an f64 (greta widens the f32 it read from the model;
+/// another engine may pass the decimal it was configured with): equal when their bits are, or when one is
+/// exactly an f32 and the other rounds to it.
+pub fn same_float(a: f64, b: f64) -> bool {
+    let is_f32 = |x: f64| f64::from(x as f32) == x;
+    a.to_bits() == b.to_bits()
+        || ((is_f32(a) || is_f32(b)) && (a as f32).to_bits() == (b as f32).to_bits())
+}

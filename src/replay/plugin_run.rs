@@ -50,8 +50,7 @@ pub fn plugin_cell(src: &Source, l: &Launch, plugin: &Plugin) -> MatrixCell {
         let outs = plugin
             .run(stage, &b.route_name(), &b.params, &named, &specs)
             .map_err(|e| e.to_string())?;
-        let reference =
-            crate::analysis::reference::reference(l, &ins).map_err(|e| e.to_string())?;
+        let reference = crate::analysis::exec::reference(l, &ins).map_err(|e| e.to_string())?;
         Ok((rec, outs, reference))
     };
     match run() {

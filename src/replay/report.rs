@@ -2,7 +2,7 @@
 //! against the f64 reference on the exact recorded inputs, the inherited error against an f64 run of the
 //! whole model, and optionally the route matrix.
 
-use crate::analysis::exec::{Recorded, ReplayError, against, execute, inputs, recorded};
+use crate::analysis::exec::{Recorded, ReplayError, against, execute, inputs, recorded, reference};
 use crate::analysis::heads::{HeadRow, Side, by_head, compare_heads};
 use crate::analysis::substage::{self, DERIVED_ROUTE};
 use crate::analysis::{Compare, FirstDiff};
@@ -103,6 +103,9 @@ pub struct Row {
     pub first: Option<FirstDiff>,
     /// Recorded vs f64 reference on the recorded inputs (this launch's own error).
     pub local: Option<Compare>,
+    /// The relative L2 local error its stage and route may have (`analysis::bounds::local_bound`);
+    /// set with `local`.
+    pub local_bound: Option<f64>,
     /// Recorded vs the same stage of an f64 run of the whole model (error inherited from upstream plus local).
     pub inherited: Option<Compare>,
     /// Route matrix (--all-routes).
@@ -247,6 +250,7 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
         rel_l2: 0.0,
         first: None,
         local: None,
+        local_bound: None,
         inherited: None,
         matrix: Vec::new(),
         plugin: None,
@@ -346,12 +350,13 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
         }
         let need_ref = o.reference || o.all_routes;
         let reference = if need_ref {
-            Some(crate::analysis::reference::reference(l, &ins)?)
+            Some(reference(l, &ins)?)
         } else {
             None
         };
         if let (Some(r), true) = (&reference, o.reference) {
             row.local = Some(outputs_vs(&rec, r));
+            row.local_bound = Some(crate::analysis::bounds::local_bound(b.stage, b.route));
             if !o.heads.is_empty() {
                 let pairs: Vec<_> = rec
                     .iter()
@@ -498,6 +503,10 @@ fn derived_row(
     if o.reference {
         let r = substage::reference(l, ins, &d, s)?;
         row.local = Some(substage::compare_tensors(t, &r));
+        row.local_bound = Some(crate::analysis::bounds::local_bound(
+            s,
+            Route::new(crate::launch::Variant::Manual, precision),
+        ));
         if !o.heads.is_empty() || o.by_head {
             let (c, hr) = per_head(
                 s,
