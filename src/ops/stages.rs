@@ -75,20 +75,28 @@ fn from_params(stage: Stage, op: Op, p: &Params) -> Vec<(&'static str, f64)> {
     }
 }
 
-/// The params of `op` at `stage` from the names a foreign engine gave: the op's own names, plus
-/// `n_kv_heads` as rope_k's `n_heads` (the heads it rotates). Names the op does not take (`rows`,
-/// `kv_block`, the engine's own) are not the op's business and are left out.
-fn from_names(stage: Stage, op: Op, given: &[(String, f64)]) -> Vec<(&'static str, f64)> {
-    let spec = op.spec();
+/// The params of `op` at `stage` from the names a foreign engine gave. For a greta stage, only the
+/// params that stage takes (those [`from_params`] fills; rope_k's `n_heads` is given as `n_kv_heads`):
+/// an engine passes greta's whole `Params` by name, and `scale` (the attention scale) must not become
+/// the softmax op's input scale. For a named op (`stage` None), every param of the op. Names the op does
+/// not take (`rows`, `kv_block`, the engine's own) are not the op's business and are left out.
+fn from_names(stage: Option<Stage>, op: Op, given: &[(String, f64)]) -> Vec<(&'static str, f64)> {
+    let taken: Vec<&'static str> = match stage {
+        Some(s) => from_params(s, op, &Params::default())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect(),
+        None => op.spec().params.iter().map(|p| p.name).collect(),
+    };
     let mut out = Vec::new();
-    for ps in spec.params {
-        let name = if stage == Stage::RopeK && ps.name == "n_heads" {
+    for name in taken {
+        let as_given = if stage == Some(Stage::RopeK) && name == "n_heads" {
             "n_kv_heads"
         } else {
-            ps.name
+            name
         };
-        if let Some(&(_, v)) = given.iter().find(|(k, _)| k == name) {
-            out.push((ps.name, v));
+        if let Some(&(_, v)) = given.iter().find(|(k, _)| k == as_given) {
+            out.push((name, v));
         }
     }
     out
@@ -110,9 +118,9 @@ pub fn op_args(stage: Stage, params: &Params, foreign: Option<&Foreign>) -> Opti
     let op = op_for(stage, foreign)?;
     let mut a = OpArgs::new(op);
     let ps = match foreign {
-        // An op the engine named: its params by their own names (rope_k's renaming is the stage's).
-        Some(f) if f.op.is_some() => from_names(Stage::Other, op, &f.params),
-        Some(f) => from_names(stage, op, &f.params),
+        // An op the engine named: its params by their own names.
+        Some(f) if f.op.is_some() => from_names(None, op, &f.params),
+        Some(f) => from_names(Some(stage), op, &f.params),
         None => from_params(stage, op, params),
     };
     for (k, v) in ps {
@@ -135,6 +143,25 @@ mod tests {
             }
             assert_eq!(op.spec().outputs, s.output_roles(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_greta_stage_takes_only_its_own_params() {
+        // An engine passes greta's whole Params by name: the attention scale is not softmax's scale.
+        let f = Foreign {
+            stage: "softmax".into(),
+            route: "k".into(),
+            params: vec![("scale".into(), 0.125), ("pos".into(), 3.0)],
+            op: None,
+        };
+        let a = op_args(Stage::Softmax, &Params::default(), Some(&f)).unwrap();
+        assert!(a.params.is_empty(), "{:?}", a.params);
+        let f = Foreign {
+            op: Some("softmax".into()),
+            ..f
+        };
+        let a = op_args(Stage::Other, &Params::default(), Some(&f)).unwrap();
+        assert_eq!(a.params, vec![("scale".to_string(), 0.125)]);
     }
 
     #[test]
