@@ -37,6 +37,27 @@ pub enum ReplayError {
         "no reference for `{0}`: greta has no kernel for this stage (it is kept, listed and diffed by hash)"
     )]
     NoReference(String),
+    /// A recorded output is over the memory budget.
+    #[error("launch {seq}: recorded output `{role}`: {source}")]
+    Output {
+        /// Launch.
+        seq: u64,
+        /// Output role.
+        role: String,
+        /// Why.
+        source: Box<SourceError>,
+    },
+    /// A recorded output's bytes are on the tape but cannot be read back (issue 21: they were then
+    /// compared by hash alone, and the launch called bit-exact). `replay` exits 1 on it, as `verify`.
+    #[error("{DAMAGED}launch {seq}: recorded output `{role}`: {source} (run `greta verify`)")]
+    Damaged {
+        /// Launch.
+        seq: u64,
+        /// Output role.
+        role: String,
+        /// Why.
+        source: Box<SourceError>,
+    },
     /// The launch has no recorded outputs (it crashed or the tape was cut inside it).
     #[error("launch {0} has no recorded outputs (the run crashed or the tape was cut inside it)")]
     Incomplete(u64),
@@ -126,22 +147,47 @@ pub struct Recorded {
     pub bytes: Option<Vec<u8>>,
 }
 
-/// The recorded outputs of `l`.
+/// How a damage error's message starts: a replay row whose error starts so is damage (exit 1), not a
+/// failure to run (exit 2).
+pub const DAMAGED: &str = "damaged: ";
+
+/// The recorded outputs of `l`. An output stored on the tape whose bytes cannot be read back is
+/// [`ReplayError::Damaged`], unless only the memory budget refused it (an error, exit 2: a larger
+/// `--max-tensor-bytes` reads it); one stored as a weight of a model that is not at hand has no bytes.
 pub fn recorded(src: &Source, l: &Launch) -> Result<Vec<Recorded>, ReplayError> {
     let end = l.end.as_ref().ok_or(ReplayError::Incomplete(l.begin.seq))?;
-    Ok(end
-        .outputs
+    end.outputs
         .iter()
-        .map(|r| Recorded {
-            dtype: r.dtype,
-            shape: r.shape.clone(),
-            hash: r.hash,
-            bytes: match r.storage {
+        .map(|r| {
+            let bytes = match r.storage {
                 Storage::HashOnly => None,
-                _ => src.bytes(r).ok(),
-            },
+                Storage::Weight { .. } => src.bytes(r).ok(),
+                _ => match src.bytes(r) {
+                    Ok(b) => Some(b),
+                    Err(e @ SourceError::Tape(crate::tape::TapeError::TooLarge { .. })) => {
+                        return Err(ReplayError::Output {
+                            seq: l.begin.seq,
+                            role: r.role.clone(),
+                            source: Box::new(e),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ReplayError::Damaged {
+                            seq: l.begin.seq,
+                            role: r.role.clone(),
+                            source: Box::new(e),
+                        });
+                    }
+                },
+            };
+            Ok(Recorded {
+                dtype: r.dtype,
+                shape: r.shape.clone(),
+                hash: r.hash,
+                bytes,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Compares a recorded output with a computed tensor: by bytes when captured, else by hash.

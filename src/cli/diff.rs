@@ -54,6 +54,12 @@ fn layer(l: Option<u32>) -> String {
 
 /// Runs `greta diff`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if let Some(p) = &a.plot {
+        let inputs: Vec<&std::path::Path> = std::iter::once(a.a.as_path())
+            .chain(a.b.as_deref())
+            .collect();
+        super::paths::output_file(p, "--plot", &inputs)?;
+    }
     let ta = open(&a.a)?;
     let mut o = std::io::stdout().lock();
     let heads = a.heads.heads()?;

@@ -462,6 +462,19 @@ impl TapeReader {
             .map_err(|f| self.index_fault(f))
     }
 
+    /// The uncompressed length of chunk `h` from its frame header (nothing is decoded), or None when
+    /// the tape has no such chunk.
+    pub fn chunk_len(&self, h: &Hash) -> Result<Option<u64>, TapeError> {
+        let Some(off) = self.chunk_offset(h)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            frame_at_typed(&self.path, self.data(), off, FrameKind::Chunk)?
+                .header
+                .raw_len,
+        ))
+    }
+
     /// The bytes of a tensor, checked against its hash. `Producer` references are followed to the
     /// producing launch's output; weights and hash-only tensors are typed errors.
     pub fn tensor_bytes(&self, r: &TensorRef) -> Result<Vec<u8>, TapeError> {
