@@ -56,9 +56,15 @@ fn head_bytes(
 
 /// Runs `greta export`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if let Some(m) = &a.model {
+        // A model that is not there is an error before anything is written (issue 21: exit 1, three
+        // lines, and a partial export).
+        super::paths::regular_file(m, "--model")?;
+    }
     let t = open(&a.tape)?;
     let l = t.launch(a.seq)?;
-    let problems = crate::analysis::sanity::launch_problems(&l);
+    let mut problems = crate::analysis::sanity::launch_problems(&l);
+    problems.extend(crate::analysis::sanity::reference_problems(&t, &l));
     if !problems.is_empty() {
         anyhow::bail!(
             "launch {} cannot be exported: {} (run `greta verify`)",

@@ -71,7 +71,11 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 continue;
             }
         };
-        for what in crate::analysis::sanity::launch_problems(&l) {
+        let sanity = crate::analysis::sanity::launch_problems(&l);
+        for what in sanity
+            .into_iter()
+            .chain(crate::analysis::sanity::reference_problems(t, &l))
+        {
             out.problems.push(Problem { seq: e.seq, what });
         }
         let b = &l.begin;

@@ -119,10 +119,14 @@ impl TapeReader {
             });
         }
         if data.len() < PREAMBLE_LEN {
+            // At the end of the file, not after the magic: a 10-byte file is cut at byte 10.
             return Err(TapeError::Truncated {
                 path: path.into(),
-                offset: 8,
-                what: "preamble cut short".into(),
+                offset: data.len() as u64,
+                what: format!(
+                    "the file is {} bytes, shorter than a tape's {PREAMBLE_LEN}-byte preamble (a recording interrupted as it started)",
+                    data.len()
+                ),
             });
         }
         let version = u32_at(data, 8);
