@@ -9,6 +9,7 @@ mod diagnosis;
 mod engine;
 mod gguf;
 mod gpu;
+mod hostile;
 mod layers;
 mod plugin;
 mod record_replay;

@@ -37,7 +37,17 @@ pub enum ReplayError {
         "no reference for `{0}`: greta has no kernel for this stage (it is kept, listed and diffed by hash)"
     )]
     NoReference(String),
-    /// A recorded output is over the memory budget.
+    /// An input's bytes are on the tape but cannot be read back: the tape is damaged (exit 1).
+    #[error("{DAMAGED}launch {seq}: input `{role}`: {source} (run `greta verify`)")]
+    DamagedInput {
+        /// Launch.
+        seq: u64,
+        /// Input role.
+        role: String,
+        /// Why.
+        source: Box<SourceError>,
+    },
+    /// A recorded output could not be read (memory budget, file system).
     #[error("launch {seq}: recorded output `{role}`: {source}")]
     Output {
         /// Launch.
@@ -69,10 +79,13 @@ pub fn inputs(src: &Source, l: &Launch) -> Result<Vec<Tensor>, ReplayError> {
         .inputs
         .iter()
         .map(|r| {
-            src.tensor(r).map_err(|e| ReplayError::Input {
-                seq: l.begin.seq,
-                role: r.role.clone(),
-                source: Box::new(e),
+            src.tensor(r).map_err(|e| {
+                let (seq, role, source) = (l.begin.seq, r.role.clone(), Box::new(e));
+                if is_damage(&source) {
+                    ReplayError::DamagedInput { seq, role, source }
+                } else {
+                    ReplayError::Input { seq, role, source }
+                }
             })
         })
         .collect()
@@ -151,9 +164,16 @@ pub struct Recorded {
 /// failure to run (exit 2).
 pub const DAMAGED: &str = "damaged: ";
 
-/// The recorded outputs of `l`. An output stored on the tape whose bytes cannot be read back is
-/// [`ReplayError::Damaged`], unless only the memory budget refused it (an error, exit 2: a larger
-/// `--max-tensor-bytes` reads it); one stored as a weight of a model that is not at hand has no bytes.
+/// Whether a tensor could not be read because the tape is damaged (not because of the memory budget,
+/// a missing model or the file system: those are errors, and a larger `--max-tensor-bytes` or the
+/// right `--model` reads it).
+fn is_damage(e: &SourceError) -> bool {
+    matches!(e, SourceError::Tape(crate::tape::TapeError::Corrupt { .. }))
+}
+
+/// The recorded outputs of `l`. An output stored on the tape whose bytes cannot be read back because
+/// the tape is damaged is [`ReplayError::Damaged`]; one stored as a weight of a model that is not at
+/// hand has no bytes (it is compared by hash).
 pub fn recorded(src: &Source, l: &Launch) -> Result<Vec<Recorded>, ReplayError> {
     let end = l.end.as_ref().ok_or(ReplayError::Incomplete(l.begin.seq))?;
     end.outputs
@@ -164,18 +184,12 @@ pub fn recorded(src: &Source, l: &Launch) -> Result<Vec<Recorded>, ReplayError> 
                 Storage::Weight { .. } => src.bytes(r).ok(),
                 _ => match src.bytes(r) {
                     Ok(b) => Some(b),
-                    Err(e @ SourceError::Tape(crate::tape::TapeError::TooLarge { .. })) => {
-                        return Err(ReplayError::Output {
-                            seq: l.begin.seq,
-                            role: r.role.clone(),
-                            source: Box::new(e),
-                        });
-                    }
                     Err(e) => {
-                        return Err(ReplayError::Damaged {
-                            seq: l.begin.seq,
-                            role: r.role.clone(),
-                            source: Box::new(e),
+                        let (seq, role, source) = (l.begin.seq, r.role.clone(), Box::new(e));
+                        return Err(if is_damage(&source) {
+                            ReplayError::Damaged { seq, role, source }
+                        } else {
+                            ReplayError::Output { seq, role, source }
                         });
                     }
                 },

@@ -363,6 +363,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             a.runs
         );
     }
+    let model = model_path(&a.model);
+    if a.tape.is_none() && model.exists() {
+        // Before "run 1/N" is printed (a missing model is named by `load_model`).
+        super::paths::regular_file(&model, "model")?;
+    }
     if let (Some(gp), true) = (&a.golden, a.bless) {
         let model = model_path(&a.model);
         let inputs: Vec<&Path> = [Some(model.as_path()), a.tape.as_deref()]
