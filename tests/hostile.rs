@@ -433,3 +433,99 @@ fn outputs_and_messages_are_plain() {
         "{err}"
     );
 }
+
+/// Writes a tape of at least `launches` launches: the launches of `src` again and again under new
+/// seq numbers (references to producers moved with them); chunks are stored once, so the tape stays
+/// small whatever its length.
+pub fn long_tape(src: &Path, dst: &Path, launches: u64) {
+    use greta::tape::{TapeWriter, WriterOptions};
+    let r = TapeReader::open(src).unwrap();
+    let ls: Vec<_> = r
+        .entries()
+        .map(|e| r.launch(e.unwrap().seq).unwrap())
+        .collect();
+    let n = ls.iter().map(|l| l.begin.seq).max().unwrap() + 1;
+    let mut w = TapeWriter::create(dst, r.header(), WriterOptions::default()).unwrap();
+    let shift = |t: &mut greta::tape::TensorRef, by: u64| match &mut t.storage {
+        Storage::Producer { seq, .. } => *seq += by,
+        Storage::Rows(spans) => spans.iter_mut().for_each(|s| s.seq += by),
+        _ => {}
+    };
+    for rep in 0..launches.div_ceil(ls.len() as u64) {
+        let by = rep * n;
+        for l in &ls {
+            let (mut b, mut e) = (l.begin.clone(), l.end.clone());
+            if rep == 0 {
+                for t in b.inputs.iter().chain(e.iter().flat_map(|e| &e.outputs)) {
+                    if let Storage::Chunks(_) = t.storage {
+                        let es = t.dtype.bytes_for(1).unwrap_or(1);
+                        w.put_tensor(&r.tensor_bytes(t).unwrap(), es).unwrap();
+                    }
+                }
+            }
+            b.seq += by;
+            b.inputs.iter_mut().for_each(|t| shift(t, by));
+            w.put_record(&Record::Begin(b)).unwrap();
+            if let Some(mut e) = e.take() {
+                e.seq += by;
+                e.outputs.iter_mut().for_each(|t| shift(t, by));
+                w.put_record(&Record::End(e)).unwrap();
+            }
+        }
+    }
+    w.finish().unwrap();
+}
+
+/// Case 9: a full replay streams: peak RSS of a tape ten times longer stays within a few MB.
+#[test]
+fn full_replay_memory_is_flat_in_the_tape_length() {
+    let d = tmp();
+    let ok = small_tape(d.path());
+    let mut peaks = Vec::new();
+    for n in [2_000u64, 20_000] {
+        let t = d.path().join(format!("long{n}.tape"));
+        long_tape(&ok, &t, n);
+        let t0 = std::time::Instant::now();
+        let (c, kib) = peak_rss_kib(&["replay", s(&t)]);
+        assert_eq!(c, 0);
+        eprintln!(
+            "replay of {n} launches: peak RSS {kib} KiB, {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        peaks.push(kib);
+    }
+    assert!(
+        peaks[1] < peaks[0] + 16 * 1024,
+        "peak RSS grew with the tape: {peaks:?} KiB"
+    );
+}
+
+/// Case 9 at the issue's size (`GRETA_LONG_LAUNCHES`, default 300,000): `cargo test --release --test
+/// tests long_replay -- --ignored --nocapture` prints the peak RSS and time.
+#[test]
+#[ignore]
+fn long_replay_at_the_issue_size() {
+    let n: u64 = std::env::var("GRETA_LONG_LAUNCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let d = tmp();
+    let ok = small_tape(d.path());
+    // GRETA_LONG_TAPE keeps the tape at that path (to watch a replay of it by hand).
+    let t = std::env::var_os("GRETA_LONG_TAPE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| d.path().join("long.tape"));
+    long_tape(&ok, &t, n);
+    eprintln!(
+        "{} launches: {} bytes",
+        TapeReader::open(&t).unwrap().len(),
+        std::fs::metadata(&t).unwrap().len()
+    );
+    let t0 = std::time::Instant::now();
+    let (c, kib) = peak_rss_kib(&["replay", s(&t)]);
+    eprintln!(
+        "replay of {n} launches: exit {c}, peak RSS {kib} KiB, {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(c, 0);
+}
