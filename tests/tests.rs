@@ -9,6 +9,7 @@ mod diagnosis;
 mod engine;
 mod gguf;
 mod gpu;
+mod hostile;
 mod layers;
 mod ops;
 mod plugin;

@@ -48,9 +48,21 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 }
 
 /// Rewrites tape `src` to `dst` through the writer, letting `mutate` change each record first.
-pub fn rewrite(src: &Path, dst: &Path, mut mutate: impl FnMut(&mut Record)) {
+pub fn rewrite(src: &Path, dst: &Path, mutate: impl FnMut(&mut Record)) {
+    rewrite_with(src, dst, |_| {}, mutate)
+}
+
+/// Rewrites tape `src` to `dst`, letting `header` change the header and `mutate` each record.
+pub fn rewrite_with(
+    src: &Path,
+    dst: &Path,
+    header: impl FnOnce(&mut greta::tape::TapeHeader),
+    mut mutate: impl FnMut(&mut Record),
+) {
     let r = TapeReader::open(src).unwrap();
-    let mut w = TapeWriter::create(dst, r.header(), WriterOptions::default()).unwrap();
+    let mut h = r.header().clone();
+    header(&mut h);
+    let mut w = TapeWriter::create(dst, &h, WriterOptions::default()).unwrap();
     let put = |w: &mut TapeWriter, ts: &[TensorRef]| {
         for t in ts {
             if let Storage::Chunks(_) = t.storage {
@@ -349,4 +361,69 @@ fn diff_of_a_damaged_tape_is_never_identical() {
     let (c, out, _) = run(&["diff", s(&ok), s(&bad)], &[]);
     assert_eq!(c, 1, "{out}");
     assert!(!out.contains("identical:"), "{out}");
+}
+
+/// Every scalar param set to an extreme on every launch of its stage (issue 21: `pos = u32::MAX`
+/// made verify allocate 103 GB): verify, show, export and replay of the first launch of each stage
+/// stay within the run limits (2 GB, no panic, no hang) and verify finds a lie where a contract
+/// reads the field (all but `kv_block` and the float params, which only kernels read).
+#[test]
+fn lying_params_cost_nothing() {
+    use greta::launch::{Params, Stage};
+    let d = tmp();
+    let ok = small_tape(d.path());
+    type Set = fn(&mut Params);
+    let fields: [(&str, Set); 12] = [
+        ("pos=max", |p| p.pos = u32::MAX),
+        ("rows=max", |p| p.rows = u32::MAX),
+        ("n_heads=max", |p| p.n_heads = u32::MAX),
+        ("n_heads=0", |p| p.n_heads = 0),
+        ("n_kv_heads=max", |p| p.n_kv_heads = u32::MAX),
+        ("head_dim=max", |p| p.head_dim = u32::MAX),
+        ("rope_dim=max", |p| p.rope_dim = u32::MAX),
+        ("kv_block=max", |p| p.kv_block = u32::MAX),
+        ("rope_theta=nan", |p| p.rope_theta = f64::NAN),
+        ("eps=-inf", |p| p.eps = f64::NEG_INFINITY),
+        ("scale=inf", |p| p.scale = f64::INFINITY),
+        ("all=max", |p| {
+            p.pos = u32::MAX;
+            p.rows = u32::MAX;
+            p.n_heads = u32::MAX;
+            p.n_kv_heads = u32::MAX;
+            p.head_dim = u32::MAX;
+            p.rope_dim = u32::MAX;
+        }),
+    ];
+    let stages = [
+        Stage::KvWrite,
+        Stage::RopeQ,
+        Stage::Qk,
+        Stage::Pv,
+        Stage::Softmax,
+    ];
+    for (name, set) in fields {
+        let bad = d.path().join(format!("{name}.tape"));
+        rewrite(&ok, &bad, |r| {
+            if let Record::Begin(b) = r {
+                if stages.contains(&b.stage) {
+                    set(&mut b.params);
+                }
+            }
+        });
+        let (c, out, _) = run(&["verify", s(&bad)], &[]);
+        // A contract reads pos, rows and the head geometry: a lie there is found. kv_block and the
+        // float params are read only by kernels: replay finds them, as a difference.
+        let geometry =
+            !name.starts_with("kv_block") && name.ends_with("max") || name.ends_with("=0");
+        if geometry {
+            assert_eq!(c, 1, "{name}: {out}");
+        }
+        for st in stages {
+            let q = first(&bad, st).to_string();
+            run(&["show", s(&bad), &q], &[]);
+            run(&["replay", s(&bad), "--seq", &q], &[]);
+            let ex = d.path().join(format!("ex-{name}-{q}"));
+            run(&["export", s(&bad), &q, "--out", s(&ex)], &[]);
+        }
+    }
 }

@@ -45,6 +45,37 @@ pub enum ReplayError {
         "no reference for `{0}`: greta has no kernel for this stage (it is kept, listed and diffed by hash)"
     )]
     NoReference(String),
+    /// An input's bytes are on the tape but cannot be read back: the tape is damaged (exit 1).
+    #[error("{DAMAGED}launch {seq}: input `{role}`: {source} (run `greta verify`)")]
+    DamagedInput {
+        /// Launch.
+        seq: u64,
+        /// Input role.
+        role: String,
+        /// Why.
+        source: Box<SourceError>,
+    },
+    /// A recorded output could not be read (memory budget, file system).
+    #[error("launch {seq}: recorded output `{role}`: {source}")]
+    Output {
+        /// Launch.
+        seq: u64,
+        /// Output role.
+        role: String,
+        /// Why.
+        source: Box<SourceError>,
+    },
+    /// A recorded output's bytes are on the tape but cannot be read back (issue 21: they were then
+    /// compared by hash alone, and the launch called bit-exact). `replay` exits 1 on it, as `verify`.
+    #[error("{DAMAGED}launch {seq}: recorded output `{role}`: {source} (run `greta verify`)")]
+    Damaged {
+        /// Launch.
+        seq: u64,
+        /// Output role.
+        role: String,
+        /// Why.
+        source: Box<SourceError>,
+    },
     /// The launch has no recorded outputs (it crashed or the tape was cut inside it).
     #[error("launch {0} has no recorded outputs (the run crashed or the tape was cut inside it)")]
     Incomplete(u64),
@@ -56,10 +87,13 @@ pub fn inputs(src: &Source, l: &Launch) -> Result<Vec<Tensor>, ReplayError> {
         .inputs
         .iter()
         .map(|r| {
-            src.tensor(r).map_err(|e| ReplayError::Input {
-                seq: l.begin.seq,
-                role: r.role.clone(),
-                source: Box::new(e),
+            src.tensor(r).map_err(|e| {
+                let (seq, role, source) = (l.begin.seq, r.role.clone(), Box::new(e));
+                if is_damage(&source) {
+                    ReplayError::DamagedInput { seq, role, source }
+                } else {
+                    ReplayError::Input { seq, role, source }
+                }
             })
         })
         .collect()
@@ -154,22 +188,48 @@ pub struct Recorded {
     pub bytes: Option<Vec<u8>>,
 }
 
-/// The recorded outputs of `l`.
+/// How a damage error's message starts: a replay row whose error starts so is damage (exit 1), not a
+/// failure to run (exit 2).
+pub const DAMAGED: &str = "damaged: ";
+
+/// Whether a tensor could not be read because the tape is damaged (not because of the memory budget,
+/// a missing model or the file system: those are errors, and a larger `--max-tensor-bytes` or the
+/// right `--model` reads it).
+fn is_damage(e: &SourceError) -> bool {
+    matches!(e, SourceError::Tape(crate::tape::TapeError::Corrupt { .. }))
+}
+
+/// The recorded outputs of `l`. An output stored on the tape whose bytes cannot be read back because
+/// the tape is damaged is [`ReplayError::Damaged`]; one stored as a weight of a model that is not at
+/// hand has no bytes (it is compared by hash).
 pub fn recorded(src: &Source, l: &Launch) -> Result<Vec<Recorded>, ReplayError> {
     let end = l.end.as_ref().ok_or(ReplayError::Incomplete(l.begin.seq))?;
-    Ok(end
-        .outputs
+    end.outputs
         .iter()
-        .map(|r| Recorded {
-            dtype: r.dtype,
-            shape: r.shape.clone(),
-            hash: r.hash,
-            bytes: match r.storage {
+        .map(|r| {
+            let bytes = match r.storage {
                 Storage::HashOnly => None,
-                _ => src.bytes(r).ok(),
-            },
+                Storage::Weight { .. } => src.bytes(r).ok(),
+                _ => match src.bytes(r) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        let (seq, role, source) = (l.begin.seq, r.role.clone(), Box::new(e));
+                        return Err(if is_damage(&source) {
+                            ReplayError::Damaged { seq, role, source }
+                        } else {
+                            ReplayError::Output { seq, role, source }
+                        });
+                    }
+                },
+            };
+            Ok(Recorded {
+                dtype: r.dtype,
+                shape: r.shape.clone(),
+                hash: r.hash,
+                bytes,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Compares a recorded output with a computed tensor: by bytes when captured, else by hash.

@@ -9,7 +9,7 @@
 
 use crate::backend::contract;
 use crate::launch::{Bytes, Origin, Tensor};
-use crate::tape::{Launch, TensorRef};
+use crate::tape::{Launch, TapeReader, TensorRef};
 use std::sync::Arc;
 
 /// A tensor with `r`'s dtype and shape and no bytes: enough for the shape-only contract checks.
@@ -51,4 +51,75 @@ pub fn contract_problem(l: &Launch) -> Option<String> {
     contract::check_launch(b.stage, &b.params, &refs)
         .err()
         .map(|e| format!("stage contract: {e}"))
+}
+
+/// The most tensors one launch may record on each side (inputs, outputs). greta's stages take at most
+/// 4 inputs and write at most 2 outputs, and the engines captured so far stay under 16; `export` writes
+/// a file per tensor (issue 21: a launch with 100,000 outputs verified clean, and export wrote 100,003
+/// files).
+pub const MAX_TENSORS_PER_LAUNCH: usize = 256;
+
+/// Whether `l`'s tensor references can be followed without damage showing, checked the way `verify`
+/// checks them but for one launch and without decoding tensor bytes (issue 21: `replay --seq` called
+/// launches bit-exact whose outputs could not be read, because it then compared hashes only): no more
+/// than [`MAX_TENSORS_PER_LAUNCH`] tensors a side; a reference to a producer only to an earlier launch
+/// (a reference to itself or a later launch is a loop); chunks that hold exactly the bytes the tensor
+/// claims (frame headers only). Empty: nothing found.
+pub fn reference_problems(t: &TapeReader, l: &Launch) -> Vec<String> {
+    use crate::tape::Storage;
+    let b = &l.begin;
+    let outs = l.end.as_ref().map(|e| e.outputs.as_slice()).unwrap_or(&[]);
+    let mut problems = Vec::new();
+    for (side, n) in [("inputs", b.inputs.len()), ("outputs", outs.len())] {
+        if n > MAX_TENSORS_PER_LAUNCH {
+            problems.push(format!(
+                "{n} {side}, more than a launch may have ({MAX_TENSORS_PER_LAUNCH})"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
+    let earlier = |seq: u64, r: &TensorRef| {
+        (seq >= b.seq).then(|| {
+            format!(
+                "`{}` refers to launch {seq}, not an earlier one (a reference loop)",
+                r.role
+            )
+        })
+    };
+    for r in b.inputs.iter().chain(outs) {
+        let p = match &r.storage {
+            Storage::Producer { seq, .. } => earlier(*seq, r),
+            Storage::Rows(spans) => spans.iter().find_map(|s| earlier(s.seq, r)),
+            Storage::Chunks(hs) => chunk_problem(t, r, hs),
+            Storage::Weight { .. } | Storage::HashOnly => None,
+        };
+        problems.extend(p);
+    }
+    problems
+}
+
+/// Why chunks `hs` cannot hold `r`'s bytes: a chunk missing, or lengths that do not add up to `r.len`.
+fn chunk_problem(t: &TapeReader, r: &TensorRef, hs: &[crate::tape::Hash]) -> Option<String> {
+    let mut total = 0u64;
+    for h in hs {
+        match t.chunk_len(h) {
+            Ok(Some(n)) => total = total.saturating_add(n),
+            Ok(None) => return Some(format!("`{}`: a chunk is not on the tape", r.role)),
+            Err(e) => return Some(format!("`{}`: {e}", r.role)),
+        }
+        if total > r.len {
+            break;
+        }
+    }
+    (total != r.len).then(|| {
+        format!(
+            "`{}` claims {} bytes but its {} chunks hold {}{total}",
+            r.role,
+            r.len,
+            hs.len(),
+            if total > r.len { "more than " } else { "" }
+        )
+    })
 }

@@ -309,11 +309,32 @@ pub fn rope_geo(
     Ok(RopeGeo { n, heads, hd, rd })
 }
 
+/// The most token positions a launch may name (`pos + rows`): 2^24, above the longest context of any
+/// llama-family model (10M tokens, Llama 4 Scout). Issue 21: a tape whose kv_write said `pos =
+/// u32::MAX` was otherwise consistent, and no kernel reads `pos` there to object.
+pub const MAX_POSITIONS: u64 = 1 << 24;
+
+/// Checks that a launch's rows `pos..pos + rows` lie within [`MAX_POSITIONS`].
+pub fn positions(stage: Stage, params: &Params) -> Result<(), BackendError> {
+    let end = u64::from(params.pos) + u64::from(params.rows);
+    if end > MAX_POSITIONS {
+        return Err(bad(
+            stage,
+            format!(
+                "rows {}..{end} lie beyond the longest context greta accepts ({MAX_POSITIONS} positions)",
+                params.pos
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a launch's inputs against its stage contract by shape alone: the input count of the stage's
 /// roles (docs/STAGES.md), matmul shapes, attention geometry and RoPE geometry — the same checks the
 /// backends make before running, so `verify` flags a recorded launch that no backend would accept and
 /// replay refuses it before running. Stages without a contract here (foreign stages) pass.
 pub fn check_launch(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Result<(), BackendError> {
+    positions(stage, params)?;
     let roles = stage.input_roles();
     if !roles.is_empty() {
         want(stage, inputs, roles.len())?;

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 /// Golden file format version.
 pub const GOLDEN_VERSION: u32 = 1;
 
+/// The largest golden manifest read, in bytes (issue 21: `--golden /dev/zero` read without bound). A
+/// golden holds about 60 bytes a launch: SmolLM2's 8 tokens take 89 KB, and 256 MiB is some four
+/// million launches, an 80-layer model generating 2,000 tokens.
+pub const MAX_GOLDEN_BYTES: u64 = 256 << 20;
+
 /// The options that define a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoldenOptions {

@@ -184,9 +184,26 @@ fn one_run(
     Ok((m, opts))
 }
 
+/// The most runs `--runs` accepts (issue 21: `--runs 18446744073709551615` printed "run 1/0", the
+/// count plus one having wrapped, and ran for ever): 100 runs cycling through the thread counts find
+/// any nondeterminism that a handful of runs would not.
+const MAX_RUNS: usize = 100;
+
 fn read_golden(p: &Path) -> anyhow::Result<Golden> {
-    let text =
-        std::fs::read_to_string(p).with_context(|| format!("reading golden {}", p.display()))?;
+    use std::io::Read;
+    super::paths::regular_file(p, "golden")?;
+    let cap = crate::check::golden::MAX_GOLDEN_BYTES;
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(cap + 1).read_to_string(&mut text))
+        .with_context(|| format!("reading golden {}", p.display()))?;
+    if text.len() as u64 > cap {
+        bail!(
+            "golden {} is larger than {} MiB, the most a golden manifest holds (MAX_GOLDEN_BYTES)",
+            p.display(),
+            cap >> 20
+        );
+    }
     let g: Golden =
         serde_json::from_str(&text).with_context(|| format!("parsing golden {}", p.display()))?;
     if g.greta_golden != crate::check::golden::GOLDEN_VERSION {
@@ -356,6 +373,25 @@ fn from_golden(a: &mut Args, gp: &Path) -> anyhow::Result<()> {
 
 /// Runs `greta check`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if a.runs > MAX_RUNS {
+        bail!(
+            "--runs {} is more than {MAX_RUNS}: each run is a whole recorded generation (MAX_RUNS)",
+            a.runs
+        );
+    }
+    let model = model_path(&a.model);
+    if a.tape.is_none() && model.exists() {
+        // Before "run 1/N" is printed (a missing model is named by `load_model`).
+        super::paths::regular_file(&model, "model")?;
+    }
+    if let (Some(gp), true) = (&a.golden, a.bless) {
+        let model = model_path(&a.model);
+        let inputs: Vec<&Path> = [Some(model.as_path()), a.tape.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        super::paths::output_file(gp, "--golden", &inputs)?;
+    }
     let mut o = std::io::stdout().lock();
     if let Some(tp) = &a.tape {
         let gp = a

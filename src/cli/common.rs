@@ -93,6 +93,7 @@ pub fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
             }
         );
     }
+    super::paths::regular_file(path, "model")?;
     Model::load(path).with_context(|| format!("loading {}", path.display()))
 }
 

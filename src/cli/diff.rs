@@ -54,6 +54,12 @@ fn layer(l: Option<u32>) -> String {
 
 /// Runs `greta diff`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if let Some(p) = &a.plot {
+        let inputs: Vec<&std::path::Path> = std::iter::once(a.a.as_path())
+            .chain(a.b.as_deref())
+            .collect();
+        super::paths::output_file(p, "--plot", &inputs)?;
+    }
     let ta = open(&a.a)?;
     let mut o = std::io::stdout().lock();
     let heads = a.heads.heads()?;
@@ -175,6 +181,22 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let mut same =
         d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
+    // Tapes of two different model files are not identical, whatever their launches say (issue 21:
+    // a header naming another model with a false hash diffed "identical", exit 0).
+    let (ma, mb) = (&ta.header().model, &tb.header().model);
+    let models =
+        (!ma.blake3.is_empty() && !mb.blake3.is_empty() && ma.blake3 != mb.blake3).then(|| {
+            format!(
+                "the models differ: A {} (blake3 {}), B {} (blake3 {})",
+                ma.path,
+                &ma.blake3[..ma.blake3.len().min(16)],
+                mb.path,
+                &mb.blake3[..mb.blake3.len().min(16)]
+            )
+        });
+    if models.is_some() {
+        same = false;
+    }
     if same {
         // Equal hashes prove nothing about a damaged tape (issue 14: "identical" on 142 of 238
         // damaged tapes): before saying so, check both tapes whole (linear; `greta verify` lists all).
@@ -210,7 +232,21 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let hashes_same =
         d.first_divergence.is_none() && d.only_a == 0 && d.only_b == 0 && d.param_diffs.is_empty();
-    if hashes_same && !same {
+    if let Some(m) = &models {
+        writeln!(o, "{m}")?;
+    }
+    if hashes_same && !same && models.is_some() {
+        writeln!(
+            o,
+            "{} aligned launches with the same output hashes, but {}: not identical",
+            d.aligned,
+            if ta.verify().is_ok() && tb.verify().is_ok() {
+                "the models differ"
+            } else {
+                "the models differ and a tape is damaged"
+            }
+        )?;
+    } else if hashes_same && !same {
         writeln!(
             o,
             "{} aligned launches with the same output hashes, but a tape is damaged: not identical (greta verify)",

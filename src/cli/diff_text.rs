@@ -76,6 +76,13 @@ pub fn tapes(o: &mut impl Write, d: &TapeDiff, all: bool) -> std::io::Result<()>
         }
     }
     match &d.first_divergence {
+        // Launches on one tape only are a difference too (issue 21: a truncated tape diffed
+        // "identical" while the exit code said different).
+        None if d.only_a > 0 || d.only_b > 0 => writeln!(
+            o,
+            "not identical: the aligned launches have the same output hashes, but {} launches are only in A and {} only in B",
+            d.only_a, d.only_b
+        )?,
         None => writeln!(
             o,
             "identical: every aligned launch has the same output hashes"

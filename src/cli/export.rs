@@ -14,9 +14,12 @@ pub struct Args {
     tape: PathBuf,
     /// Launch number.
     seq: u64,
-    /// Output folder (created).
+    /// Output folder (created; its parent must exist). An existing folder must be empty, or --force.
     #[arg(long)]
     out: PathBuf,
+    /// Write into an --out folder that already holds files (same-named files are replaced).
+    #[arg(long)]
+    force: bool,
     /// Model file for weights referenced by name [default: the path in the tape header].
     #[arg(long)]
     model: Option<PathBuf>,
@@ -53,9 +56,15 @@ fn head_bytes(
 
 /// Runs `greta export`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if let Some(m) = &a.model {
+        // A model that is not there is an error before anything is written (issue 21: exit 1, three
+        // lines, and a partial export).
+        super::paths::regular_file(m, "--model")?;
+    }
     let t = open(&a.tape)?;
     let l = t.launch(a.seq)?;
-    let problems = crate::analysis::sanity::launch_problems(&l);
+    let mut problems = crate::analysis::sanity::launch_problems(&l);
+    problems.extend(crate::analysis::sanity::reference_problems(&t, &l));
     if !problems.is_empty() {
         anyhow::bail!(
             "launch {} cannot be exported: {} (run `greta verify`)",
@@ -64,7 +73,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         );
     }
     let src = Source::new(&t, a.model.as_deref());
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    super::paths::export_dir(&a.out, a.force)?;
     let mut files = Vec::new();
     let mut left_out = Vec::new();
     let b = &l.begin;

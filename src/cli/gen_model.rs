@@ -37,6 +37,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             a.out.display()
         );
     }
+    super::paths::parent_exists(&a.out, "--out")?;
     generate(preset, dtype, a.seed, &a.out)?;
     eprintln!("wrote {}", a.out.display());
     Ok(Outcome::Same)

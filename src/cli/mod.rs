@@ -11,6 +11,7 @@ mod export;
 mod gen_model;
 mod ls;
 mod manifest;
+mod paths;
 mod record;
 mod replay;
 mod replay_summary;

@@ -130,7 +130,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 o.display()
             );
         }
+        super::paths::output_file(o, "--out", &[&model_path(&a.model.model)])?;
     }
+    // Before the hashing thread opens it: a FIFO would block it for ever (issue 21).
+    super::paths::regular_file(&model_path(&a.model.model), "model")?;
     // The model file's blake3 (for the header) on other cores while the model loads and its weights go to
     // the backend: at 8B the two take about as long, and one no longer waits for the other.
     let model_hash = {
@@ -154,7 +157,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         // The process id keeps two recordings started in the same second apart.
         PathBuf::from(format!("recordings/{stem}-{t}-{}.tape", std::process::id()))
     });
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    // Only the default folder is created; a given --out's folder was checked above.
+    if let (None, Some(dir)) = (&a.out, out.parent().filter(|d| !d.as_os_str().is_empty())) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let model = ModelIdentity {

@@ -53,8 +53,38 @@ fn inherited_over(r: &Row) -> bool {
     matches!((&r.inherited, r.local_bound), (Some(c), Some(b)) if c.rel_l2 > INHERITED_FACTOR * b)
 }
 
-/// Prints the summary of replayed `rows`; `reference` when the f64 reference was computed.
-pub fn summary(o: &mut impl Write, rows: &[Row], reference: bool) -> std::io::Result<()> {
+/// The counts of a whole replay (a streamed replay keeps only the rows worth naming).
+#[derive(Clone, Copy, Debug)]
+pub struct Counts {
+    /// Rows.
+    pub n: usize,
+    /// Bit-exact on replay.
+    pub exact: usize,
+    /// Replayed, not bit-exact, no error.
+    pub differ: usize,
+    /// Could not be replayed (an error other than "no reference").
+    pub errors: usize,
+    /// Not replayed (another engine's own kernels).
+    pub skipped: usize,
+}
+
+/// True for a row the summary never names: bit-exact (or not replayed), no error, local error within
+/// its bound, inherited error modest.
+pub fn unremarkable(r: &Row) -> bool {
+    (r.bit_exact || r.replay_route == "-")
+        && r.error.is_none()
+        && local_ratio(r).is_none_or(|x| x <= 1.0)
+        && !inherited_over(r)
+}
+
+/// Prints the summary of a replay: `counts` over all its rows, `rows` the rows to name (all of them, or
+/// those a streamed replay kept); `reference` when the f64 reference was computed.
+pub fn summary(
+    o: &mut impl Write,
+    rows: &[Row],
+    counts: Counts,
+    reference: bool,
+) -> std::io::Result<()> {
     let not_replayed = |r: &&Row| r.replay_route == "-";
     let errors: Vec<&Row> = rows
         .iter()
@@ -70,14 +100,14 @@ pub fn summary(o: &mut impl Write, rows: &[Row], reference: bool) -> std::io::Re
         .iter()
         .filter(|r| !r.bit_exact && r.error.is_none() && !not_replayed(r))
         .collect();
-    let skipped = rows.iter().filter(not_replayed).count();
-    let exact = rows.iter().filter(|r| r.bit_exact).count();
+    let Counts {
+        n, exact, skipped, ..
+    } = counts;
     writeln!(
         o,
-        "summary: {} launches: {exact} bit-exact on replay, {} not, {} could not be replayed{}",
-        rows.len(),
-        differ.len(),
-        errors.len(),
+        "summary: {n} launches: {exact} bit-exact on replay, {} not, {} could not be replayed{}",
+        counts.differ,
+        counts.errors,
         if skipped > 0 {
             format!(", {skipped} not replayed (the engine's own kernels)")
         } else {

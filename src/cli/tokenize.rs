@@ -26,6 +26,7 @@ pub struct Args {
 /// Runs `greta tokenize`.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let path = model_path(&a.model);
+    super::paths::regular_file(&path, "model")?;
     let g = Gguf::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let tok = Tokenizer::new(vocab_from_gguf(&g)?)?;
     let text = if a.chat {

@@ -9,7 +9,7 @@ use crate::analysis::Source;
 use crate::launch::Stage;
 use crate::tape::{Storage, TapeReader, TensorRef};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One violated invariant.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -39,8 +39,10 @@ pub fn check(t: &TapeReader) -> Dataflow {
     let mut out = Dataflow::default();
     // Output hashes by (seq, index), for producer checks.
     let mut outputs: HashMap<(u64, u32), [u8; 32]> = HashMap::new();
-    // Per (layer, k|v): rows written, by position.
-    let mut cache: HashMap<(u32, usize), Vec<Option<Vec<u8>>>> = HashMap::new();
+    // Per (layer, k|v): rows written, by position. A map, not a vector indexed by position: memory
+    // follows the rows on the tape, not the positions a launch claims (issue 21: `pos = u32::MAX`
+    // resized a vector to 4 billion entries, 103 GB).
+    let mut cache: HashMap<(u32, usize), BTreeMap<u64, Vec<u8>>> = HashMap::new();
     // Per (layer, k|v): who wrote each row content ever written (blake3 of the row), to name the writer of
     // a row found in the wrong place.
     let mut writers = super::kv_writers::Writers::default();
@@ -69,7 +71,11 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 continue;
             }
         };
-        for what in crate::analysis::sanity::launch_problems(&l) {
+        let sanity = crate::analysis::sanity::launch_problems(&l);
+        for what in sanity
+            .into_iter()
+            .chain(crate::analysis::sanity::reference_problems(t, &l))
+        {
             out.problems.push(Problem { seq: e.seq, what });
         }
         let b = &l.begin;
@@ -105,7 +111,7 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 let mut checked = true;
                 for p in 0..ctx {
                     let got = &bytes[p * row_len..(p + 1) * row_len];
-                    match rows.and_then(|rs| rs.get(p)).and_then(|x| x.as_ref()) {
+                    match rows.and_then(|rs| rs.get(&(p as u64))) {
                         Some(w) if w.as_slice() == got => {}
                         Some(_) => {
                             // Every differing row, and whose data it holds when it is another row's.
@@ -137,25 +143,27 @@ pub fn check(t: &TapeReader) -> Dataflow {
                 outputs.insert((b.seq, i as u32), o.hash);
             }
             if b.stage == Stage::KvWrite {
-                let pos = b.params.pos as usize;
+                let pos = u64::from(b.params.pos);
                 for (which, o) in end.outputs.iter().enumerate().take(2) {
                     let rows = cache.entry((layer, which)).or_default();
-                    let n = o.shape.first().copied().unwrap_or(0) as usize;
-                    if rows.len() < pos + n {
-                        rows.resize(pos + n, None);
-                    }
-                    rows.truncate(pos + n);
+                    let n = o.shape.first().copied().unwrap_or(0);
+                    // A write at `pos` starts the cache over from there: later rows are stale.
+                    rows.split_off(&pos);
                     match src.bytes(o) {
+                        // The bytes hold n rows (checked against the shape), so n fits in usize.
                         Ok(bytes) if n > 0 => {
-                            let rl = bytes.len() / n;
-                            for i in 0..n {
-                                let row = &bytes[i * rl..(i + 1) * rl];
-                                writers.wrote(layer, which, pos + i, row, b.phase, b.seq);
-                                rows[pos + i] = Some(row.to_vec());
+                            let rl = bytes.len() / n as usize;
+                            for (i, row) in
+                                bytes.chunks_exact(rl.max(1)).take(n as usize).enumerate()
+                            {
+                                let p = pos + i as u64;
+                                writers.wrote(layer, which, p as usize, row, b.phase, b.seq);
+                                rows.insert(p, row.to_vec());
                             }
                             kv_out.insert((b.seq, which as u32), bytes);
                         }
-                        _ => (pos..pos + n).for_each(|p| rows[p] = None),
+                        // Rows not captured stay unknown: nothing is kept for them.
+                        _ => {}
                     }
                 }
             }

@@ -99,6 +99,20 @@ pub enum GgufError {
         /// File size.
         file_size: u64,
     },
+    /// Two tensors' data ranges overlap (relative to the data section).
+    #[error(
+        "tensors `{a}` and `{b}` overlap: `{b}` starts at data offset {offset}, before `{a}` ends at {end}"
+    )]
+    TensorOverlap {
+        /// The tensor that starts first.
+        a: String,
+        /// The tensor that starts inside it.
+        b: String,
+        /// Where `b` starts.
+        offset: u64,
+        /// Where `a` ends.
+        end: u64,
+    },
     /// A tensor the caller asked for is not in the file.
     #[error("missing tensor `{0}`")]
     MissingTensor(String),

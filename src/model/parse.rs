@@ -96,12 +96,33 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
             }
         }
     }
+    check_overlap(&tensors)?;
     Ok(Header {
         version,
         metadata,
         tensors,
         data_offset,
     })
+}
+
+/// Refuses two tensors whose data ranges overlap (issue 21: a GGUF whose tensors all started at offset
+/// 0 loaded and ran, every weight reading the same bytes). The GGUF spec lays tensors out one after
+/// another in the data section; llama.cpp's writer never shares bytes between two tensors.
+fn check_overlap(tensors: &[TensorInfo]) -> Result<(), GgufError> {
+    let mut by_start: Vec<&TensorInfo> = tensors.iter().filter(|t| t.size > 0).collect();
+    by_start.sort_by_key(|t| t.offset);
+    for w in by_start.windows(2) {
+        // Bounds were checked against the file size: offset + size cannot overflow.
+        if w[0].offset + w[0].size > w[1].offset {
+            return Err(GgufError::TensorOverlap {
+                a: w[0].name.clone(),
+                b: w[1].name.clone(),
+                offset: w[1].offset,
+                end: w[0].offset + w[0].size,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Reads a `u64` count and checks it against `limit`.

@@ -260,6 +260,18 @@ pub fn replay_sub(src: &Source, l: &Launch, sub: Option<Stage>, o: &ReplayOption
         heads: o.heads.clone(),
         by_head: Vec::new(),
     };
+    // References that verify would reject (a loop, chunks that do not add up, absurd counts) make the
+    // launch damaged before anything is read (issue 21: such launches were called bit-exact).
+    let damage = crate::analysis::sanity::reference_problems(src.tape, l);
+    if !damage.is_empty() {
+        row.error = Some(format!(
+            "{}launch {}: {} (run `greta verify`)",
+            crate::analysis::exec::DAMAGED,
+            b.seq,
+            damage.join("; ")
+        ));
+        return row;
+    }
     // Another engine's launch (open capture): its own kernel cannot run here. Without --route nothing
     // is replayed; the f64 reference runs greta's kernel for the stage, when greta knows the stage.
     let foreign = b.foreign.is_some();

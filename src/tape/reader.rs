@@ -119,10 +119,14 @@ impl TapeReader {
             });
         }
         if data.len() < PREAMBLE_LEN {
+            // At the end of the file, not after the magic: a 10-byte file is cut at byte 10.
             return Err(TapeError::Truncated {
                 path: path.into(),
-                offset: 8,
-                what: "preamble cut short".into(),
+                offset: data.len() as u64,
+                what: format!(
+                    "the file is {} bytes, shorter than a tape's {PREAMBLE_LEN}-byte preamble (a recording interrupted as it started)",
+                    data.len()
+                ),
             });
         }
         let version = u32_at(data, 8);
@@ -460,6 +464,19 @@ impl TapeReader {
         self.layout
             .find_chunk(self.index_bytes(), h)
             .map_err(|f| self.index_fault(f))
+    }
+
+    /// The uncompressed length of chunk `h` from its frame header (nothing is decoded), or None when
+    /// the tape has no such chunk.
+    pub fn chunk_len(&self, h: &Hash) -> Result<Option<u64>, TapeError> {
+        let Some(off) = self.chunk_offset(h)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            frame_at_typed(&self.path, self.data(), off, FrameKind::Chunk)?
+                .header
+                .raw_len,
+        ))
     }
 
     /// The bytes of a tensor, checked against its hash. `Producer` references are followed to the
