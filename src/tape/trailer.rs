@@ -23,7 +23,7 @@ pub const TAPE_MAGIC: [u8; 8] = *b"GRETATAP";
 /// Trailer magic.
 pub const TRAILER_MAGIC: [u8; 8] = *b"GTTRAILR";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Preamble size.
 pub const PREAMBLE_LEN: usize = 16;
 /// Trailer size. Changing it changes the format (bump the version).

@@ -273,14 +273,8 @@ fn block_weight(r: &mut Rng, name: &str, dtype: DType, rows: usize, cols: usize)
         _ => {
             let (_, bb) = dtype.block();
             for blk in b.chunks_exact_mut(bb) {
-                match dtype {
-                    DType::Q8_0 | DType::Q4_0 => blk[0..2].copy_from_slice(&h(r, 0.02)),
-                    DType::Q4_1 | DType::Q4K => {
-                        blk[0..2].copy_from_slice(&h(r, 0.02));
-                        blk[2..4].copy_from_slice(&h(r, 0.02));
-                    }
-                    DType::Q6K => blk[208..210].copy_from_slice(&h(r, 0.02)),
-                    _ => {}
+                for &o in crate::model::quant::f16_fields(dtype) {
+                    blk[o..o + 2].copy_from_slice(&h(r, 0.02));
                 }
             }
         }
