@@ -275,24 +275,24 @@ __device__ __forceinline__ float greta_wload(const u8* __restrict__ row, u32 k) 
 }
 
 // Dispatches a templated body over the weight format `fmt` (uniform across the launch).
-#define GRETA_W_DISPATCH(fmt, BODY)                   \
-    switch (fmt) {                                    \
-        case GRETA_W_F32: BODY(GRETA_W_F32); break;   \
-        case GRETA_W_F16: BODY(GRETA_W_F16); break;   \
-        case GRETA_W_BF16: BODY(GRETA_W_BF16); break; \
-        case GRETA_W_Q8_0: BODY(GRETA_W_Q8_0); break; \
-        case GRETA_W_Q4_0: BODY(GRETA_W_Q4_0); break; \
-        case GRETA_W_Q4_1: BODY(GRETA_W_Q4_1); break; \
-        case GRETA_W_Q4_K: BODY(GRETA_W_Q4_K); break; \
-        case GRETA_W_Q6_K: BODY(GRETA_W_Q6_K); break; \
-        case GRETA_W_Q5_0: BODY(GRETA_W_Q5_0); break; \
-        case GRETA_W_Q5_1: BODY(GRETA_W_Q5_1); break; \
-        case GRETA_W_Q2_K: BODY(GRETA_W_Q2_K); break; \
-        case GRETA_W_Q3_K: BODY(GRETA_W_Q3_K); break; \
-        case GRETA_W_Q5_K: BODY(GRETA_W_Q5_K); break; \
+#define GRETA_W_DISPATCH(fmt, BODY)                       \
+    switch (fmt) {                                        \
+        case GRETA_W_F32: BODY(GRETA_W_F32); break;       \
+        case GRETA_W_F16: BODY(GRETA_W_F16); break;       \
+        case GRETA_W_BF16: BODY(GRETA_W_BF16); break;     \
+        case GRETA_W_Q8_0: BODY(GRETA_W_Q8_0); break;     \
+        case GRETA_W_Q4_0: BODY(GRETA_W_Q4_0); break;     \
+        case GRETA_W_Q4_1: BODY(GRETA_W_Q4_1); break;     \
+        case GRETA_W_Q4_K: BODY(GRETA_W_Q4_K); break;     \
+        case GRETA_W_Q6_K: BODY(GRETA_W_Q6_K); break;     \
+        case GRETA_W_Q5_0: BODY(GRETA_W_Q5_0); break;     \
+        case GRETA_W_Q5_1: BODY(GRETA_W_Q5_1); break;     \
+        case GRETA_W_Q2_K: BODY(GRETA_W_Q2_K); break;     \
+        case GRETA_W_Q3_K: BODY(GRETA_W_Q3_K); break;     \
+        case GRETA_W_Q5_K: BODY(GRETA_W_Q5_K); break;     \
         case GRETA_W_IQ4_NL: BODY(GRETA_W_IQ4_NL); break; \
         case GRETA_W_IQ4_XS: BODY(GRETA_W_IQ4_XS); break; \
-        default: break;                               \
+        default: break;                                   \
     }
 
 // Sum over 32 consecutive lanes by the xor butterfly 16, 8, 4, 2, 1: the same order on a 32-lane warp

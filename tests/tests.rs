@@ -16,3 +16,4 @@ mod tape;
 mod tokenizer;
 mod torture;
 mod util;
+mod wload;

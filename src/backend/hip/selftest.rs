@@ -4,7 +4,7 @@
 //! - invariance: `gemm_invariant` over many rows gives, row for row, the bits of `gemv` on that row alone,
 //!   and so does `gemm_mma` against itself on one row (it is batch-invariant by construction);
 //! - weights in blocks: every matmul route and the embedding, run on a weight in its GGUF block format
-//!   (F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), give the bits they give on the same weight dequantised to
+//!   (every `DType::WEIGHT_TYPES` but F32), give the bits they give on the same weight dequantised to
 //!   f32 on the host (the kernels dequantise with the host's formula);
 //! - device hashing: BLAKE3 digests computed on the device equal the host's for buffers of many sizes
 //!   (single chunk, chunk edges, odd tails, 16 MiB);
