@@ -142,7 +142,9 @@ fn gemma3() -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        eprintln!("skipping: Gemma 3 GGUF not found (tools/fetch-model gemma, or set GRETA_GEMMA3)");
+        eprintln!(
+            "skipping: Gemma 3 GGUF not found (tools/fetch-model gemma, or set GRETA_GEMMA3)"
+        );
         None
     }
 }

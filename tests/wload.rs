@@ -69,7 +69,12 @@ fn prelude_wload_matches_the_fixtures_on_the_host() {
     let dir = tmp();
     let mut src = String::from(SHIM);
     src += "#include <string>\n";
-    writeln!(src, "#include \"{}\"", root.join("kernels/prelude.h").display()).unwrap();
+    writeln!(
+        src,
+        "#include \"{}\"",
+        root.join("kernels/prelude.h").display()
+    )
+    .unwrap();
     src += CHECK;
     src += "int main() {\n    int bad = 0;\n";
     for dtype in DType::WEIGHT_TYPES {

@@ -398,7 +398,11 @@ fn iq4_xs(b: &[u8], o: &mut [f32]) {
         let ls = ((sl[g / 2] >> (4 * (g % 2))) & 0x0f) | ((((sh >> (2 * g)) & 3) as u8) << 4);
         let dl = d * f32::from(ls as i8 - 32);
         let (lo, hi) = o[g * 32..g * 32 + 32].split_at_mut(16);
-        for ((l, h), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(&qs[16 * g..16 * g + 16]) {
+        for ((l, h), &q) in lo
+            .iter_mut()
+            .zip(hi.iter_mut())
+            .zip(&qs[16 * g..16 * g + 16])
+        {
             *l = dl * f32::from(IQ4NL_VALUES[usize::from(q & 0x0f)]);
             *h = dl * f32::from(IQ4NL_VALUES[usize::from(q >> 4)]);
         }

@@ -337,7 +337,7 @@ mod tests {
         let e = gemv_q8(Stage::QProj, &[0.0; 32], 1, 32, w).unwrap_err();
         assert!(
             e.to_string()
-                .contains("gemv_q8 needs block-quantized weights"),
+                .contains("gemv_q8 needs weights in a format kernels/q8.cu has a block dot for"),
             "{e}"
         );
         // The block formats kernels/q8.cu has no block dot for are refused the same way; gemm_mma, which
