@@ -19,3 +19,4 @@ mod tokenizer;
 mod torture;
 mod util;
 mod verdicts;
+mod wload;

@@ -145,6 +145,24 @@ impl TapeReader {
                 what: format!("bad version {version} or nonzero reserved bytes"),
             });
         }
+        // The trailer's copy of the version is covered by its checksum, the preamble's by nothing. Formats
+        // 3 to 5 share the header's shape, so a damaged preamble version that names another of them (5
+        // with bit 0 flipped is 4) decodes; an intact trailer that disagrees names the damage.
+        if data.len() >= PREAMBLE_LEN + TRAILER_LEN {
+            if let Ok(t) = Trailer::parse(&data[data.len() - TRAILER_LEN..], data.len() as u64) {
+                if t.version != version {
+                    return Err(TapeError::Corrupt {
+                        path: path.into(),
+                        offset: 8,
+                        frame: "preamble",
+                        what: format!(
+                            "version {version}, but the trailer (checksum intact) says {}",
+                            t.version
+                        ),
+                    });
+                }
+            }
+        }
         let hf = frame_at_typed(path, data, PREAMBLE_LEN as u64, FrameKind::Header)?;
         let hb = decode_vec(path, data, &hf)?;
         let header: TapeHeader = record::decode_header(&hb, version).map_err(|what| {
