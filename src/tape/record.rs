@@ -453,5 +453,8 @@ mod tests {
         assert_eq!(idx(encode(&DType::Q5K).unwrap()), 14);
         assert_eq!(idx(encode(&DType::IQ4NL).unwrap()), 15);
         assert_eq!(idx(encode(&DType::IQ4XS).unwrap()), 16);
+        // Format 5 stages (issue 29): declared after Other (`later` in named!).
+        assert_eq!(idx(encode(&Stage::EmbedScale).unwrap()), 25);
+        assert_eq!(idx(encode(&Stage::Geglu).unwrap()), 33);
     }
 }
