@@ -74,7 +74,10 @@ fn every_route_the_policy_picks_is_listed_by_both_backends() {
 fn the_gpu_names_what_it_has_no_kernel_for_yet() {
     let p = Params::default();
     let e = hip::not_yet(Stage::QNorm, &p).expect("no GPU q_norm yet");
-    assert!(e.to_string().contains("unsupported on the hip backend yet"), "{e}");
+    assert!(
+        e.to_string().contains("unsupported on the hip backend yet"),
+        "{e}"
+    );
     assert!(hip::routes(Stage::Geglu).is_empty());
     let neox = Params {
         rope_mode: crate::launch::ROPE_NEOX,

@@ -60,7 +60,14 @@ impl Weights {
                 &l.up,
                 &l.down,
             ]);
-            for opt in [l.qkv_bias.as_ref().map(|b| &b[..]), l.qk_norm.as_ref().map(|n| &n[..]), l.post_norms.as_ref().map(|n| &n[..])].into_iter().flatten() {
+            for opt in [
+                l.qkv_bias.as_ref().map(|b| &b[..]),
+                l.qk_norm.as_ref().map(|n| &n[..]),
+                l.post_norms.as_ref().map(|n| &n[..]),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 v.extend(opt);
             }
         }

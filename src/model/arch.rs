@@ -225,11 +225,20 @@ mod tests {
         let mut a = Arch::of(Family::Gemma3);
         a.sliding_window = 512;
         let kinds: Vec<usize> = (0..12).map(|l| a.layer(l, 1e6).window).collect();
-        assert_eq!(kinds, [512, 512, 512, 512, 512, 0, 512, 512, 512, 512, 512, 0]);
+        assert_eq!(
+            kinds,
+            [512, 512, 512, 512, 512, 0, 512, 512, 512, 512, 512, 0]
+        );
         assert_eq!(a.layer(0, 1e6).rope_theta, 10_000.0);
         assert_eq!(a.layer(5, 1e6).rope_theta, 1e6);
         let q = Arch::of(Family::Qwen3);
-        assert_eq!(q.layer(3, 1e6), LayerAttn { window: 0, rope_theta: 1e6 });
+        assert_eq!(
+            q.layer(3, 1e6),
+            LayerAttn {
+                window: 0,
+                rope_theta: 1e6
+            }
+        );
         assert!(q.describe().contains("q_norm → k_norm → rope_q"));
     }
 

@@ -225,7 +225,13 @@ impl LlamaConfig {
     }
 
     /// The per-layer tensors of the architecture beyond llama's ([`LAYER_TENSORS`]), with their dims.
-    fn extra_layer_tensors(&self, q: u64, kv: u64, hd: u64, d: u64) -> Vec<(&'static str, Vec<u64>)> {
+    fn extra_layer_tensors(
+        &self,
+        q: u64,
+        kv: u64,
+        hd: u64,
+        d: u64,
+    ) -> Vec<(&'static str, Vec<u64>)> {
         let mut t = Vec::new();
         if self.spec.qkv_bias {
             t.push(("attn_q.bias", vec![q]));

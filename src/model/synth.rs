@@ -340,21 +340,17 @@ fn add_metadata(w: &mut GgufWriter, preset: Preset, dtype: DType, cfg: &LlamaCon
         .add_metadata(&k("attention.head_count_kv"), u(cfg.n_kv_heads))
         .add_metadata(&k("rope.freq_base"), Value::F32(cfg.rope_theta as f32))
         .add_metadata(
-            "llama.attention.layer_norm_rms_epsilon",
+            &k("attention.layer_norm_rms_epsilon"),
             Value::F32(cfg.eps as f32),
         )
         .add_metadata(&k("vocab_size"), u(cfg.vocab))
-        .add_metadata(&k("rope.dimension_count"), u(cfg.rope_dim))
-        ;
+        .add_metadata(&k("rope.dimension_count"), u(cfg.rope_dim));
     if cfg.head_dim * cfg.n_heads != cfg.dim {
         w.add_metadata(&k("attention.key_length"), u(cfg.head_dim))
             .add_metadata(&k("attention.value_length"), u(cfg.head_dim));
     }
     if cfg.spec.sliding_window > 0 {
-        w.add_metadata(
-            &k("attention.sliding_window"),
-            u(cfg.spec.sliding_window),
-        );
+        w.add_metadata(&k("attention.sliding_window"), u(cfg.spec.sliding_window));
     }
     w.add_metadata("tokenizer.ggml.add_space_prefix", Value::Bool(false))
         .add_metadata("tokenizer.ggml.add_bos_token", Value::Bool(false))

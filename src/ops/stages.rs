@@ -91,10 +91,7 @@ fn from_params(stage: Stage, op: Op, p: &Params) -> Vec<(&'static str, f64)> {
 /// bytes are the same either way, so the reference's output compares element for element.
 pub fn op_input(stage: Stage, params: &Params, role: &str, t: Tensor) -> Tensor {
     let hd = params.head_dim as usize;
-    if matches!(stage, Stage::QNorm | Stage::KNorm)
-        && role == "x"
-        && hd > 0
-        && t.numel() % hd == 0
+    if matches!(stage, Stage::QNorm | Stage::KNorm) && role == "x" && hd > 0 && t.numel() % hd == 0
     {
         return Tensor {
             shape: vec![t.numel() / hd, hd],

@@ -101,12 +101,7 @@ fn manual_t<T: Float>(
                 let qv = &q[i * g.h * g.hd + h * g.hd..][..g.hd];
                 // Keys the row sees: causal, and within the sliding window when there is one.
                 let first = params.first_key(g.pos + i);
-                for (j, sj) in row
-                    .iter_mut()
-                    .enumerate()
-                    .take(g.pos + i + 1)
-                    .skip(first)
-                {
+                for (j, sj) in row.iter_mut().enumerate().take(g.pos + i + 1).skip(first) {
                     let kv = &k[j * g.hk * g.hd + kh * g.hd..][..g.hd];
                     *sj = T::dot(qv, kv) * scale;
                 }

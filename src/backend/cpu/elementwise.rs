@@ -94,7 +94,11 @@ fn rmsnorm_t<T: Float>(
 
 /// embed_scale: every value times `params.scale` (Gemma's sqrt(n_embd), rounded to the route's type
 /// first as llama.cpp's `ggml_scale` takes an f32 factor).
-pub fn scale(p: Precision, params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+pub fn scale(
+    p: Precision,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
     by_precision!(p, Stage::EmbedScale, scale_t(params, inputs))
 }
 
