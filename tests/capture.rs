@@ -263,6 +263,14 @@ fn version_1_tapes_still_read() {
     let l = t.launch(2).unwrap();
     assert_eq!(l.begin.stage, Stage::QProj);
     assert!(l.begin.foreign.is_none());
+    // Version-1 params (tape/v4.rs's frozen ParamsV4) read with NORM rope and no window.
+    let rope = t.launch(5).unwrap().begin;
+    assert_eq!(rope.stage, Stage::RopeQ);
+    assert!(rope.params.head_dim > 0 && rope.params.rope_theta > 0.0);
+    assert_eq!(
+        (rope.params.rope_mode, rope.params.window),
+        (greta::launch::ROPE_NORM, 0)
+    );
     let v = json(&greta_ok(&["verify", "--json", p.to_str().unwrap()]));
     assert_eq!(v["clean"], true, "{v}");
     let out = greta_ok(&[

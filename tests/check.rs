@@ -120,6 +120,36 @@ fn committed_goldens_hold() {
         t.to_str().unwrap(),
     ]);
     let s = smollm2();
+    // The families' tiny models (issue 29): f64 goldens, generated here as tiny is.
+    for family in ["qwen2", "qwen3", "gemma3"] {
+        let m = d.path().join(format!("{family}.gguf"));
+        greta_ok(&[
+            "gen-model",
+            "--preset",
+            family,
+            "--dtype",
+            "q8_0",
+            "--seed",
+            "7",
+            "--out",
+            m.to_str().unwrap(),
+        ]);
+        let g = root.join(format!("recordings/{family}-f64.json"));
+        let (code, out, err) = greta_s(&[
+            "check",
+            "--model",
+            m.to_str().unwrap(),
+            "--golden",
+            g.to_str().unwrap(),
+            "--precision",
+            "f64",
+            "--tokens",
+            "5,17,42,99,3,250,7",
+            "--max-tokens",
+            "6",
+        ]);
+        assert_eq!(code, 0, "golden {}: {out}{err}", g.display());
+    }
     for (model, name, args) in [
         (
             &t,

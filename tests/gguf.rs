@@ -489,7 +489,7 @@ fn config_reports_missing_and_misshaped_tensors() {
         Err(GgufError::BadTensor { tensor, .. }) if tensor == "blk.0.attn_k.weight"
     ));
     assert!(
-        matches!(rewrite("", None, "qwen2"), Err(GgufError::UnsupportedArchitecture(a)) if a == "qwen2")
+        matches!(rewrite("", None, "mamba"), Err(GgufError::UnsupportedArchitecture(a)) if a == "mamba")
     );
 }
 

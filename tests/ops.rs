@@ -67,6 +67,24 @@ fn params() -> Params {
         eps: 1e-5,
         scale: 1.0 / (HD as f64).sqrt(),
         kv_block: 3,
+        rope_mode: greta::launch::ROPE_NORM,
+        window: 0,
+    }
+}
+
+/// The params of a case: the shared ones, with NEOX rope on rope_k and a sliding window of 3 on
+/// attn (so both forms of each are covered: rope_q is NORM, qk has no window).
+fn params_of(stage: Stage) -> Params {
+    match stage {
+        Stage::RopeK => Params {
+            rope_mode: greta::launch::ROPE_NEOX,
+            ..params()
+        },
+        Stage::Attn => Params {
+            window: 3,
+            ..params()
+        },
+        _ => params(),
     }
 }
 
@@ -89,6 +107,27 @@ fn inputs(stage: Stage) -> Vec<(&'static str, Tensor)> {
         Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => {
             vec![("x", f32t(vec![N, 16], 2)), ("w", f32t(vec![16], 3))]
         }
+        Stage::AttnPostNorm | Stage::FfnPostNorm => {
+            vec![("x", f32t(vec![N, 16], 20)), ("w", f32t(vec![16], 21))]
+        }
+        // One norm a head: the weight is [head_dim].
+        Stage::QNorm => vec![("x", f32t(vec![N, H * HD], 22)), ("w", f32t(vec![HD], 23))],
+        Stage::KNorm => vec![("x", f32t(vec![N, HK * HD], 24)), ("w", f32t(vec![HD], 25))],
+        Stage::QBias => vec![
+            ("x", f32t(vec![N, H * HD], 26)),
+            ("r", f32t(vec![H * HD], 27)),
+        ],
+        Stage::KBias | Stage::VBias => {
+            vec![
+                ("x", f32t(vec![N, HK * HD], 28)),
+                ("r", f32t(vec![HK * HD], 29)),
+            ]
+        }
+        Stage::EmbedScale => vec![("x", f32t(vec![N, 16], 30))],
+        Stage::Geglu => vec![
+            ("gate", f32t(vec![N, 16], 31)),
+            ("up", f32t(vec![N, 16], 32)),
+        ],
         s if s.is_matmul() => vec![("x", f32t(vec![N, 64], 4)), ("w", q8_weight(5, 64))],
         Stage::RopeQ => vec![("x", f32t(vec![N, H * HD], 5))],
         Stage::RopeK => vec![("x", f32t(vec![N, HK * HD], 6))],
@@ -134,9 +173,10 @@ fn scores() -> Tensor {
 }
 
 fn reference(stage: Stage, ins: &[(&'static str, Tensor)]) -> Vec<Tensor> {
-    let mut a = ops::stages::op_args(stage, &params(), None).unwrap();
+    let p = params_of(stage);
+    let mut a = ops::stages::op_args(stage, &p, None).unwrap();
     for (r, t) in ins {
-        a.input(r, t.clone());
+        a.input(r, ops::stages::op_input(stage, &p, r, t.clone()));
     }
     ops::reference(&a).unwrap_or_else(|e| panic!("{stage}: {e}"))
 }
@@ -192,7 +232,7 @@ fn run(stage: Stage, route: Route, ins: &[(&'static str, Tensor)]) -> Vec<Tensor
         .collect();
     let refs: Vec<&Tensor> = adapted.iter().collect();
     CpuBackend::new(2)
-        .execute(stage, route, &params(), &refs)
+        .execute(stage, route, &params_of(stage), &refs)
         .unwrap_or_else(|e| panic!("{stage} on {route}: {e}"))
 }
 

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod diagnosis;
 mod engine;
+mod families;
 mod gguf;
 mod gpu;
 mod hostile;

@@ -6,7 +6,9 @@
 //! host-byte checks, the GPU's shared-memory limit).
 
 use super::BackendError;
-use crate::launch::{DType, Params, Precision, Route, Stage, Tensor, Variant};
+use crate::launch::{
+    DType, Params, Precision, ROPE_NEOX, ROPE_NORM, Route, Stage, Tensor, Variant,
+};
 
 pub use crate::launch::{GatherLayout, gather_layout};
 
@@ -254,7 +256,9 @@ pub fn token_row(stage: Stage, id: i32, vocab: usize) -> Result<usize, BackendEr
         .ok_or_else(|| bad(stage, format!("token id {id} out of range (vocab {vocab})")))
 }
 
-/// Checks an RMSNorm's weight (`f32[dim]`, dim > 0) against x `[.., dim]` and returns dim.
+/// Checks an RMSNorm's weight (`f32[dim]`, dim > 0) against x `[.., dim]` and returns dim. The per-head
+/// norms (`q_norm`, `k_norm`) take x `[n, heads*hd]` and a weight `[hd]`: each head is normalised on
+/// its own, so x's rows must be whole heads.
 pub fn norm_dim(stage: Stage, x: &Tensor, w: &Tensor) -> Result<usize, BackendError> {
     if w.dtype != DType::F32 {
         return Err(bad(
@@ -263,10 +267,29 @@ pub fn norm_dim(stage: Stage, x: &Tensor, w: &Tensor) -> Result<usize, BackendEr
         ));
     }
     let dim = w.numel();
-    if dim == 0 || x.shape.last() != Some(&dim) {
+    let fits = match (x.shape.last(), stage) {
+        (Some(&last), Stage::QNorm | Stage::KNorm) => dim > 0 && last % dim == 0,
+        (last, _) => dim > 0 && last == Some(&dim),
+    };
+    if !fits {
         return Err(bad(stage, format!("x {:?} vs weight [{dim}]", x.shape)));
     }
     Ok(dim)
+}
+
+/// Checks a bias add's bias `[d]` (f32 as stored, or the route's float) against x `[.., d]`.
+pub fn bias_dim(stage: Stage, x: &Tensor, b: &Tensor) -> Result<usize, BackendError> {
+    if !matches!(b.dtype, DType::F32 | DType::F64) {
+        return Err(bad(
+            stage,
+            format!("bias is {}, expected f32 or f64", b.dtype),
+        ));
+    }
+    let d = b.numel();
+    if d == 0 || x.shape.last() != Some(&d) {
+        return Err(bad(stage, format!("x {:?} vs bias [{d}]", x.shape)));
+    }
+    Ok(d)
 }
 
 /// Geometry of a RoPE launch: `heads` heads of `hd` values over `n` rows, the first `rd` of each rotated.
@@ -305,6 +328,15 @@ pub fn rope_geo(
             format!(
                 "x {:?} with {heads} heads of {hd}, rope dim {rd}, {n} rows",
                 inputs[0].shape
+            ),
+        ));
+    }
+    if !matches!(params.rope_mode, ROPE_NORM | ROPE_NEOX) {
+        return Err(bad(
+            stage,
+            format!(
+                "rope mode {} (known: {ROPE_NORM} NORM, {ROPE_NEOX} NEOX)",
+                params.rope_mode
             ),
         ));
     }
@@ -349,6 +381,10 @@ pub fn check_launch(stage: Stage, params: &Params, inputs: &[&Tensor]) -> Result
             check_v(stage, inputs[1], inputs[2])
         }
         Stage::RopeQ | Stage::RopeK => rope_geo(stage, params, inputs).map(|_| ()),
+        Stage::QNorm | Stage::KNorm | Stage::AttnPostNorm | Stage::FfnPostNorm => {
+            norm_dim(stage, inputs[0], inputs[1]).map(|_| ())
+        }
+        s if s.is_bias() => bias_dim(stage, inputs[0], inputs[1]).map(|_| ()),
         _ => Ok(()),
     }
 }

@@ -1,7 +1,11 @@
 //! One forward pass over a block of rows, launch by launch (docs/STAGES.md gives the order and contracts).
+//! The architecture ([`crate::model::config::Arch`]) adds its stages to llama's sequence: q/k/v biases
+//! (Qwen2), per-head q/k norms (Qwen3, Gemma 3), the embedding scale, post norms and GeGLU (Gemma 3), and
+//! per layer a rope base and sliding window (Gemma 3's local layers).
 
 use super::{EngineError, KvCache, Model};
 use crate::launch::{Launcher, Params, Phase, Stage, Tensor, Variant};
+use crate::model::config::Ffn;
 
 /// Runs the model through a launcher.
 pub struct Engine<'m> {
@@ -27,6 +31,8 @@ impl<'m> Engine<'m> {
             eps: c.eps,
             scale: 1.0 / (c.head_dim as f64).sqrt(),
             kv_block: 0,
+            rope_mode: c.spec.rope_mode,
+            window: 0,
         };
         Engine {
             model,
@@ -78,12 +84,36 @@ impl<'m> Engine<'m> {
         };
         let idt = Tensor::i32(vec![n], ids.iter().map(|&i| i as i32).collect());
         let mut x = self.one(Stage::Embed, None, &[&idt, &w.token_embd], p)?;
+        if c.spec.embed_scale {
+            // Gemma: sqrt(n_embd) (llama.cpp's build_gemma3: ggml_scale(inpL, sqrtf(n_embd))).
+            let ps = Params {
+                scale: (c.dim as f64).sqrt(),
+                ..p
+            };
+            x = self.one(Stage::EmbedScale, None, &[&x], ps)?;
+        }
         for (l, lw) in w.layers.iter().enumerate() {
             let li = Some(l as u32);
+            let la = c.spec.layer(l, c.rope_theta);
+            // This layer's rope base and window (Gemma 3's local layers differ from its global ones).
+            let p = Params {
+                rope_theta: la.rope_theta,
+                window: la.window as u32,
+                ..p
+            };
             let h = self.one(Stage::AttnNorm, li, &[&x, &lw.attn_norm], p)?;
-            let q = self.one(Stage::QProj, li, &[&h, &lw.wq], p)?;
-            let k = self.one(Stage::KProj, li, &[&h, &lw.wk], p)?;
-            let v = self.one(Stage::VProj, li, &[&h, &lw.wv], p)?;
+            let mut q = self.one(Stage::QProj, li, &[&h, &lw.wq], p)?;
+            let mut k = self.one(Stage::KProj, li, &[&h, &lw.wk], p)?;
+            let mut v = self.one(Stage::VProj, li, &[&h, &lw.wv], p)?;
+            if let Some([bq, bk, bv]) = &lw.qkv_bias {
+                q = self.one(Stage::QBias, li, &[&q, bq], p)?;
+                k = self.one(Stage::KBias, li, &[&k, bk], p)?;
+                v = self.one(Stage::VBias, li, &[&v, bv], p)?;
+            }
+            if let Some([nq, nk]) = &lw.qk_norm {
+                q = self.one(Stage::QNorm, li, &[&q, nq], p)?;
+                k = self.one(Stage::KNorm, li, &[&k, nk], p)?;
+            }
             let q = self.one(Stage::RopeQ, li, &[&q], p)?;
             let k = self.one(Stage::RopeK, li, &[&k], p)?;
             let kv = self.launcher.launch(Stage::KvWrite, li, &[&k, &v], p)?;
@@ -114,13 +144,23 @@ impl<'m> Engine<'m> {
                 let pr = self.one(Stage::Softmax, li, &[&s], p)?;
                 self.one(Stage::Pv, li, &[&pr, &vc], p)?
             };
-            let o = self.one(Stage::OProj, li, &[&attn, &lw.wo], p)?;
+            let mut o = self.one(Stage::OProj, li, &[&attn, &lw.wo], p)?;
+            if let Some([pa, _]) = &lw.post_norms {
+                o = self.one(Stage::AttnPostNorm, li, &[&o, pa], p)?;
+            }
             let x1 = self.one(Stage::AttnResidual, li, &[&x, &o], p)?;
             let h2 = self.one(Stage::FfnNorm, li, &[&x1, &lw.ffn_norm], p)?;
             let g = self.one(Stage::Gate, li, &[&h2, &lw.gate], p)?;
             let u = self.one(Stage::Up, li, &[&h2, &lw.up], p)?;
-            let s = self.one(Stage::Swiglu, li, &[&g, &u], p)?;
-            let d = self.one(Stage::Down, li, &[&s, &lw.down], p)?;
+            let act = match c.spec.ffn {
+                Ffn::Swiglu => Stage::Swiglu,
+                Ffn::Geglu => Stage::Geglu,
+            };
+            let s = self.one(act, li, &[&g, &u], p)?;
+            let mut d = self.one(Stage::Down, li, &[&s, &lw.down], p)?;
+            if let Some([_, pf]) = &lw.post_norms {
+                d = self.one(Stage::FfnPostNorm, li, &[&d, pf], p)?;
+            }
             x = self.one(Stage::FfnResidual, li, &[&x1, &d], p)?;
         }
         // Only the last row feeds the next token.

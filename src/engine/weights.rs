@@ -24,6 +24,12 @@ pub struct LayerWeights {
     pub up: Tensor,
     /// blk.N.ffn_down.weight
     pub down: Tensor,
+    /// blk.N.attn_{q,k,v}.bias (Qwen2).
+    pub qkv_bias: Option<[Tensor; 3]>,
+    /// blk.N.attn_{q,k}_norm.weight (Qwen3, Gemma 3).
+    pub qk_norm: Option<[Tensor; 2]>,
+    /// blk.N.post_attention_norm.weight and blk.N.post_ffw_norm.weight (Gemma 3).
+    pub post_norms: Option<[Tensor; 2]>,
 }
 
 /// All weights of a llama model.
@@ -54,6 +60,16 @@ impl Weights {
                 &l.up,
                 &l.down,
             ]);
+            for opt in [
+                l.qkv_bias.as_ref().map(|b| &b[..]),
+                l.qk_norm.as_ref().map(|n| &n[..]),
+                l.post_norms.as_ref().map(|n| &n[..]),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                v.extend(opt);
+            }
         }
         v.push(&self.output_norm);
         if self.output.id != self.token_embd.id {
@@ -67,7 +83,21 @@ impl Weights {
         let layers = (0..c.n_layers)
             .map(|l| {
                 let t = |s: &str| g.tensor(&format!("blk.{l}.{s}.weight"));
+                let b = |s: &str| g.tensor(&format!("blk.{l}.{s}.bias"));
+                let spec = &c.spec;
                 Ok(LayerWeights {
+                    qkv_bias: match spec.qkv_bias {
+                        true => Some([b("attn_q")?, b("attn_k")?, b("attn_v")?]),
+                        false => None,
+                    },
+                    qk_norm: match spec.qk_norm {
+                        true => Some([t("attn_q_norm")?, t("attn_k_norm")?]),
+                        false => None,
+                    },
+                    post_norms: match spec.post_norms {
+                        true => Some([t("post_attention_norm")?, t("post_ffw_norm")?]),
+                        false => None,
+                    },
                     attn_norm: t("attn_norm")?,
                     wq: t("attn_q")?,
                     wk: t("attn_k")?,

@@ -23,6 +23,19 @@ pub enum BackendError {
         /// The routes the backend has for the stage ([`Backend::routes`]).
         supported: Vec<Route>,
     },
+    /// The stage, or this launch's form of it (NEOX rope, a sliding window), has a CPU kernel but no
+    /// kernel on this backend yet (issue 29: Qwen and Gemma run on the CPU first).
+    #[error(
+        "{what}: unsupported on the {backend} backend yet (the CPU backend runs it: --backend cpu)"
+    )]
+    NotYet {
+        /// Backend name.
+        backend: &'static str,
+        /// Stage.
+        stage: Stage,
+        /// What has no kernel (the stage, or the stage with the param that has none).
+        what: String,
+    },
     /// Inputs are not what the stage needs (count, dtype or shape).
     #[error("bad inputs for {stage}: {what}")]
     BadInputs {

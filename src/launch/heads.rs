@@ -5,9 +5,10 @@
 //! layer) because all of them need it and it needs nothing but a stage, its params and a shape.
 //!
 //! Layouts (docs/STAGES.md), `H` query heads, `Hk` key/value heads, `hd` head dim:
-//! - `q_proj`, `rope_q`, `pv`, `attn`: `[n, H*hd]`; head `h` is columns `h*hd..(h+1)*hd` of every row.
-//! - `k_proj`, `v_proj`, `rope_k`, `kv_write` (both outputs): `[n, Hk*hd]`; KV head `g` is columns
-//!   `g*hd..(g+1)*hd`.
+//! - `q_proj`, `q_bias`, `q_norm`, `rope_q`, `pv`, `attn`: `[n, H*hd]`; head `h` is columns
+//!   `h*hd..(h+1)*hd` of every row.
+//! - `k_proj`, `k_bias`, `k_norm`, `v_proj`, `v_bias`, `rope_k`, `kv_write` (both outputs): `[n, Hk*hd]`;
+//!   KV head `g` is columns `g*hd..(g+1)*hd`.
 //! - `qk`, `softmax`: `[H, n, ctx]`; head `h` is the `h`-th `[n, ctx]` block.
 //!
 //! Grouped-query attention: `--head H` always names a **query** head. On a key/value stage it selects the
@@ -58,7 +59,8 @@ pub enum HeadError {
     Parse(String),
 }
 
-const PER_HEAD: &str = "q_proj, k_proj, v_proj, rope_q, rope_k, kv_write, qk, softmax, pv, attn";
+const PER_HEAD: &str = "q_proj, q_bias, q_norm, k_proj, k_bias, k_norm, v_proj, v_bias, rope_q, rope_k, \
+                        kv_write, qk, softmax, pv, attn";
 
 /// Which heads a stage's output is split into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,10 +74,21 @@ pub enum Side {
 /// The side of a per-head stage, None for the others.
 pub fn side(stage: Stage) -> Option<Side> {
     match stage {
-        Stage::QProj | Stage::RopeQ | Stage::Pv | Stage::Attn | Stage::Qk | Stage::Softmax => {
-            Some(Side::Query)
-        }
-        Stage::KProj | Stage::VProj | Stage::RopeK | Stage::KvWrite => Some(Side::Kv),
+        Stage::QProj
+        | Stage::QBias
+        | Stage::QNorm
+        | Stage::RopeQ
+        | Stage::Pv
+        | Stage::Attn
+        | Stage::Qk
+        | Stage::Softmax => Some(Side::Query),
+        Stage::KProj
+        | Stage::KBias
+        | Stage::KNorm
+        | Stage::VProj
+        | Stage::VBias
+        | Stage::RopeK
+        | Stage::KvWrite => Some(Side::Kv),
         _ => None,
     }
 }

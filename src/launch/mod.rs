@@ -29,7 +29,7 @@ pub use backend::{Backend, BackendError};
 pub use foreign::{Foreign, ForeignLaunch};
 pub use gather::{GatherLayout, gather_layout, gather_rows_host};
 pub use launcher::{LaunchError, LaunchInfo, LaunchObserver, Launcher, ObserverError, OutputHook};
-pub use params::{Params, float_text, same_float};
+pub use params::{Params, ROPE_NEOX, ROPE_NORM, float_text, same_float};
 pub use route::{OpFamily, Precision, Route, RouteError, RouteMode, RoutePolicy, Variant};
 pub use stage::{Phase, Stage};
 pub use tensor::{

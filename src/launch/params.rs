@@ -22,10 +22,32 @@ pub struct Params {
     pub rope_theta: f64,
     /// RMSNorm epsilon, from the model metadata.
     pub eps: f64,
-    /// Attention score scale (1/sqrt(head_dim)).
+    /// Attention score scale (1/sqrt(head_dim)); embed_scale: the factor on the embedding rows.
     pub scale: f64,
     /// Key block size of the fused attention route (flash-decoding split); 0 when unused.
     pub kv_block: u32,
+    // Format 5 (issue 29): appended; versions 1-4 read through `tape::v4::ParamsV4`.
+    /// RoPE mode, GGML's numbering: [`ROPE_NORM`] (0, adjacent pairs: llama) or [`ROPE_NEOX`] (2, pairs
+    /// `j, j + rope_dim/2`: Qwen, Gemma).
+    pub rope_mode: u32,
+    /// Sliding attention window (qk, attn): the row at position p sees keys `p-window+1 ..= p`; 0: all
+    /// earlier keys (causal only).
+    pub window: u32,
+}
+
+/// [`Params::rope_mode`] of llama.cpp's `LLAMA_ROPE_TYPE_NORM`.
+pub const ROPE_NORM: u32 = 0;
+/// [`Params::rope_mode`] of llama.cpp's `LLAMA_ROPE_TYPE_NEOX` (`GGML_ROPE_TYPE_NEOX`).
+pub const ROPE_NEOX: u32 = 2;
+
+impl Params {
+    /// The first key position the row at `pos` sees: `pos + 1 - window` with a window, else 0.
+    pub fn first_key(&self, pos: usize) -> usize {
+        match self.window {
+            0 => 0,
+            w => (pos + 1).saturating_sub(w as usize),
+        }
+    }
 }
 
 /// A float param as it was given: the shortest text that round-trips the value, read as an f32 when the

@@ -99,6 +99,27 @@ named! {
         /// hash but has no kernel or reference for it. Not in [`Stage::ALL`]; `--stage other` parses.
         Other = "other" => true,
     }
+    later {
+        // Format 5 (issue 29: Qwen, Gemma): declared after `Other`, so no serde index above moved.
+        /// Global: embedding rows times a factor, `params.scale` (Gemma: sqrt(n_embd)).
+        EmbedScale = "embed_scale",
+        /// Query projection's bias add (Qwen2).
+        QBias = "q_bias",
+        /// Key projection's bias add (Qwen2).
+        KBias = "k_bias",
+        /// Value projection's bias add (Qwen2).
+        VBias = "v_bias",
+        /// RMSNorm of each query head over its head_dim values (Qwen3, Gemma 3).
+        QNorm = "q_norm",
+        /// RMSNorm of each key head over its head_dim values (Qwen3, Gemma 3).
+        KNorm = "k_norm",
+        /// RMSNorm of the attention output before the residual add (Gemma 3).
+        AttnPostNorm = "attn_post_norm",
+        /// RMSNorm of the FFN output before the residual add (Gemma 3).
+        FfnPostNorm = "ffn_post_norm",
+        /// gelu(gate) * up, GELU's tanh approximation (Gemma 3).
+        Geglu = "geglu",
+    }
 }
 
 impl Stage {
@@ -106,7 +127,7 @@ impl Stage {
     pub fn is_global(self) -> bool {
         matches!(
             self,
-            Stage::Embed | Stage::FinalNorm | Stage::LmHead | Stage::Argmax
+            Stage::Embed | Stage::EmbedScale | Stage::FinalNorm | Stage::LmHead | Stage::Argmax
         )
     }
 
@@ -126,6 +147,26 @@ impl Stage {
         )
     }
 
+    /// True for the RMSNorm stages: x `[.., d]` and an `f32[d]` weight (q_norm/k_norm: d = head_dim,
+    /// one norm per head).
+    pub fn is_rms_norm(self) -> bool {
+        matches!(
+            self,
+            Stage::AttnNorm
+                | Stage::FfnNorm
+                | Stage::FinalNorm
+                | Stage::QNorm
+                | Stage::KNorm
+                | Stage::AttnPostNorm
+                | Stage::FfnPostNorm
+        )
+    }
+
+    /// True for the bias adds of the q/k/v projections.
+    pub fn is_bias(self) -> bool {
+        matches!(self, Stage::QBias | Stage::KBias | Stage::VBias)
+    }
+
     /// True for the attention stages whose route is an attention variant.
     pub fn is_attention(self) -> bool {
         matches!(self, Stage::Qk | Stage::Softmax | Stage::Pv | Stage::Attn)
@@ -137,8 +178,12 @@ impl Stage {
     pub fn input_roles(self) -> &'static [&'static str] {
         match self {
             Stage::Embed => &["ids", "table"],
-            Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => &["x", "w"],
+            s if s.is_rms_norm() => &["x", "w"],
             s if s.is_matmul() => &["x", "w"],
+            Stage::EmbedScale => &["x"],
+            // The bias is the add's `r`, broadcast over rows (the op `add`).
+            s if s.is_bias() => &["x", "r"],
+            Stage::Geglu => &["gate", "up"],
             Stage::RopeQ | Stage::RopeK => &["x"],
             Stage::KvWrite => &["k", "v"],
             Stage::Qk => &["q", "k_cache"],

@@ -1,8 +1,9 @@
 //! Llama-family hyper-parameters from GGUF metadata, validated against the file's tensors.
 //!
-//! Keys follow llama.cpp's naming (`{arch}.block_count`, `{arch}.attention.head_count`, ...). Only
-//! `general.architecture = llama` is accepted: SmolLM2 and Llama-3 both use it, and anything else (qwen2
-//! with its q/k biases, gemma with its norm offsets) would run the wrong maths silently. Validation checks
+//! Keys follow llama.cpp's naming (`{arch}.block_count`, `{arch}.attention.head_count`, ...). The
+//! architecture (`general.architecture`: llama, qwen2, qwen3, gemma3) says what the forward pass does per
+//! layer ([`Arch`], `model::arch`); any other is refused by name, since running it as llama would compute
+//! the wrong maths silently. Validation checks
 //! every tensor the forward pass reads for presence, shape and a dequantisable dtype before any work, so
 //! a broken file fails at load with the tensor's name instead of deep inside a layer.
 //!
@@ -15,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use super::arch::{Arch, Family, Ffn, LayerAttn};
 use super::error::GgufError;
 use super::gguf::{Gguf, TensorInfo};
 use crate::launch::DType;
@@ -23,8 +25,10 @@ use serde::{Deserialize, Serialize};
 /// Hyper-parameters of a llama-family model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
-    /// `general.architecture` (always `llama` today).
+    /// `general.architecture`.
     pub arch: String,
+    /// What the forward pass does per layer ([`Arch`]).
+    pub spec: Arch,
     /// Transformer blocks.
     pub n_layers: usize,
     /// Embedding width.
@@ -33,7 +37,7 @@ pub struct LlamaConfig {
     pub n_heads: usize,
     /// Key/value heads (grouped-query attention when fewer than `n_heads`).
     pub n_kv_heads: usize,
-    /// Per-head width, `dim / n_heads`.
+    /// Per-head width: `{arch}.attention.key_length`, else `dim / n_heads`.
     pub head_dim: usize,
     /// FFN hidden width.
     pub ffn_dim: usize,
@@ -67,10 +71,8 @@ pub const LAYER_TENSORS: [&str; 9] = [
 impl LlamaConfig {
     /// Reads and validates the configuration of a llama GGUF.
     pub fn from_gguf(g: &Gguf) -> Result<LlamaConfig, GgufError> {
+        let spec = Arch::from_gguf(g)?;
         let arch = g.get_str("general.architecture")?.to_string();
-        if arch != "llama" {
-            return Err(GgufError::UnsupportedArchitecture(arch));
-        }
         let key = |k: &str| format!("{arch}.{k}");
         let count = |k: &str| -> Result<usize, GgufError> { Ok(g.get_u32(&key(k))? as usize) };
         let opt_count = |k: &str| -> Result<Option<usize>, GgufError> {
@@ -108,17 +110,30 @@ impl LlamaConfig {
                 "zero size: layers {n_layers}, dim {dim}, heads {n_heads}, kv heads {n_kv_heads}, ffn {ffn_dim}"
             )));
         }
-        if dim % n_heads != 0 {
-            return Err(bad(format!(
-                "dim {dim} is not divisible by {n_heads} heads"
-            )));
-        }
         if n_heads % n_kv_heads != 0 {
             return Err(bad(format!(
                 "{n_heads} heads are not divisible by {n_kv_heads} kv heads"
             )));
         }
-        let head_dim = dim / n_heads;
+        let head_dim = match opt_count("attention.key_length")? {
+            Some(k) => k,
+            None if dim % n_heads == 0 => dim / n_heads,
+            None => {
+                return Err(bad(format!(
+                    "dim {dim} is not divisible by {n_heads} heads"
+                )));
+            }
+        };
+        if let Some(v) = opt_count("attention.value_length")? {
+            if v != head_dim {
+                return Err(bad(format!(
+                    "value length {v} differs from key length {head_dim}"
+                )));
+            }
+        }
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(bad(format!("head dim {head_dim} is zero or odd")));
+        }
         let rope_dim = opt_count("rope.dimension_count")?.unwrap_or(head_dim);
         if rope_dim > head_dim || rope_dim % 2 != 0 {
             return Err(bad(format!(
@@ -142,6 +157,7 @@ impl LlamaConfig {
         };
         let cfg = LlamaConfig {
             arch,
+            spec,
             n_layers,
             dim,
             n_heads,
@@ -164,13 +180,20 @@ impl LlamaConfig {
         self.n_kv_heads * self.head_dim
     }
 
+    /// Width of the query projection (and o_proj's input), `n_heads * head_dim`.
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+
     /// Every tensor the forward pass reads, with its expected `ne` dims (contiguous first).
     pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>)> {
-        let (d, kv, f, v) = (
+        let (d, q, kv, f, v, hd) = (
             self.dim as u64,
+            self.q_dim() as u64,
             self.kv_dim() as u64,
             self.ffn_dim as u64,
             self.vocab as u64,
+            self.head_dim as u64,
         );
         let mut t = vec![
             ("token_embd.weight".to_string(), vec![d, v]),
@@ -182,10 +205,10 @@ impl LlamaConfig {
         for l in 0..self.n_layers {
             let dims: [Vec<u64>; 9] = [
                 vec![d],
-                vec![d, d],
+                vec![d, q],
                 vec![d, kv],
                 vec![d, kv],
-                vec![d, d],
+                vec![q, d],
                 vec![d],
                 vec![d, f],
                 vec![d, f],
@@ -194,6 +217,34 @@ impl LlamaConfig {
             for (name, dims) in LAYER_TENSORS.iter().zip(dims) {
                 t.push((format!("blk.{l}.{name}"), dims));
             }
+            for (name, dims) in self.extra_layer_tensors(q, kv, hd, d) {
+                t.push((format!("blk.{l}.{name}"), dims));
+            }
+        }
+        t
+    }
+
+    /// The per-layer tensors of the architecture beyond llama's ([`LAYER_TENSORS`]), with their dims.
+    fn extra_layer_tensors(
+        &self,
+        q: u64,
+        kv: u64,
+        hd: u64,
+        d: u64,
+    ) -> Vec<(&'static str, Vec<u64>)> {
+        let mut t = Vec::new();
+        if self.spec.qkv_bias {
+            t.push(("attn_q.bias", vec![q]));
+            t.push(("attn_k.bias", vec![kv]));
+            t.push(("attn_v.bias", vec![kv]));
+        }
+        if self.spec.qk_norm {
+            t.push(("attn_q_norm.weight", vec![hd]));
+            t.push(("attn_k_norm.weight", vec![hd]));
+        }
+        if self.spec.post_norms {
+            t.push(("post_attention_norm.weight", vec![d]));
+            t.push(("post_ffw_norm.weight", vec![d]));
         }
         t
     }
@@ -222,11 +273,16 @@ fn check_tensor(t: &TensorInfo, dims: &[u64]) -> Result<(), GgufError> {
             what: format!("dims {:?}, expected {dims:?}", t.dims),
         });
     }
-    let is_norm = dims.len() == 1;
-    if is_norm && t.dtype != DType::F32 {
+    let is_vector = dims.len() == 1;
+    if is_vector && t.dtype != DType::F32 {
+        let what = if t.name.ends_with(".bias") {
+            "bias"
+        } else {
+            "norm weight"
+        };
         return Err(GgufError::BadTensor {
             tensor: t.name.clone(),
-            what: format!("norm weight is {}, expected f32", t.dtype),
+            what: format!("{what} is {}, expected f32", t.dtype),
         });
     }
     Ok(())

@@ -117,7 +117,10 @@ pub enum GgufError {
     #[error("missing tensor `{0}`")]
     MissingTensor(String),
     /// `general.architecture` names a model family greta does not run.
-    #[error("unsupported architecture `{0}` (supported: llama)")]
+    #[error(
+        "unsupported architecture `{0}`: greta's engine runs {runs}",
+        runs = super::arch::Family::names()
+    )]
     UnsupportedArchitecture(String),
     /// The hyper-parameters contradict each other.
     #[error("invalid model configuration: {0}")]

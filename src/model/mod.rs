@@ -5,10 +5,12 @@
 //!   typed errors ([`error`]);
 //! - [`writer`]: the GGUF v3 writer (synthetic models built from [`synth_weights`] and [`synth_vocab`]);
 //! - [`quant`]: dequantisation to f32, bit-exact with the `gguf` Python package;
-//! - [`config`]: llama hyper-parameters from GGUF metadata, validated against the tensors;
+//! - [`arch`]: what the forward pass does per layer for each family (llama, qwen2, qwen3, gemma3);
+//! - [`config`]: hyper-parameters from GGUF metadata, validated against the tensors;
 //! - [`synth`]: deterministic synthetic llama models written as real GGUF files.
 //! - [`tokenizer`]: byte-level BPE tokenizer from the GGUF vocabulary, as llama.cpp tokenizes.
 
+pub mod arch;
 pub mod config;
 mod cursor;
 pub mod error;

@@ -1,4 +1,5 @@
-//! Deterministic synthetic llama models, written as real GGUF files.
+//! Deterministic synthetic models (llama, and tiny Qwen2, Qwen3 and Gemma 3), written as real GGUF files
+//! with llama.cpp's metadata keys (`{arch}.*`) and tensor names, so llama.cpp could load them.
 //!
 //! Why: tests and benchmarks need models of a real model's exact shape (to exercise the same kernel
 //! routes and sizes) without downloading gigabytes, and CI needs a tiny one that runs in milliseconds.
@@ -18,6 +19,7 @@
 //! assert_eq!(cfg.n_layers, 2);
 //! ```
 
+use super::arch::{Arch, Family};
 use super::config::LlamaConfig;
 use super::error::GgufError;
 use super::synth_vocab::{BOS_ID, CHAT_TEMPLATE, EOS_ID, UNK_ID, vocab};
@@ -38,11 +40,26 @@ pub enum Preset {
     Smollm2,
     /// Llama-3-8B's shape: 32 layers, width 4096, 32 heads (8 kv), FFN 14336, vocab 128256.
     Llama3_8b,
+    /// Tiny Qwen2 (q/k/v biases, NEOX rope): tiny's shape.
+    Qwen2,
+    /// Tiny Qwen3 (per-head q/k norms, NEOX rope): tiny's width with head dim 32 (`key_length`, not
+    /// width/heads).
+    Qwen3,
+    /// Tiny Gemma 3: 6 layers (five local with a sliding window of 4 and rope base 10000, the sixth
+    /// global), head dim 32, 1 kv head, embedding scale, post norms, GeGLU.
+    Gemma3,
 }
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Preset; 3] = [Preset::Tiny, Preset::Smollm2, Preset::Llama3_8b];
+    pub const ALL: [Preset; 6] = [
+        Preset::Tiny,
+        Preset::Smollm2,
+        Preset::Llama3_8b,
+        Preset::Qwen2,
+        Preset::Qwen3,
+        Preset::Gemma3,
+    ];
 
     /// Name on the command line.
     pub fn name(self) -> &'static str {
@@ -50,6 +67,9 @@ impl Preset {
             Preset::Tiny => "tiny",
             Preset::Smollm2 => "smollm2",
             Preset::Llama3_8b => "llama3-8b",
+            Preset::Qwen2 => "qwen2",
+            Preset::Qwen3 => "qwen3",
+            Preset::Gemma3 => "gemma3",
         }
     }
 
@@ -60,10 +80,30 @@ impl Preset {
                 Preset::Tiny => (2, 64, 4, 2, 128, 300, 256, 10_000.0, true),
                 Preset::Smollm2 => (30, 576, 9, 3, 1536, 49_152, 8192, 100_000.0, true),
                 Preset::Llama3_8b => (32, 4096, 32, 8, 14_336, 128_256, 8192, 500_000.0, false),
+                Preset::Qwen2 | Preset::Qwen3 => (2, 64, 4, 2, 128, 300, 256, 1_000_000.0, true),
+                Preset::Gemma3 => (6, 64, 4, 1, 128, 300, 256, 1_000_000.0, true),
             };
-        let head_dim = dim / n_heads;
+        let family = match self {
+            Preset::Qwen2 => Family::Qwen2,
+            Preset::Qwen3 => Family::Qwen3,
+            Preset::Gemma3 => Family::Gemma3,
+            _ => Family::Llama,
+        };
+        let mut spec = Arch::of(family);
+        let head_dim = match self {
+            Preset::Qwen3 | Preset::Gemma3 => 32,
+            _ => dim / n_heads,
+        };
+        let eps = match self {
+            Preset::Gemma3 => f64::from(1e-6f32),
+            _ => f64::from(1e-5f32),
+        };
+        if self == Preset::Gemma3 {
+            spec.sliding_window = 4;
+        }
         LlamaConfig {
-            arch: "llama".into(),
+            arch: family.name().into(),
+            spec,
             n_layers,
             dim,
             n_heads,
@@ -75,7 +115,7 @@ impl Preset {
             rope_theta,
             rope_dim: head_dim,
             // The file stores f32; the config holds the exact widening of what is stored.
-            eps: f64::from(1e-5f32),
+            eps,
             tied_embeddings: tied,
         }
     }
@@ -93,7 +133,10 @@ impl FromStr for Preset {
         Preset::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown preset `{s}` (tiny, smollm2, llama3-8b)"))
+            .ok_or_else(|| {
+                let names: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown preset `{s}` ({})", names.join(", "))
+            })
     }
 }
 
@@ -159,7 +202,7 @@ pub fn generate(
     let cfg = preset.config();
     let mut w = GgufWriter::new();
     add_metadata(&mut w, preset, dtype, &cfg);
-    let (d, kv, f, v) = (cfg.dim, cfg.kv_dim(), cfg.ffn_dim, cfg.vocab);
+    let (d, q, kv, f, v) = (cfg.dim, cfg.q_dim(), cfg.kv_dim(), cfg.ffn_dim, cfg.vocab);
     let matrix =
         |w: &mut GgufWriter, name: String, role: &str, rows: usize, cols: usize, a: f32| {
             let dt = matrix_dtype(dtype, role, cols);
@@ -167,10 +210,11 @@ pub fn generate(
             let source = Box::new(move || make_tensor(seed, &n, dt, rows, cols, Fill::Uniform(a)));
             w.add_tensor_lazy(&name, vec![cols as u64, rows as u64], dt, source);
         };
-    let norm = |w: &mut GgufWriter, name: String| {
-        let bytes = make_tensor(seed, &name, DType::F32, 1, d, Fill::AroundOne(0.1));
-        w.add_tensor(&name, vec![d as u64], DType::F32, bytes);
+    let vector = |w: &mut GgufWriter, name: String, n: usize, fill: Fill| {
+        let bytes = make_tensor(seed, &name, DType::F32, 1, n, fill);
+        w.add_tensor(&name, vec![n as u64], DType::F32, bytes);
     };
+    let norm = |w: &mut GgufWriter, name: String| vector(w, name, d, Fill::AroundOne(0.1));
     // Uniform in [-a, a] has standard deviation a/sqrt(3).
     let std_to_a = |std: f32| std * 3f32.sqrt();
     let inv_sqrt = |n: usize| 1.0 / (n as f32).sqrt();
@@ -189,7 +233,7 @@ pub fn generate(
             &mut w,
             b("attn_q.weight"),
             "attn_q.weight",
-            d,
+            q,
             d,
             std_to_a(inv_sqrt(d)),
         );
@@ -214,9 +258,24 @@ pub fn generate(
             b("attn_output.weight"),
             "attn_output.weight",
             d,
-            d,
-            std_to_a(inv_sqrt(d)),
+            q,
+            std_to_a(inv_sqrt(q)),
         );
+        // The architecture's own tensors (llama.cpp's names, src/llama-arch.cpp).
+        if cfg.spec.qkv_bias {
+            for (name, n) in [("attn_q.bias", q), ("attn_k.bias", kv), ("attn_v.bias", kv)] {
+                vector(&mut w, b(name), n, Fill::Uniform(0.5));
+            }
+        }
+        if cfg.spec.qk_norm {
+            for name in ["attn_q_norm.weight", "attn_k_norm.weight"] {
+                vector(&mut w, b(name), cfg.head_dim, Fill::AroundOne(0.1));
+            }
+        }
+        if cfg.spec.post_norms {
+            norm(&mut w, b("post_attention_norm.weight"));
+            norm(&mut w, b("post_ffw_norm.weight"));
+        }
         norm(&mut w, b("ffn_norm.weight"));
         matrix(
             &mut w,
@@ -262,7 +321,9 @@ fn add_metadata(w: &mut GgufWriter, preset: Preset, dtype: DType, cfg: &LlamaCon
     let s = |x: &str| Value::String(x.to_string());
     let u = |x: usize| Value::U32(x as u32);
     let voc = vocab(cfg.vocab);
-    w.add_metadata("general.architecture", s("llama"))
+    let a = cfg.arch.as_str();
+    let k = |key: &str| format!("{a}.{key}");
+    w.add_metadata("general.architecture", s(a))
         .add_metadata("general.type", s("model"))
         .add_metadata(
             "general.name",
@@ -271,20 +332,27 @@ fn add_metadata(w: &mut GgufWriter, preset: Preset, dtype: DType, cfg: &LlamaCon
         .add_metadata("general.alignment", Value::U32(32))
         .add_metadata("general.file_type", Value::U32(file_type(dtype)))
         .add_metadata("general.quantization_version", Value::U32(2))
-        .add_metadata("llama.block_count", u(cfg.n_layers))
-        .add_metadata("llama.context_length", u(cfg.ctx_len))
-        .add_metadata("llama.embedding_length", u(cfg.dim))
-        .add_metadata("llama.feed_forward_length", u(cfg.ffn_dim))
-        .add_metadata("llama.attention.head_count", u(cfg.n_heads))
-        .add_metadata("llama.attention.head_count_kv", u(cfg.n_kv_heads))
-        .add_metadata("llama.rope.freq_base", Value::F32(cfg.rope_theta as f32))
+        .add_metadata(&k("block_count"), u(cfg.n_layers))
+        .add_metadata(&k("context_length"), u(cfg.ctx_len))
+        .add_metadata(&k("embedding_length"), u(cfg.dim))
+        .add_metadata(&k("feed_forward_length"), u(cfg.ffn_dim))
+        .add_metadata(&k("attention.head_count"), u(cfg.n_heads))
+        .add_metadata(&k("attention.head_count_kv"), u(cfg.n_kv_heads))
+        .add_metadata(&k("rope.freq_base"), Value::F32(cfg.rope_theta as f32))
         .add_metadata(
-            "llama.attention.layer_norm_rms_epsilon",
+            &k("attention.layer_norm_rms_epsilon"),
             Value::F32(cfg.eps as f32),
         )
-        .add_metadata("llama.vocab_size", u(cfg.vocab))
-        .add_metadata("llama.rope.dimension_count", u(cfg.rope_dim))
-        .add_metadata("tokenizer.ggml.add_space_prefix", Value::Bool(false))
+        .add_metadata(&k("vocab_size"), u(cfg.vocab))
+        .add_metadata(&k("rope.dimension_count"), u(cfg.rope_dim));
+    if cfg.head_dim * cfg.n_heads != cfg.dim {
+        w.add_metadata(&k("attention.key_length"), u(cfg.head_dim))
+            .add_metadata(&k("attention.value_length"), u(cfg.head_dim));
+    }
+    if cfg.spec.sliding_window > 0 {
+        w.add_metadata(&k("attention.sliding_window"), u(cfg.spec.sliding_window));
+    }
+    w.add_metadata("tokenizer.ggml.add_space_prefix", Value::Bool(false))
         .add_metadata("tokenizer.ggml.add_bos_token", Value::Bool(false))
         .add_metadata("tokenizer.ggml.model", s("gpt2"))
         .add_metadata("tokenizer.ggml.pre", s("smollm"))
@@ -317,10 +385,22 @@ mod tests {
         for p in Preset::ALL {
             assert_eq!(p.name().parse::<Preset>(), Ok(p));
             let c = p.config();
-            assert_eq!(c.dim % c.n_heads, 0);
+            assert_eq!(c.head_dim % 2, 0);
             assert_eq!(c.n_heads % c.n_kv_heads, 0);
         }
         assert!("gpt5".parse::<Preset>().is_err());
+    }
+
+    #[test]
+    fn family_presets_read_back_with_their_config() {
+        let dir = tempfile::tempdir().unwrap();
+        for p in [Preset::Qwen2, Preset::Qwen3, Preset::Gemma3] {
+            let path = dir.path().join(format!("{p}.gguf"));
+            let cfg = generate(p, DType::F32, 1, &path).unwrap();
+            let g = Gguf::open(&path).unwrap();
+            assert_eq!(g.get_str("general.architecture").unwrap(), p.name());
+            assert_eq!(LlamaConfig::from_gguf(&g).unwrap(), cfg, "{p}");
+        }
     }
 
     #[test]

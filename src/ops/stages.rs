@@ -7,27 +7,34 @@
 //! | stage | op | params |
 //! |---|---|---|
 //! | embed | get_rows | |
-//! | attn_norm, ffn_norm, final_norm | rms_norm | eps |
+//! | embed_scale | scale | scale |
+//! | attn_norm, ffn_norm, final_norm, attn_post_norm, ffn_post_norm | rms_norm | eps |
+//! | q_norm, k_norm | rms_norm over `[n·heads, head_dim]` ([`op_input`]) | eps |
 //! | q/k/v/qkv/o_proj, gate, up, down, lm_head | mul_mat | |
-//! | rope_q, rope_k | rope (NORM) | pos, n_heads (rope_k: n_kv_heads), head_dim, rope_dim, rope_theta |
+//! | q_bias, k_bias, v_bias | add (bias `r` broadcast over rows) | |
+//! | rope_q, rope_k | rope | pos, n_heads (rope_k: n_kv_heads), head_dim, rope_dim, rope_theta, mode |
 //! | kv_write | kv_write | |
-//! | qk | scores | pos, n_heads, n_kv_heads, head_dim, scale |
+//! | qk | scores | pos, n_heads, n_kv_heads, head_dim, scale, window |
 //! | softmax | softmax | |
 //! | pv | pv | pos, n_heads, n_kv_heads, head_dim |
-//! | attn | attention | pos, n_heads, n_kv_heads, head_dim, scale |
+//! | attn | attention | pos, n_heads, n_kv_heads, head_dim, scale, window |
 //! | attn_residual, ffn_residual | add | |
 //! | swiglu | swiglu | |
+//! | geglu | geglu | |
 //! | argmax | argmax | |
 
 use super::{Op, OpArgs};
-use crate::launch::{Foreign, Params, Stage};
+use crate::launch::{Foreign, Params, Stage, Tensor};
 
 /// The op a greta stage computes (None for a stage greta does not know).
 pub fn op_of(stage: Stage) -> Option<Op> {
     Some(match stage {
         Stage::Embed => Op::GetRows,
-        Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => Op::RmsNorm,
+        Stage::EmbedScale => Op::Scale,
+        s if s.is_rms_norm() => Op::RmsNorm,
         s if s.is_matmul() => Op::MulMat,
+        s if s.is_bias() => Op::Add,
+        Stage::Geglu => Op::Geglu,
         Stage::RopeQ | Stage::RopeK => Op::Rope,
         Stage::KvWrite => Op::KvWrite,
         Stage::Qk => Op::Scores,
@@ -51,12 +58,14 @@ fn from_params(stage: Stage, op: Op, p: &Params) -> Vec<(&'static str, f64)> {
     let f = |x: u32| f64::from(x);
     match op {
         Op::RmsNorm => vec![("eps", p.eps)],
+        Op::Scale => vec![("scale", p.scale)],
         Op::Rope => vec![
             ("pos", f(p.pos)),
             ("n_heads", f(heads)),
             ("head_dim", f(p.head_dim)),
             ("rope_dim", f(p.rope_dim)),
             ("rope_theta", p.rope_theta),
+            ("mode", f(p.rope_mode)),
         ],
         Op::Scores | Op::Attention => vec![
             ("pos", f(p.pos)),
@@ -64,6 +73,7 @@ fn from_params(stage: Stage, op: Op, p: &Params) -> Vec<(&'static str, f64)> {
             ("n_kv_heads", f(p.n_kv_heads)),
             ("head_dim", f(p.head_dim)),
             ("scale", p.scale),
+            ("window", f(p.window)),
         ],
         Op::Pv => vec![
             ("pos", f(p.pos)),
@@ -73,6 +83,27 @@ fn from_params(stage: Stage, op: Op, p: &Params) -> Vec<(&'static str, f64)> {
         ],
         _ => vec![],
     }
+}
+
+/// The op's view of input `role` of a launch of `stage`: q_norm and k_norm normalise each head of a
+/// `[n, heads·head_dim]` row on its own, which is rms_norm over the rows of `[n·heads, head_dim]` (as
+/// llama.cpp's graph reshapes Qcur to 3-d before its norm); every other input is as recorded. The
+/// bytes are the same either way, so the reference's output compares element for element.
+pub fn op_input(stage: Stage, params: &Params, role: &str, t: Tensor) -> Tensor {
+    Tensor {
+        shape: op_shape(stage, params, role, &t.shape),
+        ..t
+    }
+}
+
+/// The shape [`op_input`] gives input `role` (the capture check sees shapes only).
+pub fn op_shape(stage: Stage, params: &Params, role: &str, shape: &[usize]) -> Vec<usize> {
+    let hd = params.head_dim as usize;
+    let n: usize = shape.iter().product();
+    if matches!(stage, Stage::QNorm | Stage::KNorm) && role == "x" && hd > 0 && n % hd == 0 {
+        return vec![n / hd, hd];
+    }
+    shape.to_vec()
 }
 
 /// The params of `op` at `stage` from the names a foreign engine gave. For a greta stage, only the
@@ -169,6 +200,7 @@ mod tests {
         let f = Foreign {
             stage: "rope_q".into(),
             route: "numpy".into(),
+            op: None,
             params: vec![
                 ("pos".into(), 0.0),
                 ("n_heads".into(), 1.0),

@@ -100,6 +100,16 @@ fn stage_code(s: Stage) -> u8 {
         Stage::FinalNorm => 21,
         Stage::LmHead => 22,
         Stage::Argmax => 23,
+        // Format 5 (issue 29).
+        Stage::EmbedScale => 24,
+        Stage::QBias => 25,
+        Stage::KBias => 26,
+        Stage::VBias => 27,
+        Stage::QNorm => 28,
+        Stage::KNorm => 29,
+        Stage::AttnPostNorm => 30,
+        Stage::FfnPostNorm => 31,
+        Stage::Geglu => 32,
         // A foreign engine's stage greta does not know (format version 2).
         Stage::Other => 255,
     }

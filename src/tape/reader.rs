@@ -190,6 +190,21 @@ impl TapeReader {
         let body = hf.offset + hf.header.total_len();
         let header_hash = hf.header.hash;
         let file_len = data.len() as u64;
+        // A trailer that checks out (its own blake3) and names another version than the preamble: the
+        // preamble's version field is damaged. Said here, at its offset, because versions 3-5 share a
+        // header shape but not a record shape (format 5's Params), so reading on would blame a record.
+        if data.len() as u64 >= body + TRAILER_LEN as u64 {
+            if let Ok(t) = Trailer::parse(&data[data.len() - TRAILER_LEN..], file_len) {
+                if t.version != version && (1..=FORMAT_VERSION).contains(&t.version) {
+                    return Err(TapeError::Corrupt {
+                        path: path.into(),
+                        offset: 8,
+                        frame: "preamble",
+                        what: format!("version {version}, but the trailer says {}", t.version),
+                    });
+                }
+            }
+        }
 
         let fast = Self::by_trailer(path, data, body);
         let mut r = TapeReader {

@@ -297,6 +297,9 @@ pub struct LaunchEnd {
 
 /// One record of the tape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// A begin carries the launch's params inline (272 bytes since format 5's rope_mode and window); records
+// are decoded and handled one at a time, so boxing it would add an allocation a record for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// Before a kernel runs.
     Begin(LaunchBegin),
@@ -453,5 +456,8 @@ mod tests {
         assert_eq!(idx(encode(&DType::Q5K).unwrap()), 14);
         assert_eq!(idx(encode(&DType::IQ4NL).unwrap()), 15);
         assert_eq!(idx(encode(&DType::IQ4XS).unwrap()), 16);
+        // Format 5 stages (issue 29): declared after Other (`later` in named!).
+        assert_eq!(idx(encode(&Stage::EmbedScale).unwrap()), 25);
+        assert_eq!(idx(encode(&Stage::Geglu).unwrap()), 33);
     }
 }

@@ -9,7 +9,7 @@ use super::record::{
     EngineInfo, LaunchBegin, LaunchEnd, ModelIdentity, Producer, Record, RunInfo, TapeHeader,
     TensorRef,
 };
-use crate::launch::{Params, Phase, Route, Stage};
+use crate::launch::{Phase, Route, Stage};
 use serde::Deserialize;
 
 /// `TapeHeader` as version 1 wrote it.
@@ -63,7 +63,7 @@ pub(crate) struct LaunchBeginV1 {
     backend: String,
     grid: Option<[u32; 3]>,
     block: Option<[u32; 3]>,
-    params: Params,
+    params: super::v4::ParamsV4,
     inputs: Vec<TensorRef>,
 }
 
@@ -86,7 +86,7 @@ impl From<RecordV1> for Record {
                 backend: b.backend,
                 grid: b.grid,
                 block: b.block,
-                params: b.params,
+                params: b.params.into(),
                 inputs: b.inputs,
                 foreign: None,
             }),

@@ -6,7 +6,9 @@
 //!   (block max, block sum, block accumulator), blocks merged with rescaling. Mathematically equal to
 //!   manual, numerically not: the kind of difference greta exists to find.
 //!
-//! Grouped-query attention: query head `h` reads key/value head `h / (H / Hk)`.
+//! Grouped-query attention: query head `h` reads key/value head `h / (H / Hk)`. A sliding window
+//! (`params.window`, Mistral, Gemma's local layers) masks keys before `pos + i + 1 - window` as the
+//! causal mask masks later ones: qk writes `-inf` there, fused starts its first block at the window.
 
 use super::values::Float;
 use super::{bad, want};
@@ -97,7 +99,9 @@ fn manual_t<T: Float>(
                 let (h, i) = (hi / g.n, hi % g.n);
                 let kh = h / (g.h / g.hk);
                 let qv = &q[i * g.h * g.hd + h * g.hd..][..g.hd];
-                for (j, sj) in row.iter_mut().enumerate().take(g.pos + i + 1) {
+                // Keys the row sees: causal, and within the sliding window when there is one.
+                let first = params.first_key(g.pos + i);
+                for (j, sj) in row.iter_mut().enumerate().take(g.pos + i + 1).skip(first) {
                     let kv = &k[j * g.hk * g.hd + kh * g.hd..][..g.hd];
                     *sj = T::dot(qv, kv) * scale;
                 }
@@ -199,7 +203,7 @@ fn fused_t<T: Float>(params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>,
         let mut acc = vec![T::ZERO; g.hd];
         let mut s = vec![T::ZERO; blk];
         let mut bacc = vec![T::ZERO; g.hd];
-        for b0 in (0..last).step_by(blk) {
+        for b0 in (params.first_key(g.pos + i)..last).step_by(blk) {
             let b1 = (b0 + blk).min(last);
             let mut bm = T::NEG_INF;
             for j in b0..b1 {

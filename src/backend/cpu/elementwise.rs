@@ -1,4 +1,5 @@
-//! The `direct` stages: embedding lookup, RMSNorm, RoPE, KV-cache write, residual adds, SwiGLU, argmax.
+//! The `direct` stages: embedding lookup and scale, RMSNorm (per row or per head), bias adds, RoPE (NORM
+//! and NEOX), KV-cache write, residual adds, SwiGLU, GeGLU, argmax.
 //! Each row's result depends only on that row, so they are batch-invariant by construction.
 
 use super::values::{Float, f32s};
@@ -91,7 +92,49 @@ fn rmsnorm_t<T: Float>(
     Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
 }
 
-/// RoPE (llama.cpp NORM): adjacent pairs within each head.
+/// embed_scale: every value times `params.scale` (Gemma's sqrt(n_embd), rounded to the route's type
+/// first as llama.cpp's `ggml_scale` takes an f32 factor).
+pub fn scale(
+    p: Precision,
+    params: &Params,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, BackendError> {
+    by_precision!(p, Stage::EmbedScale, scale_t(params, inputs))
+}
+
+fn scale_t<T: Float>(params: &Params, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+    let stage = Stage::EmbedScale;
+    want(stage, inputs, 1)?;
+    let x = T::of(stage, inputs[0])?;
+    let f = T::from_f64(params.scale);
+    let out: Vec<T> = x.iter().map(|&v| v * f).collect();
+    Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
+}
+
+/// Bias add (q_bias, k_bias, v_bias): x `[n, d]` plus the bias `[d]` on every row.
+pub fn bias(stage: Stage, p: Precision, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+    by_precision!(p, stage, bias_t(stage, inputs))
+}
+
+fn bias_t<T: Float>(stage: Stage, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+    want(stage, inputs, 2)?;
+    let d = contract::bias_dim(stage, inputs[0], inputs[1])?;
+    let x = T::of(stage, inputs[0])?;
+    // The bias as stored (f32 in a GGUF), or already in the route's type; widened exactly.
+    let b: Vec<T> = match (inputs[1].as_f32(), inputs[1].as_f64()) {
+        (Some(b), _) => b.iter().map(|&v| T::from_f64(v as f64)).collect(),
+        (_, Some(b)) => b.iter().map(|&v| T::from_f64(v)).collect(),
+        _ => return Err(bad(stage, "bias is not on the host")),
+    };
+    let out: Vec<T> = x
+        .chunks(d)
+        .flat_map(|r| r.iter().zip(&b).map(|(&v, &c)| v + c))
+        .collect();
+    Ok(vec![T::tensor(inputs[0].shape.clone(), out)])
+}
+
+/// RoPE, llama.cpp's NORM (adjacent pairs `2j, 2j+1`) or NEOX (pairs `j, j + rope_dim/2`) mode
+/// (`params.rope_mode`) within each head.
 pub fn rope(
     stage: Stage,
     p: Precision,
@@ -124,10 +167,16 @@ fn rope_t<T: Float>(
             for j in 0..rd / 2 {
                 let (c, s) = rope_angle(pos0 + i, j, rd, params.rope_theta);
                 let (c, s) = (T::from_f64(c), T::from_f64(s));
+                // The pair's two elements within a head.
+                let (ia, ib) = if params.rope_mode == crate::launch::ROPE_NEOX {
+                    (j, j + rd / 2)
+                } else {
+                    (2 * j, 2 * j + 1)
+                };
                 for h in 0..heads {
-                    let (a, b) = (row[h * hd + 2 * j], row[h * hd + 2 * j + 1]);
-                    row[h * hd + 2 * j] = a * c - b * s;
-                    row[h * hd + 2 * j + 1] = a * s + b * c;
+                    let (a, b) = (row[h * hd + ia], row[h * hd + ib]);
+                    row[h * hd + ia] = a * c - b * s;
+                    row[h * hd + ib] = a * s + b * c;
                 }
             }
         });
@@ -162,6 +211,19 @@ pub fn swiglu(p: Precision, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendEr
 
 fn silu_mul<T: Float>(g: T, u: T) -> T {
     g / (T::ONE + (-g).exp()) * u
+}
+
+/// GeGLU: `gelu(g) · u`, GELU's tanh approximation written as ggml's `ggml_gelu_f32`:
+/// `0.5·g·(1 + tanh(√(2/π)·g·(1 + 0.044715·g²)))`.
+pub fn geglu(p: Precision, inputs: &[&Tensor]) -> Result<Vec<Tensor>, BackendError> {
+    by_precision!(p, Stage::Geglu, zip_t(Stage::Geglu, inputs, gelu_mul))
+}
+
+fn gelu_mul<T: Float>(g: T, u: T) -> T {
+    let half = T::from_f64(0.5);
+    let c = T::from_f64(0.797_884_560_802_865_4); // √(2/π)
+    let a = T::from_f64(0.044_715);
+    half * g * (T::ONE + (c * g * (T::ONE + a * g * g)).tanh()) * u
 }
 
 fn zip_t<T: Float>(

@@ -112,9 +112,10 @@ impl Backend for CpuBackend {
             Stage::Attn if route.variant == Variant::Fused => attention::fused(p, params, inputs),
             _ if route.variant != Variant::Direct => Err(unsupported()),
             Stage::Embed => elementwise::embed(p, inputs),
-            Stage::AttnNorm | Stage::FfnNorm | Stage::FinalNorm => {
-                elementwise::rmsnorm(stage, p, params, inputs)
-            }
+            Stage::EmbedScale => elementwise::scale(p, params, inputs),
+            s if s.is_rms_norm() => elementwise::rmsnorm(stage, p, params, inputs),
+            s if s.is_bias() => elementwise::bias(stage, p, inputs),
+            Stage::Geglu => elementwise::geglu(p, inputs),
             Stage::RopeQ | Stage::RopeK => elementwise::rope(stage, p, params, inputs),
             Stage::KvWrite => elementwise::kv_write(inputs),
             Stage::AttnResidual | Stage::FfnResidual => elementwise::residual(stage, p, inputs),

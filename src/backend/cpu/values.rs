@@ -59,6 +59,8 @@ pub trait Float:
     fn exp(self) -> Self;
     /// sqrt (correctly rounded in IEEE 754).
     fn sqrt(self) -> Self;
+    /// tanh.
+    fn tanh(self) -> Self;
     /// From f64, rounding to nearest.
     fn from_f64(v: f64) -> Self;
     /// The 8-lane dot product of [`super::dot`].
@@ -80,6 +82,9 @@ impl Float for f32 {
     }
     fn sqrt(self) -> f32 {
         libm::sqrtf(self)
+    }
+    fn tanh(self) -> f32 {
+        libm::tanhf(self)
     }
     fn from_f64(v: f64) -> f32 {
         v as f32
@@ -107,6 +112,9 @@ impl Float for f64 {
     }
     fn sqrt(self) -> f64 {
         libm::sqrt(self)
+    }
+    fn tanh(self) -> f64 {
+        libm::tanh(self)
     }
     fn from_f64(v: f64) -> f64 {
         v

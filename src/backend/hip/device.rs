@@ -280,6 +280,9 @@ impl Backend for HipBackend {
     ) -> Result<Vec<Tensor>, BackendError> {
         let unsupported = || BackendError::unsupported(self, stage, route);
         let p = route.precision;
+        if let Some(e) = super::not_yet(stage, params) {
+            return Err(e);
+        }
         if !super::routes(stage).contains(&route) {
             return Err(unsupported());
         }

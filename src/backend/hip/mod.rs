@@ -68,12 +68,56 @@ use std::sync::Arc;
 /// checked without a GPU.
 pub fn routes(stage: crate::launch::Stage) -> Vec<crate::launch::Route> {
     use crate::launch::Precision;
+    if !has_kernel(stage) {
+        return Vec::new();
+    }
     let precisions: &[Precision] = if stage.is_attention() {
         &[Precision::F32, Precision::F16]
     } else {
         &[Precision::F32]
     };
     super::contract::routes(stage, precisions)
+}
+
+/// Whether the GPU has a kernel for `stage` at all: the stages of Qwen and Gemma (format 5, issue 29)
+/// run on the CPU only so far, and [`not_yet`] names them.
+pub fn has_kernel(stage: crate::launch::Stage) -> bool {
+    use crate::launch::Stage;
+    !matches!(
+        stage,
+        Stage::EmbedScale
+            | Stage::QBias
+            | Stage::KBias
+            | Stage::VBias
+            | Stage::QNorm
+            | Stage::KNorm
+            | Stage::AttnPostNorm
+            | Stage::FfnPostNorm
+            | Stage::Geglu
+    )
+}
+
+/// The error for a launch the GPU has no kernel for yet: a stage without one ([`has_kernel`]), NEOX
+/// rope or a sliding attention window. None: the GPU runs it.
+pub fn not_yet(
+    stage: crate::launch::Stage,
+    params: &crate::launch::Params,
+) -> Option<BackendError> {
+    use crate::launch::{ROPE_NORM, Stage};
+    let what = if !has_kernel(stage) {
+        format!("stage {stage}")
+    } else if matches!(stage, Stage::RopeQ | Stage::RopeK) && params.rope_mode != ROPE_NORM {
+        format!("{stage} in rope mode {} (NEOX)", params.rope_mode)
+    } else if matches!(stage, Stage::Qk | Stage::Attn) && params.window != 0 {
+        format!("{stage} with a sliding window of {}", params.window)
+    } else {
+        return None;
+    };
+    Some(BackendError::NotYet {
+        backend: "hip",
+        stage,
+        what,
+    })
 }
 
 /// Opens the first GPU as a backend.

@@ -308,6 +308,7 @@ fn attn_params(rows: usize, pos: usize) -> Params {
         eps: 1e-5,
         scale: 1.0 / (HEAD_DIM as f64).sqrt(),
         kv_block: 5,
+        ..Params::default()
     }
 }
 
