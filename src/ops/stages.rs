@@ -200,7 +200,6 @@ mod tests {
         let f = Foreign {
             stage: "rope_q".into(),
             route: "numpy".into(),
-            op: None,
             params: vec![
                 ("pos".into(), 0.0),
                 ("n_heads".into(), 1.0),
