@@ -48,7 +48,14 @@ enum greta_plugin_dtype {
     GRETA_PLUGIN_Q4_0 = 6,
     GRETA_PLUGIN_Q4_1 = 7,
     GRETA_PLUGIN_Q4_K = 8,
-    GRETA_PLUGIN_Q6_K = 9
+    GRETA_PLUGIN_Q6_K = 9,
+    GRETA_PLUGIN_Q5_0 = 10,
+    GRETA_PLUGIN_Q5_1 = 11,
+    GRETA_PLUGIN_Q2_K = 12,
+    GRETA_PLUGIN_Q3_K = 13,
+    GRETA_PLUGIN_Q5_K = 14,
+    GRETA_PLUGIN_IQ4_NL = 15,
+    GRETA_PLUGIN_IQ4_XS = 16
 };
 
 /* A tensor: an input (read-only) or an output buffer. */

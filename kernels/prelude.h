@@ -119,6 +119,13 @@ __device__ __forceinline__ float greta_block_max(float v, float* sh) {
 #define GRETA_W_Q4_1 5
 #define GRETA_W_Q4_K 6
 #define GRETA_W_Q6_K 7
+#define GRETA_W_Q5_0 8
+#define GRETA_W_Q5_1 9
+#define GRETA_W_Q2_K 10
+#define GRETA_W_Q3_K 11
+#define GRETA_W_Q5_K 12
+#define GRETA_W_IQ4_NL 13
+#define GRETA_W_IQ4_XS 14
 
 typedef unsigned char u8;
 
@@ -144,6 +151,14 @@ __device__ __forceinline__ void greta_q4k_sm(const u8* s, u32 g, u32* sc, u32* m
         *mn = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30u);
     }
 }
+
+// IQ4_NL's (and IQ4_XS's) non-linear 4-bit code book (kvalues_iq4nl in ggml-common.h; quant.rs's
+// IQ4NL_VALUES).
+__constant__ signed char greta_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
+// The fifth bit of element j (0..31) of a Q5_0/Q5_1 block: bit j of the little-endian u32 at qh.
+__device__ __forceinline__ u32 greta_q5_hbit(const u8* qh, u32 j) { return (qh[j >> 3] >> (j & 7)) & 1u; }
 
 template <int F>
 __device__ __forceinline__ float greta_wload(const u8* __restrict__ row, u32 k) {
@@ -181,7 +196,7 @@ __device__ __forceinline__ float greta_wload(const u8* __restrict__ row, u32 k) 
         float dm = dmin * (float)mn;
         u32 q = (b[16 + (g >> 1) * 32 + l] >> (4 * (g & 1))) & 0x0fu;
         return ds * (float)q - dm;
-    } else {  // GRETA_W_Q6_K
+    } else if (F == GRETA_W_Q6_K) {
         const u8* b = row + (size_t)(k >> 8) * 210;
         u32 e = k & 255, h = e >> 7, kk = (e >> 5) & 3, l = e & 31;
         u32 lo = (b[64 * h + 32 * (kk & 1) + l] >> (4 * (kk >> 1))) & 0x0fu;
@@ -190,21 +205,94 @@ __device__ __forceinline__ float greta_wload(const u8* __restrict__ row, u32 k) 
         float d = greta_f16_at(b + 208);
         float ds = d * (float)(signed char)b[192 + (e >> 4)];
         return ds * (float)q;
+    } else if (F == GRETA_W_Q5_0) {
+        const u8* b = row + (size_t)(k >> 5) * 22;
+        u32 j = k & 31;
+        float d = greta_f16_at(b);
+        u32 lo = j < 16 ? (b[6 + j] & 0x0fu) : (b[6 + j - 16] >> 4);
+        int q = (int)(lo | (greta_q5_hbit(b + 2, j) << 4)) - 16;
+        return d * (float)q;
+    } else if (F == GRETA_W_Q5_1) {
+        const u8* b = row + (size_t)(k >> 5) * 24;
+        u32 j = k & 31;
+        float d = greta_f16_at(b), m = greta_f16_at(b + 2);
+        u32 lo = j < 16 ? (b[8 + j] & 0x0fu) : (b[8 + j - 16] >> 4);
+        u32 q = lo | (greta_q5_hbit(b + 4, j) << 4);
+        return d * (float)q + m;
+    } else if (F == GRETA_W_Q2_K) {
+        // [16 scales: low nibble scale, high nibble min][64 qs][d f16][dmin f16]
+        const u8* b = row + (size_t)(k >> 8) * 84;
+        u32 e = k & 255, h = e >> 7, s = (e >> 5) & 3, l = e & 31;
+        u32 sc = b[e >> 4];
+        float d = greta_f16_at(b + 80), dmin = greta_f16_at(b + 82);
+        float dl = d * (float)(sc & 0x0fu);
+        float ml = dmin * (float)(sc >> 4);
+        u32 q = (b[16 + 32 * h + l] >> (2 * s)) & 3u;
+        return dl * (float)q - ml;
+    } else if (F == GRETA_W_Q3_K) {
+        // [32 hmask][64 qs][12 scale bytes][d f16]
+        const u8* b = row + (size_t)(k >> 8) * 110;
+        u32 e = k & 255, h = e >> 7, s = (e >> 5) & 3, l = e & 31, i = e >> 4;
+        u32 slo = (b[96 + (i & 7)] >> (4 * (i >> 3))) & 0x0fu;
+        u32 shi = (b[104 + (i & 3)] >> (2 * (i >> 2))) & 0x03u;
+        int sc = (int)(slo | (shi << 4)) - 32;
+        int lo = (int)((b[32 + 32 * h + l] >> (2 * s)) & 3u);
+        int hb = (int)((b[l] >> (e >> 5)) & 1u);
+        int q = lo - ((hb ^ 1) << 2);
+        float d = greta_f16_at(b + 108);
+        float dl = d * (float)sc;
+        return dl * (float)q;
+    } else if (F == GRETA_W_Q5_K) {
+        // [d f16][dmin f16][12 scale bytes as Q4_K][32 qh][128 qs as Q4_K]
+        const u8* b = row + (size_t)(k >> 8) * 176;
+        u32 e = k & 255, g = e >> 5, l = e & 31;
+        float d = greta_f16_at(b), dmin = greta_f16_at(b + 2);
+        u32 sc, mn;
+        greta_q4k_sm(b + 4, g, &sc, &mn);
+        float ds = d * (float)sc;
+        float dm = dmin * (float)mn;
+        u32 q = ((b[48 + (g >> 1) * 32 + l] >> (4 * (g & 1))) & 0x0fu) | (((b[16 + l] >> g) & 1u) << 4);
+        return ds * (float)q - dm;
+    } else if (F == GRETA_W_IQ4_NL) {
+        const u8* b = row + (size_t)(k >> 5) * 18;
+        u32 j = k & 31;
+        float d = greta_f16_at(b);
+        u32 n = j < 16 ? (b[2 + j] & 0x0fu) : (b[2 + j - 16] >> 4);
+        return d * (float)greta_iq4nl[n];
+    } else if (F == GRETA_W_IQ4_XS) {
+        // [d f16][scales_h u16][4 bytes scales_l][8 groups of 16 bytes, each laid out as IQ4_NL's]
+        const u8* b = row + (size_t)(k >> 8) * 136;
+        u32 e = k & 255, g = e >> 5, j = e & 31;
+        float d = greta_f16_at(b);
+        u32 sh = (u32)b[2] | ((u32)b[3] << 8);
+        u32 ls = ((b[4 + (g >> 1)] >> (4 * (g & 1))) & 0x0fu) | (((sh >> (2 * g)) & 3u) << 4);
+        float dl = d * (float)((int)ls - 32);
+        const u8* qs = b + 8 + 16 * g;
+        u32 n = j < 16 ? (qs[j] & 0x0fu) : (qs[j - 16] >> 4);
+        return dl * (float)greta_iq4nl[n];
     }
+    return 0.0f;  // not reached: GRETA_W_DISPATCH instantiates only the formats above
 }
 
 // Dispatches a templated body over the weight format `fmt` (uniform across the launch).
-#define GRETA_W_DISPATCH(fmt, BODY)                   \
-    switch (fmt) {                                    \
-        case GRETA_W_F32: BODY(GRETA_W_F32); break;   \
-        case GRETA_W_F16: BODY(GRETA_W_F16); break;   \
-        case GRETA_W_BF16: BODY(GRETA_W_BF16); break; \
-        case GRETA_W_Q8_0: BODY(GRETA_W_Q8_0); break; \
-        case GRETA_W_Q4_0: BODY(GRETA_W_Q4_0); break; \
-        case GRETA_W_Q4_1: BODY(GRETA_W_Q4_1); break; \
-        case GRETA_W_Q4_K: BODY(GRETA_W_Q4_K); break; \
-        case GRETA_W_Q6_K: BODY(GRETA_W_Q6_K); break; \
-        default: break;                               \
+#define GRETA_W_DISPATCH(fmt, BODY)                       \
+    switch (fmt) {                                        \
+        case GRETA_W_F32: BODY(GRETA_W_F32); break;       \
+        case GRETA_W_F16: BODY(GRETA_W_F16); break;       \
+        case GRETA_W_BF16: BODY(GRETA_W_BF16); break;     \
+        case GRETA_W_Q8_0: BODY(GRETA_W_Q8_0); break;     \
+        case GRETA_W_Q4_0: BODY(GRETA_W_Q4_0); break;     \
+        case GRETA_W_Q4_1: BODY(GRETA_W_Q4_1); break;     \
+        case GRETA_W_Q4_K: BODY(GRETA_W_Q4_K); break;     \
+        case GRETA_W_Q6_K: BODY(GRETA_W_Q6_K); break;     \
+        case GRETA_W_Q5_0: BODY(GRETA_W_Q5_0); break;     \
+        case GRETA_W_Q5_1: BODY(GRETA_W_Q5_1); break;     \
+        case GRETA_W_Q2_K: BODY(GRETA_W_Q2_K); break;     \
+        case GRETA_W_Q3_K: BODY(GRETA_W_Q3_K); break;     \
+        case GRETA_W_Q5_K: BODY(GRETA_W_Q5_K); break;     \
+        case GRETA_W_IQ4_NL: BODY(GRETA_W_IQ4_NL); break; \
+        case GRETA_W_IQ4_XS: BODY(GRETA_W_IQ4_XS); break; \
+        default: break;                                   \
     }
 
 // Sum over 32 consecutive lanes by the xor butterfly 16, 8, 4, 2, 1: the same order on a 32-lane warp

@@ -103,7 +103,7 @@ fn unsupported_architecture_and_tensor_type() {
         &["run", "--model", p.to_str().unwrap(), "--tokens", "1"],
         "qwen2",
     );
-    // A tensor type greta does not know (GGML type 6, Q5_0) in an otherwise valid file.
+    // A tensor type greta does not know (GGML type 16, IQ2_XXS) in an otherwise valid file.
     let t = tiny();
     let mut bytes = std::fs::read(&t).unwrap();
     let g = greta::model::gguf::Gguf::open(&t).unwrap();
@@ -112,9 +112,9 @@ fn unsupported_architecture_and_tensor_type() {
     // name, then n_dims (u32), dims (u64 each), then the type (u32).
     let nd = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
     let ty = at + 4 + 8 * nd;
-    bytes[ty..ty + 4].copy_from_slice(&6u32.to_le_bytes());
+    bytes[ty..ty + 4].copy_from_slice(&16u32.to_le_bytes());
     drop(g);
-    let bad = d.path().join("q5.gguf");
+    let bad = d.path().join("iq2.gguf");
     std::fs::write(&bad, &bytes).unwrap();
     fails_cleanly(
         &["run", "--model", bad.to_str().unwrap(), "--tokens", "1"],

@@ -17,3 +17,4 @@ mod tape;
 mod tokenizer;
 mod torture;
 mod util;
+mod wload;

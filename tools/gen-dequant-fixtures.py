@@ -11,7 +11,8 @@ and subnormal f16 scales. Run from the repository root:
 
     python3 tools/gen-dequant-fixtures.py
 
-Needs numpy and the `gguf` package (tested with gguf 0.19.0).
+Needs numpy and the `gguf` package (tested with gguf 0.19.0). New types are appended to CASES so that
+the earlier fixtures, drawn first from the one seeded generator, keep their bytes.
 """
 import os
 
@@ -84,6 +85,69 @@ def q6_k(n):
     return with_edges(blocks(T.Q6_K, n), [208], edges)
 
 
+def edited(qtype, n, fields, edits):
+    """Random blocks with finite f16 scales at `fields`, then `edits`: (row, start, end, value) byte
+    fills, or (row, offset, f16 value) for a scale."""
+    b = with_edges(blocks(qtype, n), fields, lambda b: None)
+    for e in edits:
+        if len(e) == 4:
+            row, start, end, value = e
+            b[row, start:end] = value
+        else:
+            row, off, value = e
+            b[row, off:off + 2] = f16_bytes([value])
+    return b
+
+
+def q2_k(n):
+    # [16 scales (low nibble scale, high nibble min)][64 qs][d][dmin]
+    return edited(T.Q2_K, n, [80, 82], [
+        (0, 80, 0.0),  # zero d
+        (1, 16, 80, 0xFF), (1, 0, 16, 0xFF),  # q = 3, scale and min 15
+        (2, 16, 80, 0x00), (2, 0, 16, 0x00),
+        (3, 82, -0.02),  # negative dmin
+        (4, 80, 65504.0),  # largest f16
+        (5, 82, 6e-8),  # subnormal dmin
+    ])
+
+
+def q3_k(n):
+    # [32 hmask][64 qs][12 scale bytes][d]
+    return edited(T.Q3_K, n, [108], [
+        (0, 108, 0.0),
+        (1, 0, 32, 0x00), (1, 32, 96, 0x00),  # q = -4 everywhere
+        (2, 0, 32, 0xFF), (2, 32, 96, 0xFF),  # q = 3
+        (3, 96, 108, 0xFF),  # scales 63 - 32 = 31
+        (4, 96, 108, 0x00),  # scales -32
+        (5, 108, 65504.0),
+        (6, 108, 6e-8),
+    ])
+
+
+def q5_k(n):
+    # [d][dmin][12 scale bytes][32 qh][128 qs]
+    return edited(T.Q5_K, n, [0, 2], [
+        (0, 0, 0.0),
+        (1, 16, 176, 0xFF), (1, 4, 16, 0xFF),  # q = 31, scales and mins 63
+        (2, 16, 176, 0x00), (2, 4, 16, 0x00),
+        (3, 2, -0.02),
+        (4, 0, 65504.0),
+        (5, 48, 176, 0xFF), (5, 16, 48, 0x00),  # fifth bit clear under full nibbles
+    ])
+
+
+def iq4_xs(n):
+    # [d][scales_h u16][4 scales_l][128 qs]
+    return edited(T.IQ4_XS, n, [0], [
+        (0, 0, 0.0),
+        (1, 2, 8, 0xFF),  # scales 63 - 32 = 31
+        (2, 2, 8, 0x00),  # scales -32
+        (3, 8, 136, 0xFF), (4, 8, 136, 0x00),  # code book ends
+        (5, 0, 65504.0),
+        (6, 0, 6e-8),
+    ])
+
+
 def f16(n):
     v = rng.standard_normal(n).astype(np.float16).view(np.uint16)
     v[:9] = [0x0000, 0x8000, 0x0001, 0x83FF, 0x7BFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01]
@@ -111,6 +175,14 @@ CASES = {
     "q4_1": (T.Q4_1, lambda: q_simple(T.Q4_1, 32, [0, 2], 4)),
     "q4_k": (T.Q4_K, lambda: q4_k(12)),
     "q6_k": (T.Q6_K, lambda: q6_k(12)),
+    # Issue 22: appended, so the fixtures above keep their bytes (one rng, drawn in this order).
+    "q5_0": (T.Q5_0, lambda: q_simple(T.Q5_0, 32, [0], 2)),
+    "q5_1": (T.Q5_1, lambda: q_simple(T.Q5_1, 32, [0, 2], 4)),
+    "iq4_nl": (T.IQ4_NL, lambda: q_simple(T.IQ4_NL, 32, [0], 2)),
+    "q2_k": (T.Q2_K, lambda: q2_k(12)),
+    "q3_k": (T.Q3_K, lambda: q3_k(12)),
+    "q5_k": (T.Q5_K, lambda: q5_k(12)),
+    "iq4_xs": (T.IQ4_XS, lambda: iq4_xs(12)),
 }
 
 

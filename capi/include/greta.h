@@ -42,7 +42,9 @@ typedef enum greta_status {
 
 typedef enum greta_dtype {
     GRETA_F32 = 0, GRETA_F64 = 1, GRETA_F16 = 2, GRETA_BF16 = 3, GRETA_I32 = 4,
-    GRETA_Q8_0 = 5, GRETA_Q4_0 = 6, GRETA_Q4_1 = 7, GRETA_Q4_K = 8, GRETA_Q6_K = 9
+    GRETA_Q8_0 = 5, GRETA_Q4_0 = 6, GRETA_Q4_1 = 7, GRETA_Q4_K = 8, GRETA_Q6_K = 9,
+    GRETA_Q5_0 = 10, GRETA_Q5_1 = 11, GRETA_Q2_K = 12, GRETA_Q3_K = 13, GRETA_Q5_K = 14,
+    GRETA_IQ4_NL = 15, GRETA_IQ4_XS = 16
 } greta_dtype;
 
 typedef enum greta_tensor_kind {

@@ -39,7 +39,7 @@ const KIND_ID: c_int = 2;
 const KIND_DEVICE: c_int = 3;
 
 /// `greta_dtype` values, in order.
-const DTYPES: [DType; 10] = [
+const DTYPES: [DType; 17] = [
     DType::F32,
     DType::F64,
     DType::F16,
@@ -50,6 +50,13 @@ const DTYPES: [DType; 10] = [
     DType::Q4_1,
     DType::Q4K,
     DType::Q6K,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q2K,
+    DType::Q3K,
+    DType::Q5K,
+    DType::IQ4NL,
+    DType::IQ4XS,
 ];
 
 /// A tensor as the caller describes it (`greta_tensor`).

@@ -76,7 +76,9 @@ pub fn matmul_dims(stage: Stage, inputs: &[&Tensor]) -> Result<MatmulDims, Backe
 }
 
 /// Whether `gemv_q8` (Q8_1 activations, integer block dots) runs on weights stored as `dtype`: the block
-/// formats with 32-element groups.
+/// formats kernels/q8.cu (and its CPU emulation, `backend/cpu/q8.rs`) has a block dot for. The other
+/// block formats (Q5_0, Q5_1, the other K-quants, IQ4_*) are refused with a contract error, and the
+/// GPU's default route falls back to the routes that read any format through `greta_wload`.
 pub fn q8_supported(dtype: DType) -> bool {
     matches!(
         dtype,
@@ -90,7 +92,7 @@ pub fn q8_weight(stage: Stage, dtype: DType, inn: usize) -> Result<(), BackendEr
         return Err(bad(
             stage,
             format!(
-                "gemv_q8 needs block-quantized weights (q8_0, q4_0, q4_1, q4_k, q6_k), not {dtype}"
+                "gemv_q8 needs weights in a format kernels/q8.cu has a block dot for (q8_0, q4_0, q4_1, q4_k, q6_k), not {dtype}"
             ),
         ));
     }

@@ -125,7 +125,12 @@ mod tests {
         assert!(e.starts_with("unknown route variant `gemm`: valid variants are gemv, gemm_tiled"));
         assert!(!e.contains("engine"), "{e}");
         assert!("nope".parse::<Stage>().unwrap_err().contains("attn_norm"));
-        assert!("q5_k".parse::<DType>().unwrap_err().contains("q4_k, q6_k"));
+        assert!(
+            "q7_k"
+                .parse::<DType>()
+                .unwrap_err()
+                .contains("q4_k, q6_k, q5_0")
+        );
     }
 
     #[test]

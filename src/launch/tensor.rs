@@ -35,12 +35,28 @@ named! {
         Q4K = "q4_k",
         /// GGML Q6_K: super-blocks of 256.
         Q6K = "q6_k",
+        // Format 5 (issue 22): appended, so no serde index above moved (the enum has no unlisted
+        // variants, so the first list's end is the enum's end).
+        /// GGML Q5_0: blocks of 32, one f16 scale, 5-bit quants.
+        Q5_0 = "q5_0",
+        /// GGML Q5_1: blocks of 32, f16 scale and min, 5-bit quants.
+        Q5_1 = "q5_1",
+        /// GGML Q2_K: super-blocks of 256, 2-bit quants, 4-bit scales and mins per 16.
+        Q2K = "q2_k",
+        /// GGML Q3_K: super-blocks of 256, 3-bit quants, 6-bit scales per 16.
+        Q3K = "q3_k",
+        /// GGML Q5_K: super-blocks of 256, 5-bit quants, Q4_K's scales and mins.
+        Q5K = "q5_k",
+        /// GGML IQ4_NL: blocks of 32, one f16 scale, 4-bit indexes into a non-linear table.
+        IQ4NL = "iq4_nl",
+        /// GGML IQ4_XS: super-blocks of 256, IQ4_NL's table with 6-bit scales per 32.
+        IQ4XS = "iq4_xs",
     }
 }
 
 impl DType {
     /// Every type a GGUF weight may have here.
-    pub const WEIGHT_TYPES: [DType; 8] = [
+    pub const WEIGHT_TYPES: [DType; 15] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -49,6 +65,13 @@ impl DType {
         DType::Q4_1,
         DType::Q4K,
         DType::Q6K,
+        DType::Q5_0,
+        DType::Q5_1,
+        DType::Q2K,
+        DType::Q3K,
+        DType::Q5K,
+        DType::IQ4NL,
+        DType::IQ4XS,
     ];
 
     /// (elements per block, bytes per block).
@@ -62,6 +85,13 @@ impl DType {
             DType::Q4_1 => (32, 20),
             DType::Q4K => (256, 144),
             DType::Q6K => (256, 210),
+            DType::Q5_0 => (32, 22),
+            DType::Q5_1 => (32, 24),
+            DType::Q2K => (256, 84),
+            DType::Q3K => (256, 110),
+            DType::Q5K => (256, 176),
+            DType::IQ4NL => (32, 18),
+            DType::IQ4XS => (256, 136),
         }
     }
 

@@ -107,6 +107,13 @@ fn file_type(dtype: DType) -> u32 {
         DType::Q8_0 => 7,
         DType::Q4K => 15, // MOSTLY_Q4_K_M
         DType::Q6K => 18,
+        DType::Q5_0 => 8,
+        DType::Q5_1 => 9,
+        DType::Q2K => 10,
+        DType::Q3K => 12, // MOSTLY_Q3_K_M
+        DType::Q5K => 17, // MOSTLY_Q5_K_M
+        DType::IQ4NL => 25,
+        DType::IQ4XS => 30,
         DType::BF16 => 32,
         DType::F64 | DType::I32 => 0,
     }
@@ -122,9 +129,18 @@ fn matrix_dtype(dtype: DType, role: &str, cols: usize) -> DType {
     if cols % want.block().0 == 0 {
         return want;
     }
-    match want {
+    // llama.cpp's fallbacks for the newer K-quants (llama-quant.cpp); Q4_K keeps Q4_1, from before
+    // greta read Q5_0, so that existing synthetic models keep their bytes.
+    let fallback = match want {
         DType::Q4K => DType::Q4_1,
+        DType::Q5K => DType::Q5_1,
+        DType::Q2K | DType::Q3K | DType::IQ4XS => DType::IQ4NL,
         _ => DType::Q8_0,
+    };
+    if cols % fallback.block().0 == 0 {
+        fallback
+    } else {
+        DType::Q8_0
     }
 }
 

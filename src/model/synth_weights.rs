@@ -144,6 +144,64 @@ fn encode_row(rng: &mut SplitMix64, dtype: DType, fill: Fill, dst: &mut [u8]) {
             }
             b[208..210].copy_from_slice(&f16_bytes(a / (32.0 * 24.0)));
         }),
+        DType::Q5_0 => dst.chunks_exact_mut(22).for_each(|b| {
+            b[0..2].copy_from_slice(&f16_bytes(a / 16.0));
+            b[2..].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+        }),
+        DType::Q5_1 => dst.chunks_exact_mut(24).for_each(|b| {
+            b[0..2].copy_from_slice(&f16_bytes(2.0 * a / 31.0));
+            b[2..4].copy_from_slice(&f16_bytes(center - a));
+            b[4..].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+        }),
+        DType::Q2K => dst.chunks_exact_mut(84).for_each(|b| {
+            // 4-bit scale and min of 12 or 13 each: d*sc ≈ 2a/3 (q in 0..3), dmin*m ≈ a.
+            for s in &mut b[0..16] {
+                *s = (rng.range(12, 13) | (rng.range(12, 13) << 4)) as u8;
+            }
+            b[16..80].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+            b[80..82].copy_from_slice(&f16_bytes(2.0 * a / (3.0 * 12.5)));
+            b[82..84].copy_from_slice(&f16_bytes(a / 12.5));
+        }),
+        DType::Q3K => dst.chunks_exact_mut(110).for_each(|b| {
+            // d*sc ≈ a/4 with |sc| around 24; q spans [-4, 3].
+            b[..96].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+            b[96..108].fill(0);
+            for i in 0..16 {
+                let v = rng.range(20, 27) as i32;
+                let u = (32 + if rng.next_u64() & 1 == 0 { v } else { -v }) as u8;
+                b[96 + i % 8] |= (u & 0x0f) << (4 * (i / 8));
+                b[104 + i % 4] |= (u >> 4) << (2 * (i / 4));
+            }
+            b[108..110].copy_from_slice(&f16_bytes(a / (4.0 * 24.0)));
+        }),
+        DType::Q5K => dst.chunks_exact_mut(176).for_each(|b| {
+            // As Q4_K, with quants up to 31.
+            b[0..2].copy_from_slice(&f16_bytes(2.0 * a / (31.0 * 48.0)));
+            b[2..4].copy_from_slice(&f16_bytes(a / 48.0));
+            let sc: [u8; 8] = std::array::from_fn(|_| rng.range(40, 56) as u8);
+            let mn: [u8; 8] = std::array::from_fn(|_| rng.range(40, 56) as u8);
+            b[4..16].copy_from_slice(&pack_q4_k_scales(&sc, &mn));
+            b[16..].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+        }),
+        DType::IQ4NL => dst.chunks_exact_mut(18).for_each(|b| {
+            // The code book spans [-127, 113].
+            b[0..2].copy_from_slice(&f16_bytes(a / 127.0));
+            b[2..].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+        }),
+        DType::IQ4XS => dst.chunks_exact_mut(136).for_each(|b| {
+            // d*ls ≈ a/127 with |ls| around 24.
+            b[0..2].copy_from_slice(&f16_bytes(a / (127.0 * 24.0)));
+            let mut sh = 0u16;
+            b[4..8].fill(0);
+            for g in 0..8 {
+                let v = rng.range(20, 27) as i32;
+                let u = (32 + if rng.next_u64() & 1 == 0 { v } else { -v }) as u8;
+                b[4 + g / 2] |= (u & 0x0f) << (4 * (g % 2));
+                sh |= u16::from(u >> 4) << (2 * g);
+            }
+            b[2..4].copy_from_slice(&sh.to_le_bytes());
+            b[8..].iter_mut().for_each(|q| *q = rng.next_u64() as u8);
+        }),
         DType::F64 | DType::I32 => {}
     }
 }

@@ -112,6 +112,13 @@ pub fn dtype_code(d: DType) -> i32 {
         DType::Q4_1 => 7,
         DType::Q4K => 8,
         DType::Q6K => 9,
+        DType::Q5_0 => 10,
+        DType::Q5_1 => 11,
+        DType::Q2K => 12,
+        DType::Q3K => 13,
+        DType::Q5K => 14,
+        DType::IQ4NL => 15,
+        DType::IQ4XS => 16,
     }
 }
 

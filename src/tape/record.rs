@@ -445,5 +445,13 @@ mod tests {
         assert_eq!(idx(encode(&Precision::F16).unwrap()), 2);
         assert_eq!(idx(encode(&DType::F32).unwrap()), 0);
         assert_eq!(idx(encode(&DType::Q6K).unwrap()), 9);
+        // Format 5: appended after Q6K (DType has no unlisted variants), so nothing above moved.
+        assert_eq!(idx(encode(&DType::Q5_0).unwrap()), 10);
+        assert_eq!(idx(encode(&DType::Q5_1).unwrap()), 11);
+        assert_eq!(idx(encode(&DType::Q2K).unwrap()), 12);
+        assert_eq!(idx(encode(&DType::Q3K).unwrap()), 13);
+        assert_eq!(idx(encode(&DType::Q5K).unwrap()), 14);
+        assert_eq!(idx(encode(&DType::IQ4NL).unwrap()), 15);
+        assert_eq!(idx(encode(&DType::IQ4XS).unwrap()), 16);
     }
 }

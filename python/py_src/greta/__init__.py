@@ -54,7 +54,10 @@ _NP_TO_GRETA = {
     np.dtype(np.float16): "f16",
     np.dtype(np.int32): "i32",
 }
-_DTYPES = ("f32", "f64", "f16", "bf16", "i32", "q8_0", "q4_0", "q4_1", "q4_k", "q6_k")
+_DTYPES = (
+    "f32", "f64", "f16", "bf16", "i32", "q8_0", "q4_0", "q4_1", "q4_k", "q6_k",
+    "q5_0", "q5_1", "q2_k", "q3_k", "q5_k", "iq4_nl", "iq4_xs",
+)
 
 
 class Weight:

@@ -23,7 +23,7 @@ def weight(name: str) -> Weight:
     """An input that is the GGUF weight ``name`` (referenced by name, never copied)."""
 
 def raw(data: Union[bytes, bytearray, memoryview, npt.ArrayLike], dtype: str, shape: List[int]) -> Raw:
-    """Raw little-endian bytes of greta dtype ``dtype`` (f32 f64 f16 bf16 i32 q8_0 q4_0 q4_1 q4_k q6_k)."""
+    """Raw little-endian bytes of greta dtype ``dtype`` (f32 f64 f16 bf16 i32 q8_0 q4_0 q4_1 q4_k q6_k q5_0 q5_1 q2_k q3_k q5_k iq4_nl iq4_xs)."""
 
 TensorLike = Union[npt.ArrayLike, Raw, Any]  # Any: torch.Tensor
 InputLike = Union[TensorLike, Weight]

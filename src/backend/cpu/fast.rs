@@ -686,13 +686,8 @@ pub(crate) mod tests {
                 }
             }
             _ => {
-                let offs: &[usize] = match dtype {
-                    DType::Q4_1 | DType::Q4K => &[0, 2],
-                    DType::Q6K => &[208],
-                    _ => &[0],
-                };
                 for blk in v.chunks_exact_mut(bb) {
-                    for &o in offs {
+                    for &o in quant::f16_fields(dtype) {
                         blk[o..o + 2].copy_from_slice(&h(rng.f() * 0.1));
                     }
                 }

@@ -275,6 +275,13 @@ mod tests {
             DType::Q6K,
             DType::F32,
             DType::F16,
+            DType::Q5_0,
+            DType::Q5_1,
+            DType::Q2K,
+            DType::Q3K,
+            DType::Q5K,
+            DType::IQ4NL,
+            DType::IQ4XS,
         ];
         for dtype in dtypes {
             for cols in [32usize, 40, 256, 576, 768] {

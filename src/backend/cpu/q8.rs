@@ -337,9 +337,29 @@ mod tests {
         let e = gemv_q8(Stage::QProj, &[0.0; 32], 1, 32, w).unwrap_err();
         assert!(
             e.to_string()
-                .contains("gemv_q8 needs block-quantized weights"),
+                .contains("gemv_q8 needs weights in a format kernels/q8.cu has a block dot for"),
             "{e}"
         );
+        // The block formats kernels/q8.cu has no block dot for are refused the same way; gemm_mma, which
+        // dequantises rows, takes them.
+        for dtype in DType::WEIGHT_TYPES {
+            if crate::backend::contract::q8_supported(dtype) || !dtype.is_quantized() {
+                continue;
+            }
+            let inn = 256;
+            let rb = quant::row_bytes(dtype, inn).unwrap();
+            let bytes = random_rows(&mut rng, dtype, inn, 2);
+            let w = WeightBlocks {
+                bytes: &bytes,
+                dtype,
+                row_bytes: rb,
+                rows: 2,
+            };
+            let x = vec![0.5f32; inn];
+            let e = gemv_q8(Stage::QProj, &x, 1, inn, w).unwrap_err();
+            assert!(e.to_string().contains(&format!("not {dtype}")), "{e}");
+            assert_eq!(gemm_mma(Stage::QProj, &x, 1, inn, w).unwrap().len(), 2);
+        }
     }
 
     #[test]

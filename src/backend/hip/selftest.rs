@@ -4,7 +4,7 @@
 //! - invariance: `gemm_invariant` over many rows gives, row for row, the bits of `gemv` on that row alone,
 //!   and so does `gemm_mma` against itself on one row (it is batch-invariant by construction);
 //! - weights in blocks: every matmul route and the embedding, run on a weight in its GGUF block format
-//!   (F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), give the bits they give on the same weight dequantised to
+//!   (every `DType::WEIGHT_TYPES` but F32), give the bits they give on the same weight dequantised to
 //!   f32 on the host (the kernels dequantise with the host's formula);
 //! - device hashing: BLAKE3 digests computed on the device equal the host's for buffers of many sizes
 //!   (single chunk, chunk edges, odd tails, 16 MiB);
@@ -273,14 +273,8 @@ fn block_weight(r: &mut Rng, name: &str, dtype: DType, rows: usize, cols: usize)
         _ => {
             let (_, bb) = dtype.block();
             for blk in b.chunks_exact_mut(bb) {
-                match dtype {
-                    DType::Q8_0 | DType::Q4_0 => blk[0..2].copy_from_slice(&h(r, 0.02)),
-                    DType::Q4_1 | DType::Q4K => {
-                        blk[0..2].copy_from_slice(&h(r, 0.02));
-                        blk[2..4].copy_from_slice(&h(r, 0.02));
-                    }
-                    DType::Q6K => blk[208..210].copy_from_slice(&h(r, 0.02)),
-                    _ => {}
+                for &o in crate::model::quant::f16_fields(dtype) {
+                    blk[o..o + 2].copy_from_slice(&h(r, 0.02));
                 }
             }
         }
@@ -867,7 +861,8 @@ mod tests {
         }
         assert_eq!(report.invariant_rows, (MM_ROWS, MM_ROWS));
         assert_eq!(report.mma_invariant_rows, (MM_ROWS, MM_ROWS));
-        assert_eq!(report.block_weights.len(), 7 * 5);
+        // Every weight format but f32, five routes each (four matmuls and the embedding).
+        assert_eq!(report.block_weights.len(), (DType::WEIGHT_TYPES.len() - 1) * 5);
         for (d, v, r) in &report.block_weights {
             assert_eq!(r, &Ok(true), "{d} {v}");
         }

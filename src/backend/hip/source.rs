@@ -277,6 +277,13 @@ pub fn weight_format(dtype: crate::launch::DType) -> Option<u32> {
         DType::Q4_1 => 5,
         DType::Q4K => 6,
         DType::Q6K => 7,
+        DType::Q5_0 => 8,
+        DType::Q5_1 => 9,
+        DType::Q2K => 10,
+        DType::Q3K => 11,
+        DType::Q5K => 12,
+        DType::IQ4NL => 13,
+        DType::IQ4XS => 14,
         DType::F64 | DType::I32 => return None,
     })
 }
@@ -377,6 +384,13 @@ mod tests {
             ("GRETA_W_Q4_1", crate::launch::DType::Q4_1),
             ("GRETA_W_Q4_K", crate::launch::DType::Q4K),
             ("GRETA_W_Q6_K", crate::launch::DType::Q6K),
+            ("GRETA_W_Q5_0", crate::launch::DType::Q5_0),
+            ("GRETA_W_Q5_1", crate::launch::DType::Q5_1),
+            ("GRETA_W_Q2_K", crate::launch::DType::Q2K),
+            ("GRETA_W_Q3_K", crate::launch::DType::Q3K),
+            ("GRETA_W_Q5_K", crate::launch::DType::Q5K),
+            ("GRETA_W_IQ4_NL", crate::launch::DType::IQ4NL),
+            ("GRETA_W_IQ4_XS", crate::launch::DType::IQ4XS),
         ] {
             assert_eq!(Some(define(PRELUDE, name)), weight_format(dtype), "{name}");
         }
