@@ -215,9 +215,21 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("unknown input role `g`"), "{e}");
         // A misspelt param is refused, not replaced by a default.
-        let e = check_declared("rms_norm", &[x.clone()], &[("epsilon".into(), 1e-5)]).unwrap_err();
+        let e = check_declared(
+            "rms_norm",
+            std::slice::from_ref(&x),
+            &[("epsilon".into(), 1e-5)],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("unknown param `epsilon`"), "{e}");
-        assert!(check_declared("rms_norm", &[x.clone()], &[("eps".into(), 1e-5)]).is_ok());
+        assert!(
+            check_declared(
+                "rms_norm",
+                std::slice::from_ref(&x),
+                &[("eps".into(), 1e-5)]
+            )
+            .is_ok()
+        );
         assert!(matches!(
             check_declared("frobnicate", &[], &[]),
             Err(ContractError::UnknownOp(_))

@@ -147,6 +147,7 @@ mod tests {
                 ("n_heads".into(), 1.0),
                 ("head_dim".into(), 4.0),
             ],
+            op: None,
         };
         let mut a = op_args(Stage::RopeQ, &Params::default(), Some(&f)).unwrap();
         a.declare("x", crate::launch::DType::F32, vec![1, 4]);

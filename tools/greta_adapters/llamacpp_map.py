@@ -9,8 +9,10 @@ scales and masks are read from each node's own shapes and `op_params`, never fro
 | ggml op | greta op | inputs given to greta (row-major, outermost first) | params from the node |
 |---|---|---|---|
 | MUL_MAT (2-D src0) | mul_mat | x = src1 `[n, k]`, w = src0 `[m, k]` (a weight by GGUF name) | |
-| MUL_MAT (batched: K·q) | -, unjudged | the scores are unscaled and unmasked: no contract says that | |
+| MUL_MAT (batched: K·q, several kv heads) | -, unjudged | the scores of every cell, unscaled and unmasked: no contract says that | |
 | MUL_MAT (batched: V·softmax) | pv | probs `[H, n, kv]`, v_cache `[kv, Hk·hd]` | pos; heads from the shapes |
+
+(With one kv head, K·q and V·probs are plain 2-D matmuls, `mul_mat` with the cache view as `w`.)
 | MUL_MAT_ID | mul_mat_id | x `[n, k]`, w `[E, m, k]`, ids `[n, top_k]` | |
 | GET_ROWS | get_rows | ids `[n]`, table `[V, d]` (weight, or an activation) | |
 | RMS_NORM / NORM | rms_norm / norm | x `[.., d]` (no weight: the MUL after it is its own launch) | eps = op_params[0] |
@@ -145,6 +147,10 @@ def stage_of(n: Node) -> str:
     name = base_name(n.name)
     if _UNNAMED.match(name):
         name = ""
+    if not name and n.op == "MUL_MAT" and n.src:  # attention's products with the cache (unnamed)
+        m = _CACHE.match(n.src[0].root_name)
+        if m:
+            return {"cache_k": "kq", "cache_v": "kqv"}.get(m.group(0)[: -len(m.group(1)) - 2], "mul_mat")
     got = _NAMED_STAGE.get((n.op, name))
     if got:
         return got
@@ -444,7 +450,7 @@ def _batched_mul_mat(g: _Graph, n: Node) -> Launch:
     la = _launch(g, n, "pv", {"probs": p_in, "v_cache": Tensor(np.ascontiguousarray(v))},
                  {"out": out}, {"pos": g.pos, "n_heads": heads, "n_kv_heads": hk, "head_dim": hd},
                  route=f"ggml:MUL_MAT {a.type}×{b.type} (V·probs)")
-    if la.stage == "mul_mat":  # unnamed: it is greta's pv, in greta's layout
+    if la.stage in ("mul_mat", "kqv"):  # unnamed: it is greta's pv, in greta's layout
         la.stage = "pv"
     return la
 

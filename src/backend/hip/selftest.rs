@@ -862,7 +862,10 @@ mod tests {
         assert_eq!(report.invariant_rows, (MM_ROWS, MM_ROWS));
         assert_eq!(report.mma_invariant_rows, (MM_ROWS, MM_ROWS));
         // Every weight format but f32, five routes each (four matmuls and the embedding).
-        assert_eq!(report.block_weights.len(), (DType::WEIGHT_TYPES.len() - 1) * 5);
+        assert_eq!(
+            report.block_weights.len(),
+            (DType::WEIGHT_TYPES.len() - 1) * 5
+        );
         for (d, v, r) in &report.block_weights {
             assert_eq!(r, &Ok(true), "{d} {v}");
         }

@@ -116,7 +116,7 @@ fn rope_modes_rotate_their_pairs() {
 fn matmul_dequantises_weights_and_adds_the_bias() {
     // One Q8_0 block: d = 0.5, q = 0..32.
     let mut blk = half::f16::from_f32(0.5).to_bits().to_le_bytes().to_vec();
-    blk.extend((0..32u8).map(|q| q));
+    blk.extend(0..32u8);
     let mut a = OpArgs::new(Op::MulMat);
     a.input("x", Tensor::f32(vec![1, 32], vec![1.0; 32]));
     a.input(
