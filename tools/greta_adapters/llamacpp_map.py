@@ -89,6 +89,13 @@ _NAMED_STAGE = {
     ("SWIGLU", "ffn_swiglu"): "swiglu",
     ("GET_ROWS", "inp_embd"): "embed",
 }
+# greta's own stage names (docs/STAGES.md, src/launch/stage.rs): a launch at one of them is checked
+# against that stage's contract unless it names its op, so an unjudged node never takes one
+GRETA_STAGES = {
+    "embed", "attn_norm", "q_proj", "k_proj", "v_proj", "qkv_proj", "rope_q", "rope_k", "kv_write", "qk",
+    "softmax", "pv", "attn", "o_proj", "attn_residual", "ffn_norm", "gate", "up", "swiglu", "down",
+    "ffn_residual", "final_norm", "lm_head", "argmax",
+}
 _UNARY = {"SILU": "silu", "GELU": "gelu", "GELU_ERF": "gelu_erf", "SIGMOID": "sigmoid", "TANH": "tanh"}
 _GLU = {"SWIGLU": "swiglu", "GEGLU": "geglu", "GEGLU_ERF": "geglu_erf"}
 _COPY_TO = {"f32", "f16", "bf16"}  # output types greta's `cpy` judges from numpy arrays
@@ -332,6 +339,9 @@ def _unjudged(g: _Graph, n: Node, why: str, known: bool) -> Launch:
             continue  # a source not readable as values (a quantized view): the output is still recorded
     outputs = {"out": rows2(n.data)} if n.data is not None else {}
     stage = stage_of(n) if known else n.op.lower()
+    if stage in GRETA_STAGES:  # its own name: greta's stage would hold it to that stage's contract
+        own = base_name(n.name)
+        stage = own if own and not _UNNAMED.match(own) and own not in GRETA_STAGES else n.op.lower()
     la = Launch(g.phase, None, stage, _route(n), {"rows": g.rows}, inputs, outputs, op=None)
     la.note = why
     return la

@@ -21,6 +21,7 @@ llama_cpp = pytest.importorskip("llama_cpp", reason="pip install -r tools/requir
 
 from greta_adapters.launches import Tensor, Weight  # noqa: E402
 from greta_adapters.llamacpp import LlamaCpp, capture  # noqa: E402
+from greta_adapters.llamacpp_map import map_graph  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL = os.path.join(ROOT, ".cache", "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -195,3 +196,27 @@ def test_flash_attention_is_one_judged_attention_node():
         assert att.op == "attention" and att.route.startswith("ggml:FLASH_ATTN_EXT")
         assert att.params["window"] == 0 and att.params["n_kv_heads"] == hp["n_head_kv"]
         assert [la for la in fa.launches if la.phase == ph and la.op is None] == []
+
+
+def test_an_unjudged_node_keeps_its_own_name_and_is_recorded(tmp_path):
+    """A node whose params no contract fits (here: every ROPE made to claim mode 8, M-RoPE) is recorded
+    without an op under its own name, never under greta's rope_q (whose contract capture would enforce)."""
+    eng = LlamaCpp(MODEL, n_ctx=64, threads=1)
+    try:
+        eng.decode(PROMPT, 0)
+        nodes = eng.nodes
+    finally:
+        eng.close()
+    for n in nodes:
+        if n.op == "ROPE":
+            n.op_params = n.op_params[:2] + (8,) + n.op_params[3:]
+    launches = map_graph(nodes, phase="prefill", pos=0, rows=len(PROMPT))
+    ropes = [la for la in launches if la.route.startswith("ggml:ROPE")]
+    assert len(ropes) == 60 and {la.stage for la in ropes} == {"Qcur", "Kcur"}
+    assert all(la.op is None and "mode 8" in la.note for la in ropes)
+    greta = pytest.importorskip("greta")
+    from greta_adapters.launches import write_tape
+
+    n = write_tape(str(tmp_path / "t.tape"), launches, engine="llama.cpp", engine_version="test",
+                   model={"gguf": MODEL})
+    assert n == len(launches) and len(greta.open(str(tmp_path / "t.tape"))) == n
