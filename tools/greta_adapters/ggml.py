@@ -74,6 +74,8 @@ class Ggml:
         self.lib.ggml_unary_op_name.argtypes = [ctypes.c_int]
         self.lib.ggml_op_desc.restype = ctypes.c_char_p
         self.lib.ggml_op_desc.argtypes = [ctypes.c_void_p]
+        self.lib.ggml_nbytes.restype = ctypes.c_size_t
+        self.lib.ggml_nbytes.argtypes = [ctypes.c_void_p]
         self._ops: dict[int, str] = {}
         self._types: dict[int, str] = {}
 
@@ -85,6 +87,10 @@ class Ggml:
     def op_desc(self, ptr: int) -> str:
         """Op name, with the unary/GLU sub-op where there is one (e.g. `SWIGLU`)."""
         return self.lib.ggml_op_desc(ptr).decode()
+
+    def nbytes(self, ptr: int) -> int:
+        """Bytes a tensor spans in memory from its data pointer (`ggml_nbytes`: strides included)."""
+        return int(self.lib.ggml_nbytes(ptr))
 
     def type_name(self, t: int) -> str:
         if t not in self._types:
@@ -104,6 +110,16 @@ class Node:
     addr: int
     data_addr: int
     op_params: tuple[int, ...] = ()
+    # the tensor at the root of its view chain (`view_src`): a leaf (op NONE: weights, graph inputs, the
+    # KV cache) or a computed node
+    root_name: str = ""
+    root_is_leaf: bool = False
+    is_view: bool = False
+
+    @property
+    def is_weight(self) -> bool:
+        """A model weight itself (a leaf named `*.weight`), referenced by GGUF name, never read."""
+        return self.op == "NONE" and not self.is_view and self.name.endswith(".weight")
 
     def param_f32(self, i: int) -> float:
         """op_params[i] read as the f32 it stores (ggml keeps floats there bit for bit)."""
@@ -111,6 +127,8 @@ class Node:
 
     src: list["Node"] = field(default_factory=list)
     data: np.ndarray | None = None
+    # the bytes the tensor spans (`ggml_nbytes` from its data pointer), copied when the node was computed
+    raw: np.ndarray | None = None
 
     def shape(self) -> tuple[int, ...]:
         """Row-major shape, outermost first, trailing unit dimensions dropped (ne reversed)."""
@@ -120,9 +138,21 @@ class Node:
         return tuple(reversed(ne))
 
 
-def snapshot(ggml: Ggml, ptr: int, depth: int = 2, read: bool = True) -> Node:
-    """Copies a tensor's metadata (and its sources' to `depth`) and, when `read`, its elements."""
+def snapshot(ggml: Ggml, ptr: int, depth: int = 1, read: bool = True, leaves: bool = True) -> Node:
+    """Copies a tensor's metadata (and its sources' to `depth`) and, when `read`, the bytes it spans.
+
+    Sources whose view chain ends in a leaf that is not a weight (token ids, positions, masks, cache row
+    indices, the KV cache) are read here, with their consumer: the graph allocator never reuses a leaf's
+    memory, so they still hold what the consumer read. Sources computed by the graph are not read here
+    (an in-place consumer may have overwritten them): the mapper finds them in the bytes copied when
+    their own node was computed. Weights are never read: the tape references them by GGUF name.
+    """
     t = ctypes.cast(ptr, ctypes.POINTER(GgmlTensor)).contents
+    root = t
+    hops = 0
+    while root.view_src and hops < 64:
+        root = root.view_src.contents
+        hops += 1
     node = Node(
         name=t.name.decode(errors="replace"),
         op=ggml.op_desc(ptr),
@@ -132,6 +162,9 @@ def snapshot(ggml: Ggml, ptr: int, depth: int = 2, read: bool = True) -> Node:
         addr=ptr,
         data_addr=t.data or 0,
         op_params=tuple(t.op_params),
+        root_name=root.name.decode(errors="replace"),
+        root_is_leaf=ggml.op_name(root.op) == "NONE",
+        is_view=bool(t.view_src),
     )
     if depth > 0:
         for s in t.src:
@@ -139,15 +172,39 @@ def snapshot(ggml: Ggml, ptr: int, depth: int = 2, read: bool = True) -> Node:
                 continue
             sp = ctypes.cast(s, ctypes.c_void_p).value
             src = snapshot(ggml, sp, depth - 1, read=False)
-            # Small graph inputs (token ids, positions, cache row indices, the attention mask) are leaves
-            # the callback never sees on their own: read them with their consumer. Weights are not read:
-            # the tape references them by GGUF tensor name.
-            if src.op == "NONE" and not src.name.endswith(".weight") and src.type in _NUMPY and src.data_addr:
+            if (leaves and src.root_is_leaf and not src.root_name.endswith(".weight") and src.type in _NUMPY
+                    and src.data_addr):
                 src.data = read_strided(src.data_addr, src.type, src.ne, src.nb)
             node.src.append(src)
-    if read and node.data_addr and node.type in _NUMPY:
-        node.data = read_strided(node.data_addr, node.type, node.ne, node.nb)
+    if read and node.data_addr:
+        n = ggml.nbytes(ptr)
+        node.raw = np.frombuffer((ctypes.c_char * n).from_address(node.data_addr), dtype=np.uint8).copy()
+        if node.type in _NUMPY:
+            node.data = strided(node.raw, 0, node.type, node.ne, node.nb)
     return node
+
+
+def strided(raw: np.ndarray, offset: int, type_name: str, ne, nb) -> np.ndarray:
+    """The tensor (ne, nb) at byte `offset` of `raw`, as a C-contiguous (ne3, ne2, ne1, ne0) array."""
+    dt = np.dtype(_NUMPY[type_name])
+    shape = tuple(int(x) for x in reversed(ne))
+    strides = tuple(int(x) for x in reversed(nb))
+    span = sum((n - 1) * s for n, s in zip(shape, strides)) + dt.itemsize
+    if offset < 0 or offset + span > raw.size:
+        raise ValueError(f"a {type_name} view of {span} bytes at {offset} leaves a {raw.size}-byte copy")
+    if any(x % dt.itemsize for x in strides):
+        raise ValueError(f"strides {strides} are not whole {type_name} elements")
+    base = raw[offset:offset + span]
+    if (base.ctypes.data % dt.itemsize) != 0:
+        base = base.copy()
+    flat = base.view(dt) if span % dt.itemsize == 0 else base[:span - span % dt.itemsize].view(dt)
+    return np.array(np.lib.stride_tricks.as_strided(flat, shape=shape, strides=strides), copy=True)
+
+
+def span_bytes(type_name: str, ne, nb) -> int:
+    """Bytes a tensor of a numpy-readable type spans from its first element."""
+    dt = np.dtype(_NUMPY[type_name])
+    return sum((int(n) - 1) * int(s) for n, s in zip(ne, nb)) + dt.itemsize
 
 
 def read_strided(addr: int, type_name: str, ne, nb) -> np.ndarray:

@@ -40,7 +40,9 @@ Input = Union[Tensor, Weight]
 
 @dataclass
 class Launch:
-    """One engine operation mapped onto a greta stage (or kept under the engine's own name)."""
+    """One engine operation: where it sits (phase, layer, stage: greta's or the engine's own name) and
+    what it computes (`op`, docs/OPS.md; None: greta has no op for it, so it is kept and listed as
+    unjudged, and `note` says why)."""
 
     phase: str
     layer: int | None
@@ -49,6 +51,8 @@ class Launch:
     params: dict = field(default_factory=dict)
     inputs: dict[str, Input] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    op: str | None = None
+    note: str = ""
 
 
 def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version: str, model: dict,
@@ -78,6 +82,7 @@ def write_tape(path: str, launches: list[Launch], *, engine: str, engine_version
                 layer=la.layer,
                 stage=la.stage,
                 route=la.route,
+                op=la.op,
                 params=la.params,
                 inputs=inputs,
                 outputs={k: np.ascontiguousarray(v) for k, v in la.outputs.items()},
