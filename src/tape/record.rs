@@ -296,9 +296,6 @@ pub struct LaunchEnd {
 }
 
 /// One record of the tape.
-// Begin is the larger by far (a foreign launch's names, params and op); it is also the one every launch
-// has, so boxing it would only add an allocation per record on the read and write paths.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 // A begin carries the launch's params inline (272 bytes since format 5's rope_mode and window); records
 // are decoded and handled one at a time, so boxing it would add an allocation a record for nothing.
