@@ -54,6 +54,40 @@ impl LocalVerdict {
     }
 }
 
+/// Folds the local-error rule's first named launch (`by_local`: its position among the compared rows
+/// and the verdict) into the first significant divergence found by the inherited-error rule: the same
+/// row gains the local reason; an earlier row takes its place. `judged` holds (inherited, envelope) of
+/// the rows the inherited rule judged; `err` and `stage` describe row i. Shared by the tape diff and
+/// prefill-vs-decode.
+pub fn fold_into(
+    significant: &mut Option<(usize, crate::diff::significant::Significance)>,
+    by_local: Option<(usize, LocalVerdict)>,
+    judged: &HashMap<usize, (f64, f64)>,
+    err: impl Fn(usize) -> f64,
+    stage: impl Fn(usize) -> String,
+) {
+    let Some((i, v)) = by_local else { return };
+    match significant {
+        Some((j, why)) if *j == i => why.local = Some(v),
+        Some((j, _)) if *j < i => {}
+        _ => {
+            let (inherited, envelope) = judged.get(&i).copied().unwrap_or((0.0, 0.0));
+            *significant = Some((
+                i,
+                crate::diff::significant::Significance {
+                    err: err(i),
+                    inherited,
+                    envelope,
+                    growth: v.local / v.typical.max(f64::MIN_POSITIVE),
+                    reason: v.reason(&stage(i)),
+                    inputs: Vec::new(),
+                    local: Some(v),
+                },
+            ));
+        }
+    }
+}
+
 /// The local errors of one tape's launches.
 #[derive(Default, Debug)]
 pub struct LocalErrors {

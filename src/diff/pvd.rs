@@ -296,28 +296,13 @@ pub fn prefill_vs_decode(t: &TapeReader, row: Option<usize>) -> Result<Pvd, PvdE
             .or_else(|| local.verdict(r.seq_decode?, "decode"))?;
         Some((i, v))
     });
-    if let Some((i, v)) = by_local {
-        match &mut significant {
-            Some((j, why)) if *j == i => why.local = Some(v),
-            Some((j, _)) if *j < i => {}
-            _ => {
-                let r = &rows[i];
-                let (inherited, envelope) = judged.get(&i).copied().unwrap_or((0.0, 0.0));
-                significant = Some((
-                    i,
-                    Significance {
-                        err: r.compare.as_ref().map_or(0.0, |c| c.rel_l2),
-                        inherited,
-                        envelope,
-                        growth: v.local / v.typical.max(f64::MIN_POSITIVE),
-                        reason: v.reason(&r.stage),
-                        inputs: Vec::new(),
-                        local: Some(v),
-                    },
-                ));
-            }
-        }
-    }
+    super::local::fold_into(
+        &mut significant,
+        by_local,
+        &judged,
+        |i| rows[i].compare.as_ref().map_or(0.0, |c| c.rel_l2),
+        |i| rows[i].stage.to_string(),
+    );
     Ok(Pvd {
         param_diffs,
         local_errors: LocalErrors::note(&[&local]),

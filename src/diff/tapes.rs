@@ -353,28 +353,13 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
             .or_else(|| local_b.verdict(d.seq_b, "B"))?;
         Some((i, v))
     });
-    if let Some((i, v)) = by_local {
-        match &mut significant {
-            Some((j, why)) if *j == i => why.local = Some(v),
-            Some((j, _)) if *j < i => {}
-            _ => {
-                let d = &launches[i];
-                let (inherited, envelope) = judged.get(&i).copied().unwrap_or((0.0, 0.0));
-                significant = Some((
-                    i,
-                    Significance {
-                        err: d.compare.as_ref().map_or(0.0, |c| c.rel_l2),
-                        inherited,
-                        envelope,
-                        growth: v.local / v.typical.max(f64::MIN_POSITIVE),
-                        reason: v.reason(&d.stage),
-                        inputs: Vec::new(),
-                        local: Some(v),
-                    },
-                ));
-            }
-        }
-    }
+    super::local::fold_into(
+        &mut significant,
+        by_local,
+        &judged,
+        |i| launches[i].compare.as_ref().map_or(0.0, |c| c.rel_l2),
+        |i| launches[i].stage.to_string(),
+    );
     let equal = first.is_none() && launches.is_empty();
     Ok(TapeDiff {
         local_errors: LocalErrors::note(&[&local_a, &local_b]),
