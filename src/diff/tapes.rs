@@ -380,8 +380,15 @@ pub fn diff(a: &TapeReader, b: &TapeReader) -> Result<TapeDiff, TapeError> {
 }
 
 /// The inputs of `la` whose bytes differ from `lb`'s input of the same role (by hash, however each was
-/// recorded), measured when both sides' bytes can be read.
+/// recorded), measured when both sides' bytes can be read. Launches of the same stage that compute
+/// different ops (llama.cpp's `attn_norm` is the `mul` by the norm weight after a separate `rms_norm`;
+/// greta's is one `rms_norm`) have inputs that are different things under the same role name: nothing
+/// is compared then.
 fn input_diffs(la: &Launch, lb: &Launch, sa: &Source, sb: &Source, t: &Tracker) -> Vec<InputDiff> {
+    let op = |l: &Launch| crate::ops::stages::op_for(l.begin.stage, l.begin.foreign.as_ref());
+    if op(la) != op(lb) {
+        return Vec::new();
+    }
     let (ia, ib) = (&la.begin.inputs, &lb.begin.inputs);
     ia.iter()
         .enumerate()
